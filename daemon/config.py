@@ -1,0 +1,646 @@
+"""config.yaml -> a frozen :class:`Config` (CONTRACT §5).
+
+Everything the daemon reads from its config file goes through
+:func:`load_config`, which either returns a fully validated, frozen
+:class:`Config` or raises :class:`ConfigError` listing *every* problem found
+(it collects problems instead of stopping at the first), each message naming
+the key, e.g. ``sync.page_sise: unknown key``.
+
+Rules decided here (the contract is silent on them; they are in the README):
+
+* Config path: ``--config``, else ``$MEDIASAGE_CONFIG``, else ``./config.yaml``.
+  An explicitly named file (``--config`` or the env var) must exist; the
+  default ``./config.yaml`` may be absent, in which case every default applies
+  and relative paths resolve against the current directory.
+* An empty config file (or an empty section such as ``sync:``) means defaults;
+  so do ``plex.token:`` / ``plex.token_file:`` left empty. A duration left
+  empty (``interval:``) is an error: write ``off``.
+* Durations: ``30s``, ``15m``, ``24h``, ``7d`` (a decimal like ``1.5h`` is
+  fine), a bare number is seconds, and ``off`` (YAML's unquoted ``off``/``no``/
+  ``false`` too) disables. ``sync.interval`` must be > 0 or off;
+  ``sync.stale_after: 0`` means "always sync at startup".
+* ``daemon.socket_mode`` is octal: ``"0660"``, ``"660"``, ``"0o660"`` and the
+  unquoted YAML forms ``0660`` and ``660`` all mean rw for owner and group.
+  It must be within 0..0777 and must give the owner read+write.
+* Relative paths (``cache.path``, ``daemon.socket``, ``plex.token_file``)
+  resolve against the config file's directory; ``~`` is expanded.
+* Plex token precedence: ``$MEDIASAGE_PLEX_TOKEN`` (if set and non-empty) >
+  ``plex.token_file`` (contents, whitespace stripped; missing, unreadable or
+  empty is an error naming ``plex.token_file``; not read at all when the env
+  var is set) > ``plex.token``. An empty token is allowed (Plex servers that
+  allow unauthenticated local access).
+* ``plex.url`` must be ``http(s)://host[:port]``; a trailing ``/`` is dropped.
+* ``daemon.log_level`` is case-insensitive and stored lower-case.
+* Duplicate keys in the YAML are errors (PyYAML would silently keep the last).
+* Warnings (non-fatal, in ``Config.warnings``): the config file holds a token
+  and is readable by group/other; the token file is readable by group/other;
+  the socket path is too long for a Unix socket; the socket mode lets every
+  local user connect while ``allowed_uids`` is empty.
+* The Plex token never appears in any problem or warning, nor in ``repr()``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+__all__ = [
+    "CacheConfig",
+    "Config",
+    "ConfigError",
+    "DaemonConfig",
+    "DEFAULT_CONFIG_PATH",
+    "ENV_CONFIG",
+    "ENV_PLEX_TOKEN",
+    "LOG_LEVELS",
+    "PlexConfig",
+    "SyncConfig",
+    "config_path",
+    "load_config",
+    "parse_duration",
+]
+
+ENV_CONFIG = "MEDIASAGE_CONFIG"
+ENV_PLEX_TOKEN = "MEDIASAGE_PLEX_TOKEN"
+DEFAULT_CONFIG_PATH = Path("config.yaml")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+# Unix socket paths (sun_path) hold 108 bytes including the terminating NUL.
+_MAX_SOCKET_PATH = 107
+
+
+# --------------------------------------------------------------------------- #
+# The dataclass tree. Defaults are CONTRACT §5's; paths are resolved by
+# load_config (a directly constructed Config keeps them relative).
+
+
+@dataclass(frozen=True)
+class PlexConfig:
+    url: str = "http://127.0.0.1:32400"
+    token: str = field(default="", repr=False)  # resolved token; never printed
+    library: str = "Music"
+    timeout: float = 30.0
+    verify_ssl: bool = True
+    token_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    path: Path = Path("data/library_cache.db")
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    page_size: int = 1000
+    interval: float | None = 86400.0  # seconds; None = no scheduled sync
+    stale_after: float | None = 86400.0  # seconds; None = never sync at startup for staleness
+    retries: int = 2
+    live_keywords: tuple[str, ...] = ("live", "concert", "unplugged", "in concert", "bootleg")
+    dated_titles_are_live: bool = True
+    plex_events: bool = True
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    socket: Path = Path("data/mediasaged.sock")
+    socket_mode: int = 0o660
+    allowed_uids: tuple[int, ...] = ()
+    read_only_uids: tuple[int, ...] = ()
+    log_level: str = "info"
+
+
+@dataclass(frozen=True)
+class Config:
+    plex: PlexConfig = field(default_factory=PlexConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    source: Path | None = None  # the file this came from; None = defaults only
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able view for logs/diagnostics; the token is masked."""
+
+        def dur(v: float | None) -> Any:
+            return "off" if v is None else v
+
+        return {
+            "plex": {
+                "url": self.plex.url,
+                "token": "***" if self.plex.token else "",
+                "library": self.plex.library,
+                "timeout": self.plex.timeout,
+                "verify_ssl": self.plex.verify_ssl,
+                "token_file": str(self.plex.token_file) if self.plex.token_file else None,
+            },
+            "cache": {"path": str(self.cache.path)},
+            "sync": {
+                "page_size": self.sync.page_size,
+                "interval": dur(self.sync.interval),
+                "stale_after": dur(self.sync.stale_after),
+                "retries": self.sync.retries,
+                "live_keywords": list(self.sync.live_keywords),
+                "dated_titles_are_live": self.sync.dated_titles_are_live,
+                "plex_events": self.sync.plex_events,
+            },
+            "daemon": {
+                "socket": str(self.daemon.socket),
+                "socket_mode": format(self.daemon.socket_mode, "04o"),
+                "allowed_uids": list(self.daemon.allowed_uids),
+                "read_only_uids": list(self.daemon.read_only_uids),
+                "log_level": self.daemon.log_level,
+            },
+            "source": str(self.source) if self.source else None,
+        }
+
+
+class ConfigError(Exception):
+    """The config is unusable. ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[str], source: Path | None = None):
+        self.problems = list(problems)
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(where + "; ".join(self.problems))
+
+
+# --------------------------------------------------------------------------- #
+# Durations
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION_HINT = "expected a duration like 30s, 15m, 24h, 7d or off"
+
+
+def parse_duration(text: Any) -> float | None:
+    """``"30s"``/``"15m"``/``"24h"``/``"7d"`` -> seconds; ``"off"`` -> None.
+
+    A bare non-negative number (int, float or numeric string) is seconds.
+    ``False`` (YAML reads an unquoted ``off`` as false) also means off.
+    Raises ValueError with a message that quotes the bad value.
+    """
+    if text is False:
+        return None
+    if text is True:
+        raise ValueError(f"{_DURATION_HINT}, got {_yaml_repr(text)}")
+    if isinstance(text, (int, float)):
+        value = float(text)
+    elif isinstance(text, str):
+        if text.strip().lower() == "off":
+            return None
+        m = _DURATION_RE.match(text)
+        if not m:
+            raise ValueError(f"{_DURATION_HINT}, got {_yaml_repr(text)}")
+        value = float(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()]
+    else:
+        raise ValueError(f"{_DURATION_HINT}, got {_yaml_repr(text)}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{_DURATION_HINT}, got {_yaml_repr(text)}")
+    return value
+
+
+def _yaml_repr(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, _RawInt):
+        return value.text
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+# --------------------------------------------------------------------------- #
+# YAML loading: safe loader that rejects duplicate keys and remembers how
+# integers were spelled (YAML 1.1 reads an unquoted 0660 as octal 432; we
+# want the digits the user wrote for socket_mode).
+
+
+class _RawInt(int):
+    text: str
+
+    def __new__(cls, value: int, text: str) -> "_RawInt":
+        obj = super().__new__(cls, value)
+        obj.text = text
+        return obj
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    value = yaml.SafeLoader.construct_yaml_int(loader, node)
+    return _RawInt(value, str(node.value))
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict:
+    loader.flatten_mapping(node)
+    seen: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                "found an unhashable key", key_node.start_mark) from None
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {str(key)[:40]!r}", key_node.start_mark)
+        seen[key] = loader.construct_object(value_node, deep=True)
+    return seen
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+
+
+def _yaml_problem(exc: yaml.YAMLError, name: str) -> str:
+    """A YAML error as one line with the line number, without the file's text
+    (PyYAML's own str() quotes the offending line, which may hold the token)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or "invalid YAML"
+    if mark is not None:
+        return f"{name}: invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return f"{name}: invalid YAML: {problem}"
+
+
+# --------------------------------------------------------------------------- #
+# Validation helpers. Each returns the converted value or appends a problem
+# and returns the default.
+
+_SCHEMA: dict[str, tuple[str, ...]] = {
+    "plex": ("url", "token", "token_file", "library", "timeout", "verify_ssl"),
+    "cache": ("path",),
+    "sync": ("page_size", "interval", "stale_after", "retries", "live_keywords",
+             "dated_titles_are_live", "plex_events"),
+    "daemon": ("socket", "socket_mode", "allowed_uids", "read_only_uids", "log_level"),
+}
+
+
+class _Checker:
+    def __init__(self, data: dict, base: Path):
+        self.data = data
+        self.base = base
+        self.problems: list[str] = []
+        self.warnings: list[str] = []
+        self.sections: dict[str, dict] = {}
+        for name, value in data.items():
+            if not isinstance(name, str) or name not in _SCHEMA:
+                self.problems.append(f"{name}: unknown key" + _suggest(name, _SCHEMA))
+        for section, keys in _SCHEMA.items():
+            raw = data.get(section)
+            if raw is None:
+                raw = {}
+            elif not isinstance(raw, dict):
+                self.problems.append(f"{section}: expected a mapping, got {_yaml_repr(raw)}")
+                raw = {}
+            for key in raw:
+                if not isinstance(key, str) or key not in keys:
+                    self.problems.append(f"{section}.{key}: unknown key" + _suggest(key, keys))
+            self.sections[section] = raw
+
+    def has(self, section: str, key: str) -> bool:
+        return key in self.sections[section]
+
+    def get(self, section: str, key: str, default: Any) -> Any:
+        return self.sections[section].get(key, default)
+
+    def bad(self, key: str, message: str) -> None:
+        self.problems.append(f"{key}: {message}")
+
+    # -- typed getters -------------------------------------------------------
+
+    def string(self, section: str, key: str, default: str, *, secret: bool = False,
+               nonempty: bool = False) -> str:
+        v = self.get(section, key, default)
+        if not isinstance(v, str):
+            got = "" if secret else f", got {_yaml_repr(v)}"
+            self.bad(f"{section}.{key}", f"expected a string (quote it){got}")
+            return default
+        if nonempty and not v.strip():
+            self.bad(f"{section}.{key}", "must not be empty")
+            return default
+        return v
+
+    def boolean(self, section: str, key: str, default: bool) -> bool:
+        v = self.get(section, key, default)
+        if not isinstance(v, bool):
+            self.bad(f"{section}.{key}", f"expected true or false, got {_yaml_repr(v)}")
+            return default
+        return v
+
+    def integer(self, section: str, key: str, default: int, lo: int, hi: int) -> int:
+        v = self.get(section, key, default)
+        if isinstance(v, bool) or not isinstance(v, int):
+            self.bad(f"{section}.{key}", f"expected an integer from {lo} to {hi}, got {_yaml_repr(v)}")
+            return default
+        if not lo <= v <= hi:
+            self.bad(f"{section}.{key}", f"must be from {lo} to {hi}, got {_yaml_repr(v)}")
+            return default
+        return int(v)
+
+    def positive_number(self, section: str, key: str, default: float) -> float:
+        v = self.get(section, key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            self.bad(f"{section}.{key}", f"expected a number of seconds > 0, got {_yaml_repr(v)}")
+            return default
+        if not (math.isfinite(v) and v > 0):
+            self.bad(f"{section}.{key}", f"must be > 0, got {_yaml_repr(v)}")
+            return default
+        return float(v)
+
+    def duration(self, section: str, key: str, default: float | None, *,
+                 allow_zero: bool) -> float | None:
+        if not self.has(section, key):
+            return default
+        v = self.get(section, key, default)
+        if v is None:  # `interval:` with no value: ask for an explicit "off"
+            self.bad(f"{section}.{key}", f"{_DURATION_HINT}, got null")
+            return default
+        try:
+            seconds = parse_duration(v)
+        except ValueError as exc:
+            self.bad(f"{section}.{key}", str(exc))
+            return default
+        if seconds == 0 and not allow_zero:
+            self.bad(f"{section}.{key}", "must be greater than 0 (use off to disable)")
+            return default
+        return seconds
+
+    def path(self, section: str, key: str, default: Path | None) -> Path | None:
+        v = self.get(section, key, default)
+        if v is None or (default is None and v == ""):
+            return None  # optional path left empty
+        if isinstance(v, Path):
+            p = v
+        elif isinstance(v, str) and v.strip():
+            p = Path(v)
+        else:
+            self.bad(f"{section}.{key}", f"expected a path, got {_yaml_repr(v)}")
+            return self.resolve(default) if default is not None else None
+        return self.resolve(p)
+
+    def resolve(self, p: Path) -> Path:
+        p = p.expanduser()
+        return p if p.is_absolute() else self.base / p
+
+    def uids(self, section: str, key: str) -> tuple[int, ...]:
+        v = self.get(section, key, [])
+        if v is None:
+            return ()
+        if not isinstance(v, list):
+            self.bad(f"{section}.{key}", f"expected a list of uids, got {_yaml_repr(v)}")
+            return ()
+        out = []
+        for i, uid in enumerate(v):
+            if isinstance(uid, bool) or not isinstance(uid, int) or uid < 0 or uid > 0xFFFFFFFE:
+                self.bad(f"{section}.{key}[{i}]",
+                         f"expected a non-negative integer uid, got {_yaml_repr(uid)}")
+            else:
+                out.append(int(uid))
+        return tuple(out)
+
+
+def _suggest(name: Any, choices) -> str:
+    if not isinstance(name, str):
+        return ""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _parse_socket_mode(v: Any) -> int:
+    """Octal mode -> int; raises ValueError."""
+    if isinstance(v, _RawInt):
+        text = v.text  # unquoted 0660 / 660 / 0o660 as written
+    elif isinstance(v, str):
+        text = v
+    else:
+        raise ValueError
+    text = text.strip().lower()
+    if text.startswith("0o"):
+        text = text[2:]
+    if not text or not re.fullmatch(r"[0-7]{1,4}", text):
+        raise ValueError
+    mode = int(text, 8)
+    if mode > 0o777:
+        raise ValueError
+    return mode
+
+
+def _group_or_other_readable(path: Path) -> bool:
+    try:
+        return bool(os.stat(path).st_mode & (stat.S_IRGRP | stat.S_IROTH))
+    except OSError:
+        return False
+
+
+def _scrub(messages: list[str], secrets: list[str]) -> list[str]:
+    secrets = [s for s in secrets if s and len(s) >= 4]
+    out = []
+    for m in messages:
+        for s in secrets:
+            m = m.replace(s, "***")
+        out.append(m)
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Public entry points
+
+
+def config_path(cli_arg: str | os.PathLike | None, env: Mapping[str, str] | None = None) -> Path:
+    """``--config`` value, else ``$MEDIASAGE_CONFIG``, else ``./config.yaml``."""
+    if env is None:
+        env = os.environ
+    if cli_arg:
+        return Path(cli_arg)
+    if env.get(ENV_CONFIG):
+        return Path(env[ENV_CONFIG])
+    return DEFAULT_CONFIG_PATH
+
+
+def load_config(path: str | os.PathLike | None = None,
+                env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file.
+
+    ``path`` is the ``--config`` argument: given, the file must exist. ``None``
+    means ``$MEDIASAGE_CONFIG`` (must exist too) or else ``./config.yaml``,
+    which may be absent (then all defaults apply, relative to the current
+    directory). Raises :class:`ConfigError` listing all problems.
+    """
+    if env is None:
+        env = os.environ
+    explicit = path is not None or bool(env.get(ENV_CONFIG))
+    file = config_path(path, env)
+    name = str(file)
+    source: Path | None = file.absolute()
+    raw_secrets: list[str] = []
+
+    data: Any = {}
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError([f"{name}: config file not found"], source) from None
+        text, source = "", None
+    except IsADirectoryError:
+        raise ConfigError([f"{name}: is a directory, not a config file"], source) from None
+    except PermissionError:
+        raise ConfigError([f"{name}: permission denied reading the config file"], source) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{name}: not valid UTF-8 text"], source) from None
+    except OSError as exc:
+        raise ConfigError([f"{name}: cannot read config file: {exc.strerror}"], source) from None
+
+    # Anything that looks like a token value in the raw text is scrubbed from
+    # messages, in case a YAML error message ever quotes it.
+    raw_secrets += [m.group(1).strip("'\"") for m in
+                    re.finditer(r"^\s*token\s*:\s*(\S+)", text, re.MULTILINE)]
+    try:
+        data = yaml.load(text, Loader=_Loader) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(_scrub([_yaml_problem(exc, name)], raw_secrets), source) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{name}: expected a mapping of sections (plex, cache, sync, daemon) "
+                           f"at the top level, got {_yaml_repr(data)}"], source)
+
+    base = (source.parent if source is not None else Path.cwd().absolute())
+    c = _Checker(data, base)
+    d_plex, d_cache, d_sync, d_daemon = PlexConfig(), CacheConfig(), SyncConfig(), DaemonConfig()
+
+    # ---- plex
+    url = c.string("plex", "url", d_plex.url, nonempty=True)
+    m = re.fullmatch(r"(https?)://([^/?#\s]+)(/[^?#\s]*)?", url.strip(), re.IGNORECASE)
+    if not m:
+        shown = "" if "token" in url.lower() else f", got {url!r}"  # never echo a token
+        c.bad("plex.url", f"expected an http:// or https:// URL like http://127.0.0.1:32400{shown}")
+        url = d_plex.url
+    else:
+        url = url.strip().rstrip("/")
+    file_token = "" if c.get("plex", "token", "") is None else c.string(
+        "plex", "token", "", secret=True)
+    raw_secrets.append(file_token)
+    library = c.string("plex", "library", d_plex.library, nonempty=True)
+    timeout = c.positive_number("plex", "timeout", d_plex.timeout)
+    verify_ssl = c.boolean("plex", "verify_ssl", d_plex.verify_ssl)
+    token_file = c.path("plex", "token_file", None)
+
+    token = file_token
+    env_token = (env.get(ENV_PLEX_TOKEN) or "").strip()
+    if env_token:
+        token = env_token
+    elif token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            c.bad("plex.token_file", f"{token_file}: no such file")
+        except PermissionError:
+            c.bad("plex.token_file", f"{token_file}: permission denied")
+        except IsADirectoryError:
+            c.bad("plex.token_file", f"{token_file}: is a directory")
+        except UnicodeDecodeError:
+            c.bad("plex.token_file", f"{token_file}: not valid UTF-8 text")
+        except OSError as exc:
+            c.bad("plex.token_file", f"{token_file}: cannot read: {exc.strerror}")
+        else:
+            if not token:
+                c.bad("plex.token_file", f"{token_file}: file is empty")
+            elif _group_or_other_readable(token_file):
+                c.warnings.append(
+                    f"{token_file} (plex.token_file) is readable by other users; chmod 600 it")
+    raw_secrets.append(token)
+    if file_token.strip() and source is not None and _group_or_other_readable(source):
+        c.warnings.append(
+            f"{source.name} holds the Plex token and is readable by other users; "
+            "chmod 600 it or use plex.token_file")
+
+    # ---- cache
+    cache_path = c.path("cache", "path", d_cache.path)
+
+    # ---- sync
+    page_size = c.integer("sync", "page_size", d_sync.page_size, 1, 10000)
+    interval = c.duration("sync", "interval", d_sync.interval, allow_zero=False)
+    stale_after = c.duration("sync", "stale_after", d_sync.stale_after, allow_zero=True)
+    retries = c.integer("sync", "retries", d_sync.retries, 0, 10)
+    kw = c.get("sync", "live_keywords", list(d_sync.live_keywords))
+    live_keywords = d_sync.live_keywords
+    if kw is None:
+        live_keywords = ()
+    elif not isinstance(kw, list):
+        c.bad("sync.live_keywords", f"expected a list of strings, got {_yaml_repr(kw)}")
+    else:
+        ok = []
+        for i, word in enumerate(kw):
+            if not isinstance(word, str) or not word.strip():
+                c.bad(f"sync.live_keywords[{i}]",
+                      f"expected a non-empty string, got {_yaml_repr(word)}")
+            else:
+                ok.append(word.strip())
+        live_keywords = tuple(ok)
+    dated = c.boolean("sync", "dated_titles_are_live", d_sync.dated_titles_are_live)
+    plex_events = c.boolean("sync", "plex_events", d_sync.plex_events)
+
+    # ---- daemon
+    sock = c.path("daemon", "socket", d_daemon.socket)
+    if sock is not None and len(os.fsencode(str(sock))) > _MAX_SOCKET_PATH:
+        c.warnings.append(
+            f"daemon.socket: {sock} is {len(os.fsencode(str(sock)))} bytes long; "
+            f"Unix socket paths are limited to {_MAX_SOCKET_PATH} bytes")
+    raw_mode = c.get("daemon", "socket_mode", "0660")
+    try:
+        socket_mode = _parse_socket_mode(raw_mode)
+        if socket_mode & 0o600 != 0o600:
+            c.bad("daemon.socket_mode",
+                  f"must give the owner read and write (like 0600 or 0660), got {format(socket_mode, '04o')}")
+            socket_mode = d_daemon.socket_mode
+    except ValueError:
+        c.bad("daemon.socket_mode",
+              f'expected an octal mode like "0660", got {_yaml_repr(raw_mode)}')
+        socket_mode = d_daemon.socket_mode
+    allowed = c.uids("daemon", "allowed_uids")
+    read_only = c.uids("daemon", "read_only_uids")
+    if socket_mode & 0o002 and not allowed:
+        c.warnings.append(
+            f"daemon.socket_mode {format(socket_mode, '04o')} lets every local user "
+            "connect and daemon.allowed_uids is empty")
+    level = c.get("daemon", "log_level", d_daemon.log_level)
+    if not isinstance(level, str) or level.strip().lower() not in LOG_LEVELS:
+        c.bad("daemon.log_level",
+              f"expected one of {', '.join(LOG_LEVELS)}, got {_yaml_repr(level)}")
+        level = d_daemon.log_level
+    level = level.strip().lower()
+
+    if c.problems:
+        raise ConfigError(_scrub(c.problems, raw_secrets), source)
+
+    return Config(
+        plex=PlexConfig(url=url, token=token, library=library, timeout=timeout,
+                        verify_ssl=verify_ssl, token_file=token_file),
+        cache=CacheConfig(path=cache_path),
+        sync=SyncConfig(page_size=page_size, interval=interval, stale_after=stale_after,
+                        retries=retries, live_keywords=live_keywords,
+                        dated_titles_are_live=dated, plex_events=plex_events),
+        daemon=DaemonConfig(socket=sock, socket_mode=socket_mode, allowed_uids=allowed,
+                            read_only_uids=read_only, log_level=level),
+        source=source,
+        warnings=tuple(_scrub(c.warnings, raw_secrets)),
+    )
