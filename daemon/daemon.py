@@ -1,0 +1,209 @@
+"""The daemon's lifecycle: startup, main loop, shutdown — plain awaits in order.
+
+Signal handlers only set flags and wake the main loop (as uvicorn does); the
+loop then reloads config, pings the systemd watchdog, starts scheduled syncs,
+and on a stop request falls through to an orderly shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+import socket
+import time
+from pathlib import Path
+
+from . import systemd
+from .config import Config, ConfigError, load_config
+from .methods import build_methods
+from .rpc import CallContext, dispatch, jsonrpc_methods
+from .server import Connection, Server, SocketError, bind_unix_socket
+from .store import Store, StoreError
+from .sync import Syncer
+from .timeutil import now
+
+log = logging.getLogger("mediasaged")
+
+TICK = 1.0  # seconds between main-loop housekeeping passes
+
+
+class StartupError(Exception):
+    """The daemon cannot start (exit 3)."""
+
+
+class Daemon:
+    """Owns the store, the syncer and the server; the ``services`` RPC handlers see."""
+
+    def __init__(self, config: Config, config_path: Path | None):
+        self.config = config
+        self.config_path = config_path
+        self.store = Store(config.cache.path)
+        self.server = Server(self._dispatch, allowed_uids=config.daemon.allowed_uids,
+                             read_only_uids=config.daemon.read_only_uids)
+        self.syncer = Syncer(self.store, lambda: self.config, self.server.publish)
+        self._methods = jsonrpc_methods(build_methods())
+        self.started_at = now()
+        self.socket_path: Path = config.daemon.socket
+        self._owns_socket_file = False
+        self._should_exit = False
+        self._should_reload = False
+        self._wake: asyncio.Event | None = None
+        self._status = ""
+
+    # -- what RPC handlers use --------------------------------------------
+
+    def next_sync_at(self, synced_at: int | None) -> int | None:
+        """When the schedule will start the next sync (None: no schedule)."""
+        interval = self.config.sync.interval
+        if interval is None:
+            return None
+        base = max(synced_at or 0, self.syncer.last_attempt or 0, self.started_at)
+        return int(base + interval)
+
+    async def _dispatch(self, line: str, conn: Connection) -> str | None:
+        return await dispatch(line, self._methods, CallContext(self, conn))
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def run(self) -> int:
+        self._wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request_exit)
+        loop.add_signal_handler(signal.SIGHUP, self._request_reload)
+        try:
+            await self.startup()
+        except StartupError as exc:
+            log.error("%s", exc)
+            await self.store.close()
+            return 3
+        try:
+            await self.main_loop()
+        finally:
+            await self.shutdown()
+        return 0
+
+    def _request_exit(self) -> None:
+        self._should_exit = True
+        self._wake.set()
+
+    def _request_reload(self) -> None:
+        self._should_reload = True
+        self._wake.set()
+
+    async def startup(self) -> None:
+        for warning in self.config.warnings:
+            log.warning("%s", warning)
+        try:
+            await self.store.open()
+        except StoreError as exc:
+            raise StartupError(f"database unusable: {exc}") from None
+        interrupted = await self.store.fail_interrupted_jobs("interrupted: the daemon stopped during the sync")
+        if interrupted:
+            log.warning("marked %d sync job(s) left running by a previous daemon as failed", interrupted)
+        activated = systemd.listen_fds()
+        if activated:
+            sock = activated[0]
+            sock.setblocking(False)
+            self.socket_path = Path(socket_name(sock))
+            log.info("using socket %s passed by the service manager", self.socket_path)
+        else:
+            try:
+                sock = bind_unix_socket(self.socket_path, self.config.daemon.socket_mode)
+            except SocketError as exc:
+                raise StartupError(str(exc)) from None
+            self._owns_socket_file = True
+        await self.server.start(sock)
+        log.info("mediasaged listening on %s (cache %s)", self.socket_path, self.config.cache.path)
+        systemd.notify("READY=1")
+        await self._start_sync_if_stale()
+
+    async def _start_sync_if_stale(self) -> None:
+        stale_after = self.config.sync.stale_after
+        if stale_after is None:
+            return
+        state = await self.store.state()
+        if state.synced_at is None or now() - state.synced_at > stale_after:
+            log.info("cache is %s: starting a sync", "empty" if state.synced_at is None else "stale")
+            await self.syncer.start("auto", "startup")
+
+    async def main_loop(self) -> None:
+        watchdog = systemd.watchdog_interval()
+        last_ping = 0.0
+        while not self._should_exit:
+            try:
+                await asyncio.wait_for(self._wake.wait(), min(TICK, watchdog or TICK))
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            if self._should_exit:
+                break
+            if self._should_reload:
+                self._should_reload = False
+                self.reload()
+            if watchdog and time.monotonic() - last_ping >= watchdog:
+                systemd.notify("WATCHDOG=1")
+                last_ping = time.monotonic()
+            await self._housekeeping()
+
+    async def _housekeeping(self) -> None:
+        state = await self.store.state()
+        due = self.next_sync_at(state.synced_at)
+        if due is not None and now() >= due and not self.syncer.running:
+            await self.syncer.start("auto", "schedule")
+        progress = self.syncer.progress()
+        if progress:
+            status = f"Syncing {progress['current']:,} / {progress['total'] or 0:,} ({progress['phase']})"
+        elif state.synced_at is None:
+            status = "Not synced"
+        else:
+            status = f"Library: {state.track_count:,} tracks"
+        if status != self._status:
+            self._status = status
+            systemd.notify(f"STATUS={status}")
+
+    def reload(self) -> None:
+        """SIGHUP: take the new config, or keep the old one if it is invalid."""
+        systemd.notify("RELOADING=1")
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("reload: config %s is invalid, keeping the current one:", self.config_path)
+            for problem in exc.problems:
+                log.error("  %s", problem)
+            systemd.notify("READY=1")
+            return
+        old = self.config
+        for key, before, after in (("cache.path", old.cache.path, new.cache.path),
+                                   ("daemon.socket", old.daemon.socket, new.daemon.socket),
+                                   ("daemon.socket_mode", old.daemon.socket_mode, new.daemon.socket_mode)):
+            if before != after:
+                log.warning("reload: %s changed; it takes effect at the next restart", key)
+        self.config = dataclasses.replace(
+            new,
+            cache=old.cache,
+            daemon=dataclasses.replace(new.daemon, socket=old.daemon.socket, socket_mode=old.daemon.socket_mode),
+        )
+        self.server.configure(new.daemon.allowed_uids, new.daemon.read_only_uids)
+        logging.getLogger().setLevel(new.daemon.log_level.upper())
+        for warning in new.warnings:
+            log.warning("%s", warning)
+        log.info("reloaded config from %s", self.config_path)
+        systemd.notify("READY=1")
+
+    async def shutdown(self) -> None:
+        systemd.notify("STOPPING=1")
+        log.info("stopping")
+        await self.syncer.shutdown()
+        await self.server.close()
+        await self.store.close()
+        if self._owns_socket_file:
+            self.socket_path.unlink(missing_ok=True)
+        log.info("stopped")
+
+
+def socket_name(sock: socket.socket) -> str:
+    name = sock.getsockname()
+    return name if isinstance(name, str) else name.decode(errors="replace")

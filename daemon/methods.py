@@ -1,0 +1,192 @@
+"""The method table: every RPC method of CONTRACT §3, its handler and schemas.
+
+Handlers are small: they read params, call the store, the syncer or the pure
+query module, and shape the result. ``build_methods`` returns the one table that
+dispatch, validation and ``rpc.discover`` all use.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from . import __version__, query
+from .rpc import CallContext, Method, invalid_param, openrpc_document
+from .sync import job_view
+from .timeutil import iso, now
+
+EVENTS = ("sync.started", "sync.progress", "sync.finished", "library.changed")
+
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+_INT_OR_NULL = {"type": ["integer", "null"]}
+JOB_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "job_id": {"type": "integer"},
+        "state": {"enum": ["idle", "running", "succeeded", "failed", "cancelled"]},
+        "mode": {"enum": ["full", "incremental"]},
+        "trigger": {"enum": ["manual", "schedule", "startup", "server_change", "plex_event"]},
+        "phase": {"type": ["string", "null"]},
+        "current": {"type": "integer"},
+        "total": _INT_OR_NULL,
+        "started_at": _TIME,
+        "finished_at": _TIME,
+        "added": _INT_OR_NULL,
+        "updated": _INT_OR_NULL,
+        "removed": _INT_OR_NULL,
+        "error": {"type": ["string", "null"]},
+    },
+}
+STATUS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "track_count": {"type": "integer"},
+        "synced_at": _TIME,
+        "generation": {"type": "integer"},
+        "plex_server_id": {"type": ["string", "null"]},
+        "sync_duration_ms": _INT_OR_NULL,
+        "is_syncing": {"type": "boolean"},
+        "sync_progress": {"type": ["object", "null"]},
+        "error": {"type": ["string", "null"]},
+        "stale": {"type": "boolean"},
+        "plex_reachable": {"type": ["boolean", "null"]},
+        "next_sync_at": _TIME,
+    },
+}
+_EVENT_LIST = {"type": "array", "items": {"type": "string", "enum": list(EVENTS)}}
+
+
+async def daemon_info(ctx: CallContext, params: dict) -> dict:
+    s = ctx.services
+    cfg = s.config
+    state = await s.store.state()
+    return {
+        "version": __version__,
+        "pid": os.getpid(),
+        "started_at": iso(s.started_at),
+        "socket": str(s.socket_path),
+        "database": str(cfg.cache.path),
+        "plex": {
+            "url": cfg.plex.url.split("?", 1)[0],
+            "library": cfg.plex.library,
+            "server_id": state.plex_server_id,
+            "server_name": state.plex_server_name,
+        },
+    }
+
+
+async def library_status(ctx: CallContext, params: dict) -> dict:
+    s = ctx.services
+    state = await s.store.state()
+    stale_after = s.config.sync.stale_after
+    stale = state.synced_at is None or (stale_after is not None and now() - state.synced_at > stale_after)
+    return {
+        "track_count": state.track_count,
+        "synced_at": iso(state.synced_at),
+        "generation": state.generation,
+        "plex_server_id": state.plex_server_id,
+        "sync_duration_ms": state.sync_duration_ms,
+        "is_syncing": s.syncer.running,
+        "sync_progress": s.syncer.progress(),
+        "error": state.last_error,
+        "stale": stale,
+        "plex_reachable": s.syncer.plex_reachable,
+        "next_sync_at": iso(s.next_sync_at()),
+    }
+
+
+async def sync_start(ctx: CallContext, params: dict) -> dict:
+    mode = params.get("mode", "auto")
+    if mode == "incremental":
+        raise invalid_param("mode", "incremental sync is not available yet; use \"full\" or \"auto\"")
+    started, job_id = await ctx.services.syncer.start(mode, "manual")
+    return {"started": started, "job_id": job_id}
+
+
+async def sync_status(ctx: CallContext, params: dict) -> dict:
+    job_id = params.get("job_id")
+    job = await ctx.services.syncer.status(job_id)
+    if job is None:
+        if job_id is not None:
+            raise invalid_param("job_id", f"no job {job_id}")
+        return {"state": "idle"}
+    return job
+
+
+async def sync_cancel(ctx: CallContext, params: dict) -> dict:
+    cancelled, job_id = await ctx.services.syncer.cancel()
+    return {"cancelled": cancelled, "job_id": job_id}
+
+
+async def sync_history(ctx: CallContext, params: dict) -> dict:
+    rows = await ctx.services.store.list_jobs(params.get("limit", 20))
+    return {"jobs": [job_view(r) for r in rows]}
+
+
+async def tracks_query(ctx: CallContext, params: dict) -> dict:
+    return await ctx.services.store.read(query.tracks_query(params))
+
+
+async def tracks_get(ctx: CallContext, params: dict) -> dict:
+    return await ctx.services.store.read(query.tracks_get(params))
+
+
+async def library_stats(ctx: CallContext, params: dict) -> dict:
+    return await ctx.services.store.read(query.library_stats(params))
+
+
+async def events_subscribe(ctx: CallContext, params: dict) -> dict:
+    ctx.connection.subscriptions.update(params["events"])
+    return {"subscribed": sorted(ctx.connection.subscriptions)}
+
+
+async def events_unsubscribe(ctx: CallContext, params: dict) -> dict:
+    events = params.get("events", list(EVENTS))
+    ctx.connection.subscriptions.difference_update(events)
+    return {"subscribed": sorted(ctx.connection.subscriptions)}
+
+
+def build_methods() -> dict[str, Method]:
+    """The method table (handlers take the services from the call context)."""
+    reads_cache = "Reads the cache; answers -32001 not_synced before the first sync."
+    table = [
+        Method("daemon.info", "Version, pid, start time, socket, database and Plex server.", daemon_info),
+        Method("library.status", "Cache size, freshness, sync progress and last error.", library_status,
+               result=STATUS_SCHEMA),
+        Method("sync.start", "Start a sync (returns at once; started=false if one runs).", sync_start,
+               params={"type": "object", "properties": {"mode": {"enum": ["auto", "full", "incremental"]}}},
+               result={"type": "object", "properties": {"started": {"type": "boolean"},
+                                                        "job_id": {"type": "integer"}}},
+               writes=True),
+        Method("sync.status", "The running job, else the last one, else {state: idle}.", sync_status,
+               params={"type": "object", "properties": {"job_id": {"type": "integer", "minimum": 1}}},
+               result=JOB_SCHEMA),
+        Method("sync.cancel", "Cancel the running sync; the cache keeps its last complete state.", sync_cancel,
+               result={"type": "object", "properties": {"cancelled": {"type": "boolean"},
+                                                        "job_id": _INT_OR_NULL}},
+               writes=True),
+        Method("sync.history", "Recent sync jobs, newest first.", sync_history,
+               params={"type": "object", "properties": {"limit": {"type": "integer", "minimum": 1,
+                                                                  "maximum": 1000}}},
+               result={"type": "object", "properties": {"jobs": {"type": "array", "items": JOB_SCHEMA}}}),
+        Method("tracks.query", "Filter, search, sort, sample and page the cached tracks. " + reads_cache,
+               tracks_query, params=query.QUERY_PARAMS_SCHEMA, result=query.QUERY_RESULT_SCHEMA, validated=True),
+        Method("tracks.get", "Tracks by rating key, and the keys not found. " + reads_cache,
+               tracks_get, params=query.GET_PARAMS_SCHEMA, result=query.GET_RESULT_SCHEMA, validated=True),
+        Method("library.stats", "Counts, duration, genres and decades over the matching tracks. " + reads_cache,
+               library_stats, params=query.STATS_PARAMS_SCHEMA, result=query.STATS_RESULT_SCHEMA,
+               validated=True),
+        Method("events.subscribe", "Receive these events as notifications on this connection.", events_subscribe,
+               params={"type": "object", "properties": {"events": _EVENT_LIST}, "required": ["events"]},
+               result={"type": "object", "properties": {"subscribed": {"type": "array"}}}),
+        Method("events.unsubscribe", "Stop receiving these events (all when none are named).", events_unsubscribe,
+               params={"type": "object", "properties": {"events": _EVENT_LIST}},
+               result={"type": "object", "properties": {"subscribed": {"type": "array"}}}),
+    ]
+    methods = {m.name: m for m in table}
+
+    async def discover(ctx: CallContext, params: dict) -> dict:
+        return openrpc_document(methods)
+
+    methods["rpc.discover"] = Method("rpc.discover", "This OpenRPC document.", discover)
+    return methods

@@ -1,0 +1,191 @@
+"""JSON-RPC 2.0 dispatch: one method table drives dispatch, validation and OpenRPC.
+
+Every method is a :class:`Method`: a name, a handler ``async (ctx, params) ->
+result``, JSON Schemas of its params and result, and whether it changes state
+(write methods are refused to read-only peers). :func:`jsonrpc_methods` wraps
+the table for jsonrpcserver's ``async_dispatch`` (an explicit methods dict and a
+per-connection context — never the global ``@method`` registry), and
+:func:`openrpc_document` describes the very same table for ``rpc.discover``.
+
+Errors never carry tracebacks or secrets: our own failures map to the codes of
+CONTRACT §2, anything unexpected is logged here and answered with a bare -32603.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Mapping
+
+from jsonrpcserver import Error, Success, async_dispatch
+
+from . import __version__
+from .query import InvalidParam
+from .store import NotSynced
+
+log = logging.getLogger(__name__)
+
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+NOT_SYNCED = -32001
+PLEX_UNREACHABLE = -32002
+PERMISSION_DENIED = -32003
+
+
+class RpcError(Exception):
+    """An error answer: raised by handlers, turned into a JSON-RPC error object."""
+
+    def __init__(self, code: int, message: str, data: Any = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+def invalid_param(param: str, message: str) -> RpcError:
+    return RpcError(INVALID_PARAMS, f"invalid params: {param}: {message}", {"param": param})
+
+
+Handler = Callable[[Any, dict], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    summary: str
+    handler: Handler
+    params: Mapping[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    result: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
+    writes: bool = False
+    # Validates params before the handler runs; None = check against `params`.
+    # Handlers with their own validator (the query methods) set `validated=True`.
+    validated: bool = False
+
+
+def check_params(schema: Mapping[str, Any], params: dict) -> None:
+    """Validate ``params`` against the small JSON Schema subset our tables use."""
+    properties = schema.get("properties", {})
+    for name in params:
+        if name not in properties:
+            raise invalid_param(name, "unknown parameter")
+    for name in schema.get("required", ()):
+        if name not in params:
+            raise invalid_param(name, "required")
+    for name, value in params.items():
+        _check_value(name, properties[name], value)
+
+
+_JSON_TYPES = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+def _check_value(name: str, schema: Mapping[str, Any], value: Any) -> None:
+    kind = schema.get("type")
+    if kind is not None:
+        kinds = kind if isinstance(kind, list) else [kind]
+        if value is None and "null" in kinds:
+            return
+        ok = any(
+            isinstance(value, _JSON_TYPES[k]) and not (k in ("integer", "number") and isinstance(value, bool))
+            for k in kinds
+            if k != "null"
+        )
+        if not ok:
+            raise invalid_param(name, f"expected {' or '.join(kinds)}, got {json.dumps(value)[:40]}")
+    if "enum" in schema and value not in schema["enum"]:
+        choices = ", ".join(json.dumps(c) for c in schema["enum"])
+        raise invalid_param(name, f"must be one of {choices}")
+    if "minimum" in schema and value < schema["minimum"]:
+        raise invalid_param(name, f"must be at least {schema['minimum']}")
+    if "maximum" in schema and value > schema["maximum"]:
+        raise invalid_param(name, f"must be at most {schema['maximum']}")
+    if "items" in schema and isinstance(value, list):
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            raise invalid_param(name, f"at most {schema['maxItems']} items")
+        for item in value:
+            _check_value(name, schema["items"], item)
+
+
+@dataclass
+class CallContext:
+    """What a handler sees: the daemon's services and the calling connection."""
+
+    services: Any  # mediasaged.daemon.Services
+    connection: Any  # mediasaged.server.Connection (peer, subscriptions)
+
+
+async def invoke(method: Method, ctx: CallContext, params: dict) -> Any:
+    """Run one call and translate every failure into an RpcError."""
+    if method.writes and ctx.connection.read_only:
+        raise RpcError(PERMISSION_DENIED, "permission_denied", f"uid {ctx.connection.peer.uid} may not call {method.name}")
+    if not method.validated:
+        check_params(method.params, params)
+    try:
+        return await method.handler(ctx, params)
+    except InvalidParam as exc:
+        raise RpcError(INVALID_PARAMS, f"invalid params: {exc}", {"param": exc.param}) from None
+    except NotSynced:
+        raise RpcError(NOT_SYNCED, "not_synced", "the library has never been synced") from None
+
+
+def jsonrpc_methods(table: Mapping[str, Method]) -> dict[str, Callable[..., Awaitable[Any]]]:
+    """The methods dict for ``async_dispatch``: params by name only."""
+
+    def wrap(method: Method) -> Callable[..., Awaitable[Any]]:
+        async def call(ctx: CallContext, *args: Any, **kwargs: Any) -> Any:
+            if args:
+                return Error(INVALID_PARAMS, "invalid params: params must be an object (by name)", {"param": "params"})
+            try:
+                return Success(await invoke(method, ctx, kwargs))
+            except RpcError as exc:
+                return Error(exc.code, exc.message, exc.data)
+            except Exception:  # noqa: BLE001 - the one place unexpected errors stop
+                log.exception("internal error in %s", method.name)
+                return Error(INTERNAL_ERROR, "Internal error")
+
+        return call
+
+    return {name: wrap(m) for name, m in table.items()}
+
+
+async def dispatch(line: str, methods: Mapping[str, Callable[..., Any]], ctx: CallContext) -> str | None:
+    """Answer one framed request (or batch); None for notifications."""
+    answer = await async_dispatch(line, methods=methods, context=ctx, serializer=_to_json)
+    return answer or None
+
+
+def _to_json(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def openrpc_document(table: Mapping[str, Method]) -> dict:
+    """An OpenRPC 1.2 document generated from the dispatch table itself."""
+    methods = []
+    for method in sorted(table.values(), key=lambda m: m.name):
+        properties = method.params.get("properties", {})
+        required = set(method.params.get("required", ()))
+        methods.append(
+            {
+                "name": method.name,
+                "summary": method.summary,
+                "paramStructure": "by-name",
+                "params": [
+                    {"name": name, "required": name in required, "schema": schema}
+                    for name, schema in properties.items()
+                ],
+                "result": {"name": f"{method.name}.result", "schema": method.result},
+                **({"x-writes": True} if method.writes else {}),
+            }
+        )
+    return {
+        "openrpc": "1.2.6",
+        "info": {"title": "mediasaged", "version": __version__},
+        "methods": methods,
+    }

@@ -1,0 +1,256 @@
+"""Sync jobs: one at a time, progress in memory, events, and the snapshot swap.
+
+The heavy part of a sync — HTTP, XML parsing, bulk SQLite writes — runs in a
+child process (``python -m mediasaged.sync_worker``) so that it never competes
+with request handling for this process's GIL. The child fills the *inactive*
+slot and reports progress as JSON lines; on success this process flips the live
+slot in one short transaction. Cancel, failure or a killed child leave the live
+slot exactly as it was (see docs/DESIGN.md, "Snapshots: two slots").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from .timeutil import iso, now
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL = 0.25  # seconds between sync.progress pushes (~4/s)
+CANCEL_GRACE = 5.0  # seconds a cancelled worker gets before SIGKILL
+MODES = ("auto", "full", "incremental")
+
+
+@dataclass
+class Job:
+    job_id: int
+    mode: str
+    trigger: str
+    started_at: int
+    state: str = "running"
+    phase: str = "starting"
+    current: int = 0
+    total: int | None = None
+    finished_at: int | None = None
+    added: int | None = None
+    updated: int | None = None
+    removed: int | None = None
+    error: str | None = None
+    server: tuple[str, str] | None = None  # (machineIdentifier, friendlyName) once known
+
+    def view(self) -> dict:
+        return job_view(asdict(self))
+
+
+def job_view(row: dict) -> dict:
+    """The CONTRACT §3 job object from a stored or in-memory job."""
+    return {
+        "job_id": row["job_id"],
+        "state": row["state"],
+        "mode": row["mode"],
+        "trigger": row["trigger"],
+        "phase": row["phase"],
+        "current": row["current"] or 0,
+        "total": row["total"],
+        "started_at": iso(row["started_at"]),
+        "finished_at": iso(row["finished_at"]),
+        "added": row["added"],
+        "updated": row["updated"],
+        "removed": row["removed"],
+        "error": row["error"],
+    }
+
+
+class Syncer:
+    """Starts, watches and cancels sync jobs; publishes their events."""
+
+    def __init__(self, store: Any, config: Callable[[], Any], publish: Callable[[str, object], None]):
+        self._store = store
+        self._config = config  # current Config (SIGHUP may replace it)
+        self._publish = publish
+        self.job: Job | None = None
+        self._task: asyncio.Task | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._cancel_requested = False
+        self.plex_reachable: bool | None = None
+        self.last_attempt: int | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self, mode: str = "auto", trigger: str = "manual") -> tuple[bool, int]:
+        if self.running:
+            return False, self.job.job_id
+        effective = "full" if mode == "auto" else mode
+        started = now()
+        job_id = await self._store.create_job(mode=effective, trigger=trigger, started_at=started)
+        if self.running:  # another start won the race while we awaited
+            return False, self.job.job_id
+        self.job = Job(job_id=job_id, mode=effective, trigger=trigger, started_at=started)
+        self._cancel_requested = False
+        self.last_attempt = started
+        self._task = asyncio.create_task(self._run(self.job), name=f"sync-{job_id}")
+        self._publish("sync.started", self.job.view())
+        return True, job_id
+
+    async def cancel(self) -> tuple[bool, int | None]:
+        if not self.running:
+            return False, self.job.job_id if self.job else None
+        self._cancel_requested = True
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.send_signal(signal.SIGTERM)
+        await asyncio.shield(self._task)
+        return True, self.job.job_id
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def shutdown(self) -> None:
+        if self.running:
+            await self.cancel()
+
+    async def status(self, job_id: int | None = None) -> dict | None:
+        if self.job is not None and job_id in (None, self.job.job_id) and self.running:
+            return self.job.view()
+        row = await self._store.get_job(job_id)
+        return job_view(row) if row else None
+
+    def progress(self) -> dict | None:
+        if not self.running:
+            return None
+        job = self.job
+        return {"job_id": job.job_id, "phase": job.phase, "current": job.current, "total": job.total}
+
+    # -- the job ------------------------------------------------------------
+
+    async def _run(self, job: Job) -> None:
+        t0 = time.monotonic()
+        outcome: dict = {}
+        try:
+            outcome = await self._run_worker(job)
+            if self._cancel_requested:
+                job.state, job.error = "cancelled", "cancelled"
+            elif outcome.get("event") == "done":
+                await self._swap(job, outcome, t0)
+                job.state = "succeeded"
+            else:
+                job.state = "failed"
+                job.error = outcome.get("message") or "sync worker stopped unexpectedly"
+        except Exception:  # noqa: BLE001 - a sync must never take the daemon down
+            log.exception("sync job %d crashed", job.job_id)
+            job.state, job.error = "failed", "internal error during sync (see the daemon log)"
+        finally:
+            job.finished_at = now()
+            await self._finish(job)
+
+    async def _run_worker(self, job: Job) -> dict:
+        cfg = self._config()
+        state = await self._store.state()
+        spec = {
+            "db_path": str(cfg.cache.path),
+            "slot": "b" if state.live_slot == "a" else "a",
+            "live_slot": state.live_slot,
+            "plex": {
+                "url": cfg.plex.url,
+                "token": cfg.plex.token,
+                "library": cfg.plex.library,
+                "timeout": cfg.plex.timeout,
+                "verify_ssl": cfg.plex.verify_ssl,
+            },
+            "page_size": cfg.sync.page_size,
+            "retries": cfg.sync.retries,
+            "live_keywords": list(cfg.sync.live_keywords),
+            "dated_titles_are_live": cfg.sync.dated_titles_are_live,
+            "log_level": cfg.daemon.log_level,
+        }
+        self._proc = proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mediasaged.sync_worker",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=worker_env(),
+        )
+        proc.stdin.write(json.dumps(spec).encode())
+        proc.stdin.close()
+        last: dict = {}
+        last_push = 0.0
+        try:
+            async for raw in proc.stdout:
+                msg = json.loads(raw)
+                last = msg if msg["event"] in ("done", "error") else last
+                if msg["event"] == "server":
+                    self.plex_reachable = True
+                    await self._check_server(job, state, msg)
+                elif msg["event"] == "progress":
+                    job.phase = msg["phase"]
+                    job.total = msg.get("total", job.total)
+                    job.current = max(job.current, msg.get("current", 0))
+                    if time.monotonic() - last_push >= PROGRESS_INTERVAL or job.current == job.total:
+                        last_push = time.monotonic()
+                        self._publish("sync.progress", job.view())
+                elif msg["event"] == "error" and msg.get("unreachable"):
+                    self.plex_reachable = False
+        finally:
+            if proc.returncode is None and self._cancel_requested:
+                try:
+                    await asyncio.wait_for(proc.wait(), CANCEL_GRACE)
+                except asyncio.TimeoutError:
+                    proc.kill()
+            await proc.wait()
+            self._proc = None
+        return last
+
+    async def _check_server(self, job: Job, state: Any, msg: dict) -> None:
+        """A different Plex server: wipe the cache, this full sync repopulates it."""
+        known = state.plex_server_id
+        if known and known != msg["server_id"]:
+            log.warning("Plex server changed (%s -> %s): wiping the cache", known, msg["server_id"])
+            if job.trigger != "manual":
+                job.trigger = "server_change"
+            await self._store.wipe(server_id=msg["server_id"], server_name=msg["server_name"])
+            self._publish("library.changed", {"generation": (await self._store.state()).generation,
+                                              "added": 0, "updated": 0, "removed": state.track_count})
+        job.server = (msg["server_id"], msg["server_name"])
+
+    async def _swap(self, job: Job, done: dict, t0: float) -> None:
+        job.phase = "swapping"
+        job.added, job.updated, job.removed = done["added"], done["updated"], done["removed"]
+        job.current = job.total = done["track_count"]
+        changed = bool(job.added or job.updated or job.removed)
+        server_id, server_name = job.server or (None, None)
+        state = await self._store.activate_slot(
+            done["slot"],
+            server_id=server_id,
+            server_name=server_name,
+            synced_at=now(),
+            duration_ms=int((time.monotonic() - t0) * 1000),
+            track_count=done["track_count"],
+            changed=changed,
+        )
+        job.phase = "done"
+        if changed:
+            self._publish("library.changed", {"generation": state.generation, "added": job.added,
+                                              "updated": job.updated, "removed": job.removed})
+
+    async def _finish(self, job: Job) -> None:
+        if job.state != "succeeded":
+            log.warning("sync job %d %s: %s", job.job_id, job.state, job.error)
+            if job.state == "failed":
+                await self._store.record_error(job.error)
+        else:
+            log.info("sync job %d succeeded: +%s ~%s -%s", job.job_id, job.added, job.updated, job.removed)
+        fields = {k: v for k, v in asdict(job).items() if k not in ("job_id", "mode", "started_at", "server")}
+        await self._store.update_job(job.job_id, **fields)
+        self._publish("sync.finished", job.view())
+
+
+def worker_env() -> dict[str, str]:
+    """The child's environment: ours, minus anything that could carry the token."""
+    return {k: v for k, v in os.environ.items() if k != "MEDIASAGE_PLEX_TOKEN"}
