@@ -168,8 +168,10 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str], source: Path | None = None):
         self.problems = list(problems)
         self.source = source
-        where = f"{source}: " if source else ""
-        super().__init__(where + "; ".join(self.problems))
+        text = "; ".join(self.problems)
+        if source is not None and not text.startswith(str(source)):
+            text = f"{source}: {text}"
+        super().__init__(text)
 
 
 # --------------------------------------------------------------------------- #
@@ -222,6 +224,19 @@ def _yaml_repr(value: Any) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
+    return type(value).__name__
+
+
+def _kind(value: Any) -> str:
+    """What a value is, without quoting it (it might be a misplaced token)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
     return type(value).__name__
 
 
@@ -309,7 +324,7 @@ class _Checker:
             if raw is None:
                 raw = {}
             elif not isinstance(raw, dict):
-                self.problems.append(f"{section}: expected a mapping, got {_yaml_repr(raw)}")
+                self.problems.append(f"{section}: expected a mapping of keys, got {_kind(raw)}")
                 raw = {}
             for key in raw:
                 if not isinstance(key, str) or key not in keys:
@@ -491,7 +506,9 @@ def load_config(path: str | os.PathLike | None = None,
     file = config_path(path, env)
     name = str(file)
     source: Path | None = file.absolute()
-    raw_secrets: list[str] = []
+    # Secrets that must never appear in a message: the env token, and below
+    # the config/file tokens and anything that looks like one in the raw text.
+    raw_secrets: list[str] = [(env.get(ENV_PLEX_TOKEN) or "").strip()]
 
     data: Any = {}
     try:
@@ -521,7 +538,7 @@ def load_config(path: str | os.PathLike | None = None,
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([f"{name}: expected a mapping of sections (plex, cache, sync, daemon) "
-                           f"at the top level, got {_yaml_repr(data)}"], source)
+                           f"at the top level, got {_kind(data)}"], source)
 
     base = (source.parent if source is not None else Path.cwd().absolute())
     c = _Checker(data, base)
