@@ -1,0 +1,334 @@
+"""The emulator's HTTP + websocket server (aiohttp) and the PlexEmulator handle.
+
+``PlexEmulator(library, token=...)`` runs an aiohttp server on its own event loop in a
+background thread, bound to 127.0.0.1 (port 0 = any free port; ``emu.url`` has the real
+one). Use it as a context manager or call start()/stop().
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import socket
+import threading
+import uuid
+
+from aiohttp import WSMsgType, web
+
+from . import render
+from .faults import Fault, FaultSet, RequestInfo
+from .listing import ListingError, serve_listing
+from .model import MUSIC_SECTION_ID, STATE_CREATED, Library
+
+CONTENT_TYPE = "text/xml;charset=utf-8"
+_UNAUTHORIZED = b"<html><head><title>Unauthorized</title></head><body><h1>401 Unauthorized</h1></body></html>"
+
+
+def xml_response(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, headers={"Content-Type": CONTENT_TYPE})
+
+
+def container_params(request: web.Request) -> tuple[int | None, int | None]:
+    """X-Plex-Container-Start/Size from headers or the query string (query wins)."""
+    out = []
+    for name in ("X-Plex-Container-Start", "X-Plex-Container-Size"):
+        v = request.query.get(name, request.headers.get(name))
+        try:
+            out.append(int(v) if v not in (None, "") else None)
+        except ValueError:
+            out.append(None)
+    return out[0], out[1]
+
+
+class PlexEmulator:
+    def __init__(self, library: Library, *, token: str = "test-token", host: str = "127.0.0.1",
+                 port: int = 0, slow_seconds: float = 5.0):
+        self.library = library
+        self.token = token
+        self.host = host
+        self.port = port
+        self.faults = FaultSet()
+        self.faults.slow_seconds = slow_seconds
+        self.request_log: collections.deque[str] = collections.deque(maxlen=100_000)
+        self.request_count = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._ws: set[web.WebSocketResponse] = set()
+        self._ws_changed = threading.Condition()
+        self._outbox: asyncio.Queue | None = None
+        self._broadcaster: asyncio.Task | None = None
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/:/websockets/notifications?X-Plex-Token={self.token}"
+
+    def start(self) -> "PlexEmulator":
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._run, args=(sock,), name="plex-emulator",
+                                        daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        if self._start_error:
+            raise RuntimeError("emulator failed to start") from self._start_error
+        self.library.listeners.append(self._on_library_change)
+        return self
+
+    def _run(self, sock: socket.socket) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._setup(sock))
+        except BaseException as e:  # pragma: no cover - reported by start()
+            self._start_error = e
+            self._ready.set()
+            return
+        self._ready.set()
+        loop.run_forever()
+        loop.run_until_complete(self._teardown())
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in pending:  # e.g. a "slow" fault still sleeping
+            t.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.close()
+
+    async def _setup(self, sock: socket.socket) -> None:
+        app = web.Application(middlewares=[self._middleware], client_max_size=1 << 20)
+        app.router.add_get("/", self._root)
+        app.router.add_get("/identity", self._identity)
+        app.router.add_get("/library", self._library)
+        app.router.add_get("/library/sections", self._sections)
+        app.router.add_get("/library/sections/{sid}/all", self._all)
+        app.router.add_get("/library/sections/{sid}/collections", self._collections)
+        app.router.add_get("/library/sections/{sid}/genre", self._genres)
+        app.router.add_get("/library/metadata/{keys}", self._metadata)
+        app.router.add_get("/library/metadata/{key}/children", self._children)
+        app.router.add_get("/:/websockets/notifications", self._websocket)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock, shutdown_timeout=0.5).start()
+        self._outbox = asyncio.Queue()
+        self._broadcaster = asyncio.ensure_future(self._broadcast_loop())
+
+    async def _teardown(self) -> None:
+        for ws in list(self._ws):
+            await ws.close()
+        if self._broadcaster:
+            self._broadcaster.cancel()
+        if self._runner:
+            await self._runner.cleanup()
+
+    def stop(self) -> None:
+        if self._on_library_change in self.library.listeners:
+            self.library.listeners.remove(self._on_library_change)
+        if self._loop and self._thread and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    def __enter__(self) -> "PlexEmulator":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ---- test controls --------------------------------------------------------------
+    def inject_fault(self, kind: str, *, path_contains: str = "/all", page: int | None = None,
+                     times: int | None = 1, libtype: int | None = None,
+                     delay: float | None = None) -> Fault:
+        return self.faults.add(kind, path_contains=path_contains, page=page, times=times,
+                               libtype=libtype, delay=delay)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    @property
+    def slow_seconds(self) -> float:
+        return self.faults.slow_seconds
+
+    @slow_seconds.setter
+    def slow_seconds(self, value: float) -> None:
+        self.faults.slow_seconds = value
+
+    # mutations: thin wrappers so tests can say emu.add_track(...)
+    def add_track(self, **kw) -> str:
+        return self.library.add_track(**kw)
+
+    def delete_track(self, rating_key: str) -> None:
+        self.library.delete_track(rating_key)
+
+    def edit_track(self, rating_key: str, **fields) -> int:
+        return self.library.edit_track(rating_key, **fields)
+
+    def set_album_genres(self, album_key: str, genres) -> int:
+        return self.library.set_album_genres(album_key, genres)
+
+    def edit_album(self, album_key: str, **kw) -> int:
+        return self.library.edit_album(album_key, **kw)
+
+    def set_machine_identifier(self, new: str) -> None:
+        self.library.set_machine_identifier(new)
+
+    # websocket helpers
+    @property
+    def ws_client_count(self) -> int:
+        return len(self._ws)
+
+    def wait_for_ws_clients(self, n: int = 1, timeout: float = 10.0) -> bool:
+        with self._ws_changed:
+            return self._ws_changed.wait_for(lambda: len(self._ws) >= n, timeout)
+
+    def drop_websockets(self) -> None:
+        """Close every notification socket (a Plex restart / network drop)."""
+        async def _close():
+            for ws in list(self._ws):
+                await ws.close()
+        asyncio.run_coroutine_threadsafe(_close(), self._loop).result(10)
+
+    def send_notification(self, container: dict) -> None:
+        """Send one raw frame: {"NotificationContainer": container}."""
+        self._loop.call_soon_threadsafe(self._outbox.put_nowait,
+                                        json.dumps({"NotificationContainer": container}))
+
+    def _on_library_change(self, entries: list[dict]) -> None:
+        if any(e["state"] == STATE_CREATED for e in entries):
+            self.send_notification({"type": "activity", "size": 1, "ActivityNotification": [{
+                "event": "ended", "uuid": str(uuid.uuid4()), "Activity": {
+                    "uuid": str(uuid.uuid4()), "type": "library.update.section",
+                    "cancellable": False, "userID": 1, "title": f"Scanning {self.library.music_title}",
+                    "subtitle": "", "progress": 100, "Context": {"librarySectionID": MUSIC_SECTION_ID}}}]})
+        self.send_notification({"type": "timeline", "size": len(entries), "TimelineEntry": entries})
+
+    async def _broadcast_loop(self) -> None:
+        while True:
+            msg = await self._outbox.get()
+            for ws in list(self._ws):
+                try:
+                    await ws.send_str(msg)
+                except Exception:  # client went away
+                    self._ws.discard(ws)
+
+    # ---- middleware: auth, faults, logging ------------------------------------------
+    def _authorized(self, request: web.Request) -> bool:
+        tok = request.headers.get("X-Plex-Token") or request.query.get("X-Plex-Token")
+        return tok == self.token
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler):
+        self.request_count += 1
+        self.request_log.append(request.path_qs)
+        if request.path != "/identity" and not self._authorized(request):
+            return web.Response(body=_UNAUTHORIZED, status=401, content_type="text/html")
+        start, size = container_params(request)
+        try:
+            libtype = int(request.query.get("type", ""))
+        except ValueError:
+            libtype = None
+        fault = self.faults.match(RequestInfo(request.path_qs, start, size, libtype))
+        if fault is None:
+            return await handler(request)
+        kind = fault.kind
+        if kind in ("500", "503", "401", "404"):
+            return web.Response(text=f"emulated fault {kind}", status=int(kind))
+        if kind == "slow":
+            await asyncio.sleep(fault.delay if fault.delay is not None else self.faults.slow_seconds)
+            return await handler(request)
+        if kind == "drop":
+            request.transport.close()
+            raise asyncio.CancelledError  # nothing is written: the client sees EOF
+        resp = await handler(request)
+        body = resp.body or b""
+        half = body[: len(body) // 2]
+        if kind == "truncate":  # a well-formed HTTP 200 whose XML stops halfway
+            return xml_response(half, resp.status)
+        # "cut": announce the full length, send half, then close the connection
+        sr = web.StreamResponse(status=resp.status, headers={"Content-Type": CONTENT_TYPE})
+        sr.content_length = len(body)
+        await sr.prepare(request)
+        await sr.write(half)
+        request.transport.close()
+        raise asyncio.CancelledError
+
+    # ---- handlers -------------------------------------------------------------------
+    async def _root(self, request):
+        with self.library.lock:
+            return xml_response(render.root(self.library))
+
+    async def _identity(self, request):
+        with self.library.lock:
+            return xml_response(render.identity(self.library))
+
+    async def _library(self, request):
+        return xml_response(render.library_root())
+
+    async def _sections(self, request):
+        with self.library.lock:
+            return xml_response(render.sections(self.library))
+
+    async def _all(self, request):
+        start, size = container_params(request)
+        try:
+            body = serve_listing(self.library, request.match_info["sid"], request.query, start,
+                                 size, what="all")
+        except ListingError as e:
+            return web.Response(text=str(e), status=e.status)
+        return xml_response(body)
+
+    async def _collections(self, request):
+        start, size = container_params(request)
+        try:
+            body = serve_listing(self.library, request.match_info["sid"], request.query, start,
+                                 size, what="collections")
+        except ListingError as e:
+            return web.Response(text=str(e), status=e.status)
+        return xml_response(body)
+
+    async def _genres(self, request):
+        try:
+            body = serve_listing(self.library, request.match_info["sid"], request.query, None,
+                                 None, what="genre")
+        except ListingError as e:
+            return web.Response(text=str(e), status=e.status)
+        return xml_response(body)
+
+    async def _metadata(self, request):
+        try:
+            body = serve_listing(self.library, MUSIC_SECTION_ID, request.query, None, None,
+                                 what="metadata", keys=request.match_info["keys"])
+        except ListingError as e:
+            return web.Response(text=str(e), status=e.status)
+        return xml_response(body)
+
+    async def _children(self, request):
+        start, size = container_params(request)
+        try:
+            body = serve_listing(self.library, MUSIC_SECTION_ID, request.query, start, size,
+                                 what="children", keys=request.match_info["key"])
+        except ListingError as e:
+            return web.Response(text=str(e), status=e.status)
+        return xml_response(body)
+
+    async def _websocket(self, request):
+        ws = web.WebSocketResponse(heartbeat=None)
+        await ws.prepare(request)
+        self._ws.add(ws)
+        with self._ws_changed:
+            self._ws_changed.notify_all()
+        try:
+            async for msg in ws:
+                if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+                    break
+        finally:
+            self._ws.discard(ws)
+            with self._ws_changed:
+                self._ws_changed.notify_all()
+        return ws

@@ -1,0 +1,37 @@
+"""pytest fixtures for the Plex emulator. Register in tests/conftest.py with
+
+    pytest_plugins = ["tests.emulator.fixtures"]
+"""
+from __future__ import annotations
+
+import pytest
+
+from .app import PlexEmulator
+from .generator import generate_library
+
+EMULATOR_TOKEN = "test-token"
+
+
+@pytest.fixture
+def plex_emulator():
+    """A running emulator with a fresh 1,500-track (~150 albums) library, token "test-token"."""
+    with PlexEmulator(generate_library(1500, seed=7), token=EMULATOR_TOKEN,
+                      slow_seconds=3.0) as emu:
+        yield emu
+
+
+@pytest.fixture
+def plex_emulator_factory():
+    """Call with (n_tracks, seed=..., token=...) to get more emulators; all stopped at teardown."""
+    started: list[PlexEmulator] = []
+
+    def make(n_tracks: int = 1500, *, seed: int = 7, token: str = EMULATOR_TOKEN,
+             slow_seconds: float = 3.0) -> PlexEmulator:
+        emu = PlexEmulator(generate_library(n_tracks, seed=seed), token=token,
+                           slow_seconds=slow_seconds).start()
+        started.append(emu)
+        return emu
+
+    yield make
+    for emu in started:
+        emu.stop()

@@ -1,0 +1,337 @@
+"""In-memory Plex music library for the emulator: artists, albums, tracks.
+
+Thread-safe: every public method takes the library lock. Mutations bump
+``updatedAt`` the way Plex does (editing an album touches the album only),
+invalidate cached XML fragments, and notify listeners with timeline entries
+(see ``tests/emulator/app.py`` for the websocket side).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+MUSIC_SECTION_ID = "3"
+MOVIE_SECTION_ID = "1"
+
+# Plex timeline constants (PLEX_API.md, Notifications)
+TYPE_ARTIST, TYPE_ALBUM, TYPE_TRACK = 8, 9, 10
+STATE_CREATED, STATE_DONE, STATE_DELETED = 0, 5, 9
+
+
+@dataclass
+class Artist:
+    rating_key: str
+    title: str
+    added_at: int
+    updated_at: int
+
+
+@dataclass
+class Album:
+    rating_key: str
+    artist_key: str
+    title: str
+    year: int | None
+    genres: list[str]
+    added_at: int
+    updated_at: int
+
+
+@dataclass
+class Track:
+    rating_key: str
+    album_key: str
+    title: str
+    original_title: str | None
+    index: int | None
+    disc: int | None
+    duration: int | None
+    user_rating: float | None
+    view_count: int
+    last_viewed_at: int | None
+    added_at: int
+    updated_at: int
+    year: int | None = None  # track-level year; Plex listings never carry it
+
+
+# fields edit_track() accepts -> Track attribute
+_TRACK_FIELDS = {
+    "title": "title", "original_title": "original_title", "originalTitle": "original_title",
+    "index": "index", "track_number": "index", "disc": "disc", "parentIndex": "disc",
+    "disc_number": "disc", "duration": "duration", "duration_ms": "duration",
+    "user_rating": "user_rating", "userRating": "user_rating", "view_count": "view_count",
+    "viewCount": "view_count", "last_viewed_at": "last_viewed_at",
+    "lastViewedAt": "last_viewed_at", "year": "year",
+}
+
+
+@dataclass
+class _Section:
+    updated_at: int
+    scanned_at: int
+    content_changed_at: int
+
+
+Listener = Callable[[list[dict]], None]
+
+
+class Library:
+    """A music section plus an (empty) movie section, with server identity."""
+
+    def __init__(self, *, machine_identifier: str = "emu0000000000000000000000000000000000001",
+                 friendly_name: str = "Emulated Plex", version: str = "1.40.2.8395-c67dce28e",
+                 music_title: str = "Music", movie_title: str = "Movies",
+                 clock: Callable[[], int] | None = None):
+        self.lock = threading.RLock()
+        self.machine_identifier = machine_identifier
+        self.friendly_name = friendly_name
+        self.version = version
+        self.music_title = music_title
+        self.movie_title = movie_title
+        self.clock = clock or (lambda: int(time.time()))
+        self.artists: dict[str, Artist] = {}
+        self.albums: dict[str, Album] = {}
+        self.tracks: dict[str, Track] = {}
+        self.album_tracks: dict[str, list[str]] = {}
+        self._next_key = 1000
+        now = self.clock()
+        self.server_updated_at = now
+        self.section = _Section(now, now, 1000)
+        self.generation = 0  # bumped on every mutation; renderers key caches on it
+        self._order: list[str] | None = None
+        self._album_order: list[str] | None = None
+        self.track_xml: dict[str, bytes] = {}  # ratingKey -> rendered listing fragment
+        self.album_xml: dict[str, bytes] = {}
+        self._genre_ids: dict[str, int] = {}
+        self.listeners: list[Listener] = []
+        self.strict_since_filters = False  # Plex's >>= strictness is unknown; inclusive here
+
+    # ---- keys and construction (used by the generator) ------------------------------
+    def new_key(self) -> str:
+        with self.lock:
+            self._next_key += 1
+            return str(self._next_key)
+
+    def put_artist(self, a: Artist) -> None:
+        self.artists[a.rating_key] = a
+
+    def put_album(self, al: Album) -> None:
+        self.albums[al.rating_key] = al
+        self.album_tracks.setdefault(al.rating_key, [])
+        self._album_order = None
+
+    def put_track(self, t: Track) -> None:
+        self.tracks[t.rating_key] = t
+        self.album_tracks.setdefault(t.album_key, []).append(t.rating_key)
+        self._order = None
+
+    def genre_id(self, name: str) -> int:
+        with self.lock:
+            gid = self._genre_ids.get(name)
+            if gid is None:
+                gid = self._genre_ids[name] = 100 + len(self._genre_ids)
+            return gid
+
+    def genre_name(self, key: str) -> str | None:
+        with self.lock:
+            for name, gid in self._genre_ids.items():
+                if str(gid) == key or name == key:
+                    return name
+        return None
+
+    def genres_in_use(self) -> list[tuple[int, str]]:
+        with self.lock:
+            used = {g for al in self.albums.values() for g in al.genres}
+            return sorted(((self.genre_id(g), g) for g in used), key=lambda x: x[1].casefold())
+
+    # ---- ordered views ----------------------------------------------------------------
+    def track_order(self) -> list[str]:
+        """Tracks in listing order (artist, album, disc, track); cached until a change."""
+        with self.lock:
+            if self._order is None:
+                def k(rk: str):
+                    t = self.tracks[rk]
+                    al = self.albums[t.album_key]
+                    ar = self.artists[al.artist_key]
+                    return (ar.title.casefold(), al.title.casefold(), al.rating_key,
+                            t.disc or 0, t.index or 0, int(rk))
+                self._order = sorted(self.tracks, key=k)
+            return self._order
+
+    def album_order(self) -> list[str]:
+        with self.lock:
+            if self._album_order is None:
+                self._album_order = sorted(
+                    self.albums, key=lambda k: (self.artists[self.albums[k].artist_key].title.casefold(),
+                                                self.albums[k].title.casefold(), int(k)))
+            return self._album_order
+
+    # ---- mutations --------------------------------------------------------------------
+    def _touch_section(self, now: int) -> None:
+        self.section.updated_at = now
+        self.section.scanned_at = now
+        self.section.content_changed_at += 1
+        self.server_updated_at = now
+        self.generation += 1
+
+    def _notify(self, entries: list[dict]) -> None:
+        for cb in list(self.listeners):
+            cb(entries)
+
+    def _entry(self, item_id: str, typ: int, state: int, updated_at: int | None) -> dict:
+        e = {"identifier": "com.plexapp.plugins.library", "sectionID": MUSIC_SECTION_ID,
+             "itemID": item_id, "type": typ, "state": state, "title": "",
+             "updatedAt": updated_at if updated_at is not None else self.clock(),
+             "mediaState": "analyzing" if state == STATE_CREATED else "",
+             "queueSize": 0}
+        if state == STATE_DELETED:
+            e.pop("mediaState")
+        return e
+
+    def add_track(self, *, title: str, album_key: str | None = None, album_title: str | None = None,
+                  artist: str | None = None, original_title: str | None = None,
+                  album_year: int | None = None, album_genres: Iterable[str] = (),
+                  index: int | None = None, disc: int | None = 1, duration: int | None = 200_000,
+                  user_rating: float | None = None, view_count: int = 0,
+                  last_viewed_at: int | None = None) -> str:
+        """Add a track to an existing album (album_key) or a new album (album_title, artist).
+
+        Returns the new track's ratingKey. Creating a new album also creates the artist
+        if needed; timeline entries are sent for every created item (state 0 then 5)."""
+        with self.lock:
+            now = self.clock()
+            created: list[tuple[str, int]] = []
+            if album_key is None:
+                if album_title is None or artist is None:
+                    raise ValueError("add_track needs album_key, or album_title and artist")
+                ar = next((a for a in self.artists.values() if a.title == artist), None)
+                if ar is None:
+                    ar = Artist(self.new_key(), artist, now, now)
+                    self.put_artist(ar)
+                    created.append((ar.rating_key, TYPE_ARTIST))
+                al = Album(self.new_key(), ar.rating_key, album_title, album_year,
+                           list(album_genres), now, now)
+                self.put_album(al)
+                created.append((al.rating_key, TYPE_ALBUM))
+                album_key = al.rating_key
+            elif album_key not in self.albums:
+                raise KeyError(f"no album {album_key}")
+            if index is None:
+                index = len(self.album_tracks.get(album_key, [])) + 1
+            t = Track(self.new_key(), album_key, title, original_title, index, disc, duration,
+                      user_rating, view_count, last_viewed_at, now, now)
+            self.put_track(t)
+            created.append((t.rating_key, TYPE_TRACK))
+            self._touch_section(now)
+            entries = [self._entry(k, typ, STATE_CREATED, now) for k, typ in created]
+            done = [self._entry(k, typ, STATE_DONE, now) for k, typ in created]
+        self._notify(entries)
+        self._notify(done)
+        return t.rating_key
+
+    def delete_track(self, rating_key: str) -> None:
+        rating_key = str(rating_key)
+        with self.lock:
+            t = self.tracks.pop(rating_key)
+            self.album_tracks[t.album_key].remove(rating_key)
+            self.track_xml.pop(rating_key, None)
+            self._order = None
+            now = self.clock()
+            self._touch_section(now)
+            entry = self._entry(rating_key, TYPE_TRACK, STATE_DELETED, now)
+        self._notify([entry])
+
+    def edit_track(self, rating_key: str, **fields) -> int:
+        """Edit track fields (see _TRACK_FIELDS for names); bumps the track's updatedAt.
+
+        Returns the new updatedAt. ``updated_at=`` may be given to force a value."""
+        rating_key = str(rating_key)
+        with self.lock:
+            t = self.tracks[rating_key]
+            forced = fields.pop("updated_at", None)
+            for name, value in fields.items():
+                attr = _TRACK_FIELDS.get(name)
+                if attr is None:
+                    raise TypeError(f"edit_track: unknown field {name!r}")
+                setattr(t, attr, value)
+            now = self.clock()
+            t.updated_at = forced if forced is not None else now
+            self.track_xml.pop(rating_key, None)
+            self._order = None
+            self._touch_section(now)
+            entry = self._entry(rating_key, TYPE_TRACK, STATE_DONE, t.updated_at)
+        self._notify([entry])
+        return t.updated_at
+
+    def edit_album(self, album_key: str, *, genres: Iterable[str] | None = None,
+                   year: int | None | type(...) = ..., title: str | None = None) -> int:
+        """Edit an album: only the ALBUM's updatedAt changes (its tracks' stay)."""
+        album_key = str(album_key)
+        with self.lock:
+            al = self.albums[album_key]
+            if genres is not None:
+                al.genres = list(genres)
+            if year is not ...:
+                al.year = year
+            if title is not None:
+                al.title = title
+                self._order = self._album_order = None
+            now = self.clock()
+            al.updated_at = now
+            self.album_xml.pop(album_key, None)
+            if year is not ... or title is not None:  # parentYear/parentTitle live in track XML
+                for rk in self.album_tracks.get(album_key, []):
+                    self.track_xml.pop(rk, None)
+            self._touch_section(now)
+            entry = self._entry(album_key, TYPE_ALBUM, STATE_DONE, now)
+        self._notify([entry])
+        return now
+
+    def set_album_genres(self, album_key: str, genres: Iterable[str]) -> int:
+        return self.edit_album(album_key, genres=genres)
+
+    def set_machine_identifier(self, new: str) -> None:
+        with self.lock:
+            self.machine_identifier = new
+            self.server_updated_at = self.clock()
+
+    # ---- ground truth -----------------------------------------------------------------
+    def expected_track(self, rating_key: str) -> dict:
+        with self.lock:
+            t = self.tracks[rating_key]
+            al = self.albums[t.album_key]
+            ar = self.artists[al.artist_key]
+            return {
+                "rating_key": t.rating_key,
+                "title": t.title,
+                "artist": t.original_title or ar.title,
+                "album_artist": ar.title,
+                "album": al.title,
+                "album_rating_key": al.rating_key,
+                "duration_ms": t.duration,
+                "year": t.year if t.year is not None else al.year,
+                "genres": sorted(al.genres, key=str.casefold),
+                "user_rating": float(t.user_rating) if t.user_rating is not None else None,
+                "track_number": t.index,
+                "disc_number": t.disc,
+                "view_count": t.view_count or 0,
+                "last_viewed_at": t.last_viewed_at,
+                "added_at": t.added_at,
+                "updated_at": t.updated_at,
+            }
+
+    def expected_tracks(self) -> dict[str, dict]:
+        """CONTRACT §3 track objects (without is_live), keyed by ratingKey."""
+        with self.lock:
+            return {rk: self.expected_track(rk) for rk in self.tracks}
+
+    def expected_album_genres(self) -> dict[str, list[str]]:
+        with self.lock:
+            return {k: sorted(al.genres, key=str.casefold) for k, al in self.albums.items()}
+
+    def stats(self) -> dict:
+        with self.lock:
+            return {"tracks": len(self.tracks), "albums": len(self.albums),
+                    "artists": len(self.artists), "genres": len(self.genres_in_use())}
