@@ -396,7 +396,7 @@ def _wait_for_job(ctx: Context, job_id: Any, events: bool) -> dict:
                 job = ctx.rpc.call("sync.status", status_params)
                 next_poll = ctx.clock() + interval
                 if job.get("state") != "running":
-                    progress.finish()
+                    _final_progress(progress, job)
                     return job
                 progress.update(job.get("phase"), job.get("current"), job.get("total"))
             note = ctx.rpc.next_notification(max(0.0, next_poll - ctx.clock()))
@@ -406,13 +406,21 @@ def _wait_for_job(ctx: Context, job_id: Any, events: bool) -> dict:
             if not isinstance(params, dict) or params.get("job_id") != job_id:
                 continue
             if note["method"] == "sync.finished" or params.get("state") not in (None, "running"):
-                progress.finish()
                 try:  # the daemon's record is authoritative; the event is the fallback
                     final = ctx.rpc.call("sync.status", status_params)
                 except DaemonError:
                     final = params
-                return final if final.get("state") not in (None, "running", "idle") else params
+                if final.get("state") in (None, "running", "idle"):
+                    final = params
+                _final_progress(progress, final)
+                return final
             progress.update(params.get("phase"), params.get("current"), params.get("total"))
+
+
+def _final_progress(progress: Any, job: dict) -> None:
+    if job.get("phase") is not None or job.get("current"):
+        progress.update(job.get("phase"), job.get("current"), job.get("total"))
+    progress.finish()
 
 
 def cmd_cancel(ctx: Context, ns: argparse.Namespace) -> ExitCode:
@@ -427,7 +435,7 @@ def cmd_cancel(ctx: Context, ns: argparse.Namespace) -> ExitCode:
 
 
 def cmd_history(ctx: Context, ns: argparse.Namespace) -> ExitCode:
-    from .output import jobs_table
+    from .output import fit, jobs_table
 
     result = ctx.rpc.call(*request_for(ns))
     if ctx.json:
@@ -437,15 +445,17 @@ def cmd_history(ctx: Context, ns: argparse.Namespace) -> ExitCode:
     if not jobs:
         ctx.line("No sync jobs yet")
     else:
-        ctx.console().print(jobs_table(jobs, fmt.utcnow()))
+        console = ctx.console()
+        console.print(fit(jobs_table(jobs, fmt.utcnow()), console))
     return ExitCode.OK
 
 
 def _print_tracks(ctx: Context, tracks: list[dict]) -> None:
-    from .output import tracks_table, unicode_ok
+    from .output import fit, tracks_table, unicode_ok
 
     if tracks:
-        ctx.console().print(tracks_table(tracks, unicode_ok(ctx.out)))
+        console = ctx.console()
+        console.print(fit(tracks_table(tracks, unicode_ok(ctx.out)), console))
 
 
 def cmd_query(ctx: Context, ns: argparse.Namespace) -> ExitCode:

@@ -110,7 +110,7 @@ def format_eta(seconds: float | None) -> str:
     if seconds is None or seconds != seconds or seconds < 0 or math.isinf(seconds):
         return "?"
     if seconds < 60:
-        return f"{max(1, math.ceil(seconds))}s"
+        return f"{math.ceil(seconds)}s"
     return format_seconds(seconds)
 
 

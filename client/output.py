@@ -41,17 +41,83 @@ def _cell(value: Any, style: str | None = None) -> Text:
     return Text(text, style=style or "", no_wrap=True, overflow="ellipsis")
 
 
+def _table() -> Table:
+    return Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
+                 header_style="bold")
+
+
+def fit(table: Table, console: Console) -> Table:
+    """Make ``table`` fit the console width.
+
+    Columns with a ``ratio`` are the flexible ones: when everything does not fit,
+    they share the room left by the others in proportion to their ratios, but a
+    column never gets more than its widest cell needs (the rest goes to the
+    others); cells that do not fit end in an ellipsis. Rich's own shrinking would
+    squeeze all columns alike and ignore the ratios.
+    """
+    natural = console.measure(table, options=console.options.update_width(1_000_000)).maximum
+    if natural <= console.width:
+        return table
+    flex = [c for c in table.columns if c.ratio]
+    if not flex:
+        return table
+    needs = {id(c): _column_need(c) for c in flex}
+    room = console.width - (natural - sum(needs.values()))
+    widths = share(room, [(needs[id(c)], c.ratio or 1, c.min_width or 1) for c in flex])
+    for column, width in zip(flex, widths):
+        column.width = width
+        column.ratio = None
+    return table
+
+
+def _column_need(column: Any) -> int:
+    cells = [column.header, *column._cells]
+    return max((Text(c).cell_len if isinstance(c, str) else getattr(c, "cell_len", 0)) for c in cells)
+
+
+def share(room: int, columns: list[tuple[int, int, int]]) -> list[int]:
+    """Split ``room`` cells among columns ``(need, ratio, minimum)`` (pure).
+
+    Water-filling: a column whose need is below its fair share (by ratio) gets its
+    need and drops out; the others split what remains by ratio, never below their
+    minimum. The result may exceed ``room`` only when the minimums do.
+    """
+    widths = [0] * len(columns)
+    open_ = list(range(len(columns)))
+    left = room
+    while open_:
+        total_ratio = sum(columns[i][1] for i in open_)
+        satisfied = [i for i in open_ if columns[i][0] <= left * columns[i][1] / total_ratio]
+        if not satisfied:
+            break
+        for i in satisfied:
+            widths[i] = columns[i][0]
+            left -= columns[i][0]
+            open_.remove(i)
+    if open_:
+        total_ratio = sum(columns[i][1] for i in open_)
+        given = 0
+        for n, i in enumerate(open_):
+            if n == len(open_) - 1:
+                portion = left - given
+            else:
+                portion = int(left * columns[i][1] / total_ratio)
+            given += portion
+            widths[i] = max(columns[i][2], portion)
+    return widths
+
+
 def tracks_table(tracks: list[dict], symbols: bool = True) -> Table:
     """artist, album, title, year, genres, rating, duration, live — one row per track."""
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table = _table()
     table.add_column("Artist", min_width=6, ratio=3)
     table.add_column("Album", min_width=5, ratio=3)
     table.add_column("Title", min_width=5, ratio=4)
-    table.add_column("Year", width=4, justify="right", no_wrap=True)
+    table.add_column("Year", justify="right", no_wrap=True)
     table.add_column("Genres", min_width=6, ratio=2)
-    table.add_column("Rating", width=6, no_wrap=True)
-    table.add_column("Time", width=7, justify="right", no_wrap=True)
-    table.add_column("Live", width=4, no_wrap=True)
+    table.add_column("Rating", no_wrap=True)
+    table.add_column("Time", justify="right", no_wrap=True)
+    table.add_column("Live", no_wrap=True)
     for track in tracks:
         table.add_row(
             _cell(track.get("artist")),
@@ -78,7 +144,7 @@ def local_time(value: Any) -> str:
 
 def jobs_table(jobs: list[dict], now: dt.datetime) -> Table:
     """job, state, mode, trigger, started (local time), duration, changes, error."""
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table = _table()
     table.add_column("Job", justify="right", no_wrap=True)
     table.add_column("State", no_wrap=True)
     table.add_column("Mode", no_wrap=True)
