@@ -1,0 +1,502 @@
+"""The daemon's only door to Plex (and its only importer of plexapi).
+
+plexapi is used for what it is good at — connecting, server identity, finding the
+music section. Bulk data (track pages, album genres) is fetched as raw XML through
+the same ``requests`` session with explicit ``X-Plex-Container-Start/Size`` headers
+and read with lxml: no plexapi objects (slow, and they auto-reload on ``None``
+attributes), no plexapi paging loop (it skips items when a page comes back short).
+
+Every failure surfaces as a :class:`PlexError` subclass whose message is meant for
+the user and never contains the token (see ``_redact``).
+"""
+from __future__ import annotations
+
+import os
+
+# Before plexapi is imported: never read ~/.config/plexapi, never auto-reload objects.
+os.environ["PLEXAPI_CONFIG_PATH"] = os.devnull
+os.environ["PLEXAPI_PLEXAPI_AUTORELOAD"] = "0"
+
+import logging  # noqa: E402
+import math  # noqa: E402
+import time  # noqa: E402
+import urllib.parse  # noqa: E402
+from typing import Callable, Iterator  # noqa: E402
+
+import plexapi  # noqa: E402
+import plexapi.exceptions as plex_exc  # noqa: E402
+import requests  # noqa: E402
+from lxml import etree  # noqa: E402
+from plexapi.server import PlexServer  # noqa: E402
+
+plexapi.CONFIG.data = {}  # in case plexapi was imported before us with a user config
+
+log = logging.getLogger("mediasaged.plex")
+
+__all__ = ["PlexError", "PlexUnauthorized", "PlexUnreachable", "SectionNotFound",
+           "PlexHTTPError", "PlexBadResponse", "PlexLibrary", "parse_track_rows"]
+
+
+class PlexError(Exception):
+    """A user-actionable failure talking to Plex. str(e) never contains the token."""
+
+
+class PlexUnauthorized(PlexError):
+    """Plex answered 401: the token is wrong or revoked."""
+
+
+class PlexUnreachable(PlexError):
+    """No answer: connection refused, DNS failure, timeout, TLS failure, dropped connection."""
+
+
+class SectionNotFound(PlexError):
+    """The configured library section does not exist (the message lists those that do)."""
+
+
+class PlexHTTPError(PlexError):
+    """Plex answered with an HTTP error status (after retries, for retryable ones)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class PlexBadResponse(PlexError):
+    """Plex answered 200 but with a body that is not the expected XML (e.g. truncated)."""
+
+
+class _Retryable(Exception):
+    def __init__(self, kind: str, reason: str, status: int | None = None):
+        super().__init__(reason)
+        self.kind, self.reason, self.status = kind, reason, status
+
+
+def _safe_url(url: str) -> str:
+    """scheme://host[:port][/path] — no userinfo, no query (either may hold a secret)."""
+    try:
+        p = urllib.parse.urlsplit(url)
+        host = p.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{host}:{p.port}" if p.port else host
+        return urllib.parse.urlunsplit((p.scheme, netloc, p.path.rstrip("/"), "", ""))
+    except ValueError:
+        return "<invalid URL>"
+
+
+def _redact(text: str, token: str | None) -> str:
+    if token:
+        text = text.replace(token, "<token>")
+        quoted = urllib.parse.quote(token, safe="")
+        if quoted != token:
+            text = text.replace(quoted, "<token>")
+    return text
+
+
+def _connection_reason(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, requests.exceptions.SSLError):
+        return ("TLS handshake or certificate verification failed (for a self-signed "
+                "certificate set plex.verify_ssl: false)")
+    if isinstance(exc, requests.exceptions.Timeout):
+        return f"timed out after {timeout:g}s"
+    chain, e = [], exc
+    while e is not None and len(chain) < 10:
+        chain.append(e)
+        e = e.__cause__ or e.__context__ or (e.args[0] if e.args and isinstance(e.args[0], BaseException) else None)
+    text = " ".join(f"{type(c).__name__} {c}" for c in chain)
+    if any(isinstance(c, ConnectionRefusedError) for c in chain) or "refused" in text.lower():
+        return "connection refused"
+    if "Name or service not known" in text or "nodename nor servname" in text \
+            or "getaddrinfo" in text or "NameResolution" in text or "No address" in text:
+        return "host name could not be resolved"
+    if any(isinstance(c, ConnectionResetError) for c in chain) or "reset" in text.lower():
+        return "connection reset"
+    if "RemoteDisconnected" in text or "closed connection" in text or "aborted" in text.lower():
+        return "connection closed without an answer"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError) or "IncompleteRead" in text:
+        return "connection dropped in the middle of an answer"
+    if "No route to host" in text or "Network is unreachable" in text:
+        return "no route to host"
+    return "connection failed"
+
+
+# ---- XML -> rows -------------------------------------------------------------------------
+
+def _int(v: str | None) -> int | None:
+    if not v:
+        return None
+    try:
+        return int(v)
+    except ValueError:
+        try:
+            return int(float(v))
+        except ValueError:
+            return None
+
+
+def _float(v: str | None) -> float | None:
+    if not v:
+        return None
+    try:
+        return float(v)
+    except ValueError:
+        return None
+
+
+def parse_track_rows(root) -> list[dict]:
+    """Track rows (plain dicts) from a parsed MediaContainer of <Track> elements."""
+    rows = []
+    append = rows.append
+    for el in root.iterchildren("Track"):
+        g = el.attrib.get
+        gp = g("grandparentTitle") or ""
+        year = g("year") or g("parentYear")
+        append({
+            "rating_key": g("ratingKey") or "",
+            "title": g("title") or "",
+            "artist": g("originalTitle") or gp,
+            "album_artist": gp,
+            "album": g("parentTitle") or "",
+            "album_rating_key": g("parentRatingKey") or None,
+            "duration_ms": _int(g("duration")),
+            "year": _int(year),
+            "user_rating": _float(g("userRating")),
+            "track_number": _int(g("index")),
+            "disc_number": _int(g("parentIndex")),
+            "view_count": _int(g("viewCount")) or 0,
+            "last_viewed_at": _int(g("lastViewedAt")),
+            "added_at": _int(g("addedAt")),
+            "updated_at": _int(g("updatedAt")),
+        })
+    return rows
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True,
+                           collect_ids=False, recover=False)
+
+
+# ---- the library ---------------------------------------------------------------------------
+
+class PlexLibrary:
+    """One music section of one Plex server. Not thread-safe: use from one thread."""
+
+    GENRE_PAGE = 1000      # albums per page for genre listings
+    METADATA_BATCH = 100   # album keys per /library/metadata/k1,k2,... request
+
+    def __init__(self, server: PlexServer, section, *, url: str, token: str, timeout: float,
+                 retries: int, backoff: float, sleep: Callable[[float], None] = time.sleep):
+        self._server = server
+        self._session: requests.Session = server._session
+        self._base = url.rstrip("/")
+        self._token = token
+        self.url = _safe_url(url)
+        self.timeout = timeout
+        self.retries = max(0, int(retries))
+        self.backoff = backoff
+        self._sleep = sleep
+        self._parser = _parser()
+        self._last_total: int | None = None
+        self.request_count = 0
+        self.server_id: str = server.machineIdentifier or ""
+        self.server_name: str = server.friendlyName or ""
+        self.server_version: str = server.version or ""
+        self.section_id: str = str(section.key)
+        self.section_title: str = section.title or ""
+
+    # ---- connecting -----------------------------------------------------------------
+    @classmethod
+    def connect(cls, url: str, token: str, library: str, *, timeout: float,
+                verify_ssl: bool = True, retries: int = 2, backoff: float = 0.5) -> "PlexLibrary":
+        """Connect, check the token, find the music section named ``library``
+        (case-insensitive). Raises PlexUnauthorized / PlexUnreachable / SectionNotFound /
+        PlexHTTPError / PlexError."""
+        safe = _safe_url(url)
+        if not url or not urllib.parse.urlsplit(url).scheme.startswith("http"):
+            raise PlexError(f"Plex URL {safe!r} is not an http(s) URL (plex.url)")
+        session = requests.Session()
+        session.verify = verify_ssl
+        if not verify_ssl:
+            import urllib3
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        attempt = 0
+        while True:
+            try:
+                server = PlexServer(url, token, session=session, timeout=timeout)
+                sections = server.library.sections()
+                break
+            except Exception as exc:  # noqa: BLE001 - translated below
+                err = cls._translate(exc, safe, token, timeout)
+                retryable = isinstance(err, PlexUnreachable) and "refused" not in str(err) \
+                    or isinstance(err, PlexHTTPError) and (err.status or 0) >= 500
+                if not retryable or attempt >= retries:
+                    session.close()
+                    raise err from None
+                time.sleep(min(30.0, backoff * (2 ** attempt)))
+                attempt += 1
+        want = library.strip().casefold()
+        matches = [s for s in sections if (s.title or "").strip().casefold() == want]
+        music = [s for s in matches if s.type == "artist"]
+        if not music:
+            listing = ", ".join(f"{s.title!r} ({'music' if s.type == 'artist' else s.type})"
+                                for s in sections) or "none"
+            why = (f"is a {matches[0].type} section, not a music section" if matches
+                   else "was not found")
+            session.close()
+            raise SectionNotFound(_redact(
+                f"Library section {library!r} {why} on Plex server "
+                f"{server.friendlyName!r} at {safe}; sections: {listing} (plex.library)", token))
+        return cls(server, music[0], url=url, token=token, timeout=timeout, retries=retries,
+                   backoff=backoff)
+
+    @staticmethod
+    def _translate(exc: BaseException, safe: str, token: str, timeout: float) -> PlexError:
+        if isinstance(exc, PlexError):
+            return exc
+        if isinstance(exc, plex_exc.Unauthorized):
+            msg = (f"Plex at {safe} rejected the token (HTTP 401 Unauthorized): check "
+                   f"plex.token / plex.token_file / $MEDIASAGE_PLEX_TOKEN")
+            return PlexUnauthorized(msg)
+        if isinstance(exc, requests.exceptions.RequestException):
+            return PlexUnreachable(f"Plex unreachable at {safe}: "
+                                   f"{_connection_reason(exc, timeout)}")
+        if isinstance(exc, plex_exc.NotFound):
+            return PlexHTTPError(f"{safe} answered HTTP 404 Not Found: is this the URL of a "
+                                 f"Plex Media Server? (plex.url)", 404)
+        if isinstance(exc, plex_exc.BadRequest):
+            status = _int(str(exc)[1:4]) if str(exc).startswith("(") else None
+            return PlexHTTPError(f"Plex at {safe} returned HTTP {status or 'error'} while "
+                                 f"connecting", status)
+        if isinstance(exc, TypeError):  # plexapi's codes.get() on an unknown status
+            return PlexHTTPError(f"Plex at {safe} returned an unknown HTTP status while connecting")
+        if isinstance(exc, etree.LxmlError) or type(exc).__name__ == "ParseError":
+            return PlexBadResponse(f"{safe} did not answer with Plex XML: is this the URL of a "
+                                   f"Plex Media Server? (plex.url)")
+        return PlexError(_redact(f"unexpected error talking to Plex at {safe}: "
+                                 f"{type(exc).__name__}", token))
+
+    def close(self) -> None:
+        try:
+            self._session.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def __enter__(self) -> "PlexLibrary":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- raw requests with retries ------------------------------------------------------
+    def _fetch(self, path: str, *, what: str, headers: dict | None = None,
+               params: dict | None = None):
+        """GET path; return the parsed MediaContainer. Retries 5xx/408/429, timeouts,
+        dropped connections and unparseable bodies ``self.retries`` times with backoff."""
+        url = self._base + path
+        hdrs = self._server._headers()
+        if headers:
+            hdrs.update(headers)
+        attempt = 0
+        while True:
+            try:
+                self.request_count += 1
+                try:
+                    resp = self._session.get(url, headers=hdrs, params=params, timeout=self.timeout)
+                    body = resp.content
+                except requests.exceptions.RequestException as exc:
+                    raise _Retryable("net", _connection_reason(exc, self.timeout)) from None
+                status = resp.status_code
+                if status == 401:
+                    raise PlexUnauthorized(
+                        f"Plex at {self.url} rejected the token (HTTP 401 Unauthorized) for "
+                        f"{what}: check plex.token / plex.token_file / $MEDIASAGE_PLEX_TOKEN")
+                if status >= 500 or status in (408, 429):
+                    raise _Retryable("http", f"HTTP {status}", status)
+                if status != 200:
+                    raise PlexHTTPError(f"Plex returned HTTP {status} for {what}", status)
+                try:
+                    root = etree.fromstring(body, self._parser)
+                except etree.XMLSyntaxError:
+                    raise _Retryable("xml", "an incomplete or malformed XML answer") from None
+                if root.tag != "MediaContainer":
+                    raise _Retryable("xml", f"an unexpected <{root.tag}> answer")
+                return root
+            except _Retryable as r:
+                if attempt >= self.retries:
+                    tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
+                    if r.kind == "http":
+                        raise PlexHTTPError(f"Plex returned {r.reason} for {what} ({tries})",
+                                            r.status) from None
+                    if r.kind == "xml":
+                        raise PlexBadResponse(f"Plex sent {r.reason} for {what} ({tries})") from None
+                    raise PlexUnreachable(f"Plex unreachable at {self.url}: {r.reason} "
+                                          f"({what}, {tries})") from None
+                delay = min(30.0, self.backoff * (2 ** attempt))
+                log.warning("Plex %s for %s; retrying in %.1fs", r.reason, what, delay)
+                self._sleep(delay)
+                attempt += 1
+
+    @staticmethod
+    def _page_headers(start: int, size: int) -> dict:
+        return {"X-Plex-Container-Start": str(start), "X-Plex-Container-Size": str(size)}
+
+    # ---- counts and tracks -----------------------------------------------------------------
+    def track_count(self) -> int:
+        root = self._fetch(f"/library/sections/{self.section_id}/all",
+                           params={"type": "10"}, headers=self._page_headers(0, 0),
+                           what="the track count")
+        self._last_total = _int(root.get("totalSize")) or _int(root.get("size")) or 0
+        return self._last_total
+
+    def section_state(self) -> dict:
+        """Cheap change signals of the section: {updated_at, scanned_at, content_changed_at}."""
+        root = self._fetch("/library/sections", what="the library sections")
+        for d in root.iterchildren("Directory"):
+            if d.get("key") == self.section_id:
+                return {"updated_at": _int(d.get("updatedAt")),
+                        "scanned_at": _int(d.get("scannedAt")),
+                        "content_changed_at": _int(d.get("contentChangedAt"))}
+        raise SectionNotFound(f"Library section {self.section_title!r} (id {self.section_id}) "
+                              f"no longer exists on Plex server {self.server_name!r}")
+
+    def iter_track_pages(self, page_size: int, *, updated_since: int | None = None
+                         ) -> Iterator[list[dict]]:
+        """Yield lists of track rows, ``page_size`` tracks per request.
+
+        Advances by the number of tracks actually received (a short page never skips
+        tracks), stops when totalSize is reached or a page comes back empty, and drops
+        rating keys already yielded (the library may shift while we page).
+        ``updated_since`` (unix seconds) adds Plex's ``track.updatedAt>>=`` filter."""
+        if page_size < 1:
+            raise ValueError("page_size must be >= 1")
+        path = f"/library/sections/{self.section_id}/all"
+        params = {"type": "10"}
+        noun = "tracks"
+        if updated_since is not None:
+            params["track.updatedAt>>"] = str(int(updated_since))
+            noun = "changed tracks"
+        total = self._last_total if updated_since is None else None
+        start = 0
+        seen: set[str] = set()
+        while total is None or start < total:
+            page_no = start // page_size + 1
+            of = f" of {max(page_no, math.ceil(total / page_size))}" if total else ""
+            what = f"page {page_no}{of} ({noun} {start}\u2013{start + page_size - 1})"
+            root = self._fetch(path, params=params, headers=self._page_headers(start, page_size),
+                               what=what)
+            t0 = time.perf_counter()
+            rows = parse_track_rows(root)
+            new_total = _int(root.get("totalSize"))
+            total = new_total if new_total is not None else (start + len(rows) if len(rows) < page_size else None)
+            if updated_since is None and total is not None:
+                self._last_total = total
+            if not rows:
+                break
+            fresh = [r for r in rows if r["rating_key"] not in seen]
+            seen.update(r["rating_key"] for r in fresh)
+            log.debug("page %s: %d rows parsed in %.1f ms", page_no, len(rows),
+                      (time.perf_counter() - t0) * 1000)
+            if fresh:
+                yield fresh
+            start += len(rows)
+
+    # ---- album genres ----------------------------------------------------------------------
+    def album_genres(self, *, strategy: str = "auto") -> dict[str, list[str]]:
+        """Album ratingKey -> its FULL genre list, sorted case-insensitively.
+
+        Albums without any genre are absent (use ``.get(key, [])``).
+        Strategies: "genre_filter" = 1 request for the genre list + one (paged) listing per
+        genre via ``album.genre=<key>``; "listing" = paged album listing, then batched
+        ``/library/metadata/k1,k2,...`` only for albums whose listing shows 2 genres (listings
+        truncate at 2); "metadata" = batched /library/metadata for every album; "auto" picks
+        genre_filter unless the section has more genres than the listing strategy's
+        request estimate."""
+        if strategy == "per_album":  # measurement baseline only: one request per album
+            keys = [k for k, _ in self._iter_album_listing()]
+            return self._genres_from_metadata(keys, batch=1)
+        if strategy == "metadata":
+            return self._genres_from_metadata([k for k, _ in self._iter_album_listing()])
+        if strategy == "listing":
+            return self._genres_by_listing()
+        choices = self._genre_choices()
+        if strategy == "auto":
+            albums = self._album_count()
+            listing_cost = math.ceil(albums / self.GENRE_PAGE) + \
+                math.ceil(albums / self.METADATA_BATCH) // 2
+            if len(choices) + 1 > max(1, listing_cost):
+                return self._genres_by_listing()
+        elif strategy != "genre_filter":
+            raise ValueError(f"unknown strategy {strategy!r}")
+        found: dict[str, set[str]] = {}
+        for key, title in choices:
+            start = 0
+            while True:
+                root = self._fetch(f"/library/sections/{self.section_id}/all",
+                                   params={"type": "9", "album.genre": key},
+                                   headers=self._page_headers(start, self.GENRE_PAGE),
+                                   what=f"the albums of genre {title!r}")
+                n = 0
+                for el in root.iterchildren("Directory"):
+                    n += 1
+                    rk = el.get("ratingKey")
+                    if rk:
+                        found.setdefault(rk, set()).add(title)
+                total = _int(root.get("totalSize"))
+                start += n
+                if n == 0 or total is None or start >= total:
+                    break
+        return {k: sorted(v, key=str.casefold) for k, v in found.items()}
+
+    def _genre_choices(self) -> list[tuple[str, str]]:
+        root = self._fetch(f"/library/sections/{self.section_id}/genre", params={"type": "9"},
+                           what="the genre list")
+        return [(d.get("key"), d.get("title") or "") for d in root.iterchildren("Directory")
+                if d.get("key")]
+
+    def _album_count(self) -> int:
+        root = self._fetch(f"/library/sections/{self.section_id}/all", params={"type": "9"},
+                           headers=self._page_headers(0, 0), what="the album count")
+        return _int(root.get("totalSize")) or 0
+
+    def _iter_album_listing(self) -> Iterator[tuple[str, list[str]]]:
+        start, total = 0, None
+        while total is None or start < total:
+            root = self._fetch(f"/library/sections/{self.section_id}/all", params={"type": "9"},
+                               headers=self._page_headers(start, self.GENRE_PAGE),
+                               what=f"albums {start}\u2013{start + self.GENRE_PAGE - 1}")
+            n = 0
+            for el in root.iterchildren("Directory"):
+                n += 1
+                rk = el.get("ratingKey")
+                if rk:
+                    yield rk, [g.get("tag") or "" for g in el.iterchildren("Genre")]
+            total = _int(root.get("totalSize"))
+            start += n
+            if n == 0 or total is None:
+                break
+
+    def _genres_by_listing(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        maybe_more: list[str] = []
+        for rk, genres in self._iter_album_listing():
+            if genres:
+                out[rk] = sorted(genres, key=str.casefold)
+            if len(genres) >= 2:  # listings show at most 2: fetch the full list
+                maybe_more.append(rk)
+        full = self._genres_from_metadata(maybe_more, keep_empty=True)
+        out.update(full)
+        return {k: v for k, v in out.items() if v}
+
+    def _genres_from_metadata(self, keys: list[str], batch: int | None = None, *,
+                              keep_empty: bool = False) -> dict[str, list[str]]:
+        batch = batch or self.METADATA_BATCH
+        out: dict[str, list[str]] = {}
+        for i in range(0, len(keys), batch):
+            chunk = keys[i:i + batch]
+            root = self._fetch(f"/library/metadata/{','.join(chunk)}",
+                               what=f"album metadata ({len(chunk)} albums)")
+            for el in root.iterchildren("Directory"):
+                genres = [g.get("tag") or "" for g in el.iterchildren("Genre")]
+                if genres or keep_empty:
+                    out[el.get("ratingKey")] = sorted(genres, key=str.casefold)
+        return out
