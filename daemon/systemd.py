@@ -129,7 +129,9 @@ def listen_fds(unset_environment: bool = True) -> list[socket.socket]:
     (``LISTEN_PID``, ``LISTEN_FDS``, ``LISTEN_FDNAMES``) are removed from the
     environment afterwards, so child processes (the sync worker) do not
     mistake them for their own, and each fd gets FD_CLOEXEC for the same
-    reason. The socket family/type are read from the fd itself.
+    reason. The socket family/type are read from the fd itself (the caller
+    should check it got the AF_UNIX SOCK_STREAM listener it expects).
+    Raises OSError if a promised fd is not open or not a socket.
     """
     try:
         pid_text = os.environ.get("LISTEN_PID")
