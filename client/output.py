@@ -87,12 +87,19 @@ def share(room: int, columns: list[tuple[int, int, int]]) -> list[int]:
     left = room
     while open_:
         total_ratio = sum(columns[i][1] for i in open_)
-        satisfied = [i for i in open_ if columns[i][0] <= left * columns[i][1] / total_ratio]
-        if not satisfied:
+        fair = {i: left * columns[i][1] / total_ratio for i in open_}
+        done = [i for i in open_ if columns[i][0] <= fair[i]]          # needs less: gets its need
+        if not done:
+            done = [i for i in open_ if fair[i] < columns[i][2]]     # starved: gets its minimum
+            for i in done:
+                widths[i] = columns[i][2]
+        else:
+            for i in done:
+                widths[i] = columns[i][0]
+        if not done:
             break
-        for i in satisfied:
-            widths[i] = columns[i][0]
-            left -= columns[i][0]
+        for i in done:
+            left -= widths[i]
             open_.remove(i)
     if open_:
         total_ratio = sum(columns[i][1] for i in open_)
