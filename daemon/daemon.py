@@ -106,6 +106,8 @@ class Daemon:
         activated = systemd.listen_fds()
         if activated:
             sock = activated[0]
+            if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+                raise StartupError("the socket passed by the service manager is not a Unix stream socket")
             sock.setblocking(False)
             self.socket_path = Path(socket_name(sock))
             log.info("using socket %s passed by the service manager", self.socket_path)
@@ -117,7 +119,7 @@ class Daemon:
             self._owns_socket_file = True
         await self.server.start(sock)
         log.info("mediasaged listening on %s (cache %s)", self.socket_path, self.config.cache.path)
-        systemd.notify("READY=1")
+        systemd.ready()
         await self._start_sync_if_stale()
 
     async def _start_sync_if_stale(self) -> None:
@@ -144,7 +146,7 @@ class Daemon:
                 self._should_reload = False
                 self.reload()
             if watchdog and time.monotonic() - last_ping >= watchdog:
-                systemd.notify("WATCHDOG=1")
+                systemd.watchdog_ping()
                 last_ping = time.monotonic()
             await self._housekeeping()
 
@@ -162,18 +164,18 @@ class Daemon:
             status = f"Library: {state.track_count:,} tracks"
         if status != self._status:
             self._status = status
-            systemd.notify(f"STATUS={status}")
+            systemd.status(status)
 
     def reload(self) -> None:
         """SIGHUP: take the new config, or keep the old one if it is invalid."""
-        systemd.notify("RELOADING=1")
+        systemd.reloading()
         try:
             new = load_config(self.config_path)
         except ConfigError as exc:
             log.error("reload: config %s is invalid, keeping the current one:", self.config_path)
             for problem in exc.problems:
                 log.error("  %s", problem)
-            systemd.notify("READY=1")
+            systemd.ready()
             return
         old = self.config
         for key, before, after in (("cache.path", old.cache.path, new.cache.path),
@@ -191,10 +193,10 @@ class Daemon:
         for warning in new.warnings:
             log.warning("%s", warning)
         log.info("reloaded config from %s", self.config_path)
-        systemd.notify("READY=1")
+        systemd.ready()
 
     async def shutdown(self) -> None:
-        systemd.notify("STOPPING=1")
+        systemd.stopping()
         log.info("stopping")
         await self.syncer.shutdown()
         await self.server.close()

@@ -148,7 +148,9 @@ class Server:
                 conn.notify(event, params)
 
     def _admits(self, peer: Peer) -> bool:
-        return not self._allowed or peer.uid in self._allowed or peer.uid in (0, os.getuid())
+        # Read-only uids are implicitly allowed to connect (to read).
+        return (not self._allowed or peer.uid in self._allowed or peer.uid in self._read_only
+                or peer.uid in (0, os.getuid()))
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -160,7 +162,7 @@ class Server:
                 writer.write(_error_line(-32003, "permission_denied", f"uid {peer.uid} may not connect"))
                 await writer.drain()
                 return
-            read_only = peer.uid in self._read_only and peer.uid not in (0, os.getuid())
+            read_only = peer.uid in self._read_only
             conn = Connection(peer, read_only, writer)
             self.connections.add(conn)
             try:

@@ -1,0 +1,130 @@
+"""Shared pieces of the benchmarks: emulator and daemon processes, a socket client, RSS.
+
+Benchmarks are scripts, not tests: they print numbers for docs/PERFORMANCE.md.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@contextmanager
+def emulator(tracks: int, seed: int = 0):
+    """The bundled Plex emulator in its own process: yields (url, token)."""
+    proc = subprocess.Popen([sys.executable, "-m", "tests.emulator", "--tracks", str(tracks), "--seed", str(seed)],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        url, token = proc.stdout.readline().split()
+        yield url, token
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+class Rpc:
+    """A minimal blocking JSON-RPC client over the daemon's Unix socket."""
+
+    def __init__(self, path: Path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(path))
+        self.file = self.sock.makefile("rwb")
+        self.ids = itertools.count(1)
+
+    def call(self, method: str, **params):
+        ident = next(self.ids)
+        self.file.write(json.dumps({"jsonrpc": "2.0", "id": ident, "method": method, "params": params}).encode()
+                        + b"\n")
+        self.file.flush()
+        while True:
+            msg = json.loads(self.file.readline())
+            if msg.get("id") == ident:
+                if "error" in msg:
+                    raise RuntimeError(msg["error"])
+                return msg["result"]
+
+    def close(self):
+        self.file.close()
+        self.sock.close()
+
+
+@contextmanager
+def daemon(url: str, token: str, **sync):
+    """mediasaged in a private directory against ``url``: yields (process, socket path)."""
+    work = Path(tempfile.mkdtemp(prefix="msbench", dir="/tmp"))
+    config = work / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "plex": {"url": url, "token": token},
+        "cache": {"path": "cache.db"},
+        "sync": {"stale_after": "off", "interval": "off", **sync},
+        "daemon": {"socket": "d.sock", "log_level": "warning"},
+    }))
+    config.chmod(0o600)
+    proc = subprocess.Popen([str(BIN / "mediasaged"), "--config", str(config)])
+    path = work / "d.sock"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            Rpc(path).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit("mediasaged did not start")
+            time.sleep(0.05)
+    try:
+        yield proc, path
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        subprocess.run(["rm", "-rf", str(work)])
+
+
+def tree_rss_kib(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in KiB."""
+    total = 0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    stack.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def wait_job(rpc: Rpc, job_id: int, on_poll=None, interval: float = 0.02) -> dict:
+    while True:
+        job = rpc.call("sync.status", job_id=job_id)
+        if on_poll:
+            on_poll(job)
+        if job["state"] != "running":
+            return job
+        time.sleep(interval)
+
+
+def percentiles(samples_ms: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples_ms)
+    p50 = statistics.median(ordered)
+    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    return p50, p99
