@@ -212,8 +212,10 @@ class PlexLibrary:
         (case-insensitive). Raises PlexUnauthorized / PlexUnreachable / SectionNotFound /
         PlexHTTPError / PlexError."""
         safe = _safe_url(url)
-        if not url or not urllib.parse.urlsplit(url).scheme.startswith("http"):
+        if not url or urllib.parse.urlsplit(url).scheme not in ("http", "https") \
+                or not urllib.parse.urlsplit(url).hostname:
             raise PlexError(f"Plex URL {safe!r} is not an http(s) URL (plex.url)")
+        url = safe  # no userinfo, query or fragment: the token travels in a header only
         session = requests.Session()
         session.verify = verify_ssl
         if not verify_ssl:

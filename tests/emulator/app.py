@@ -21,6 +21,7 @@ from .listing import ListingError, serve_listing
 from .model import MUSIC_SECTION_ID, STATE_CREATED, Library
 
 CONTENT_TYPE = "text/xml;charset=utf-8"
+_SHORT = web.RequestKey("short_page", bool) if hasattr(web, "RequestKey") else "short_page"
 _UNAUTHORIZED = b"<html><head><title>Unauthorized</title></head><body><h1>401 Unauthorized</h1></body></html>"
 
 
@@ -116,7 +117,7 @@ class PlexEmulator:
         app.router.add_get("/:/websockets/notifications", self._websocket)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        await web.SockSite(self._runner, sock, shutdown_timeout=0.5).start()
+        await web.SockSite(self._runner, sock).start()
         self._outbox = asyncio.Queue()
         self._broadcaster = asyncio.ensure_future(self._broadcast_loop())
 
@@ -237,6 +238,9 @@ class PlexEmulator:
         if fault is None:
             return await handler(request)
         kind = fault.kind
+        if kind == "short":
+            request[_SHORT] = True
+            return await handler(request)
         if kind in ("500", "503", "401", "404"):
             return web.Response(text=f"emulated fault {kind}", status=int(kind))
         if kind == "slow":
@@ -276,6 +280,8 @@ class PlexEmulator:
 
     async def _all(self, request):
         start, size = container_params(request)
+        if request.get(_SHORT) and size:
+            size = max(1, size // 2)
         try:
             body = serve_listing(self.library, request.match_info["sid"], request.query, start,
                                  size, what="all")

@@ -6,13 +6,19 @@ optionally, by container page: ``page=N`` is the N-th page (0-based) computed as
 (default: tracks, type=10) with a non-zero container size. ``times`` is how many
 requests it fires on; then it is spent (so a retry succeeds), unless times is None
 (fires forever).
+
+Kinds: "500"/"503"/"401"/"404" answer that status; "slow" sleeps ``delay`` (default
+``slow_seconds``) before answering; "drop" closes the connection without a byte;
+"truncate" answers 200 with the first half of the XML (consistent Content-Length);
+"cut" announces the full Content-Length, sends half and closes; "short" answers a
+valid page with half as many items as asked for (what makes plexapi skip items).
 """
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
 
-KINDS = ("500", "503", "401", "404", "slow", "drop", "truncate", "cut")
+KINDS = ("500", "503", "401", "404", "slow", "drop", "truncate", "cut", "short")
 
 
 @dataclass

@@ -1,0 +1,285 @@
+"""daemon/plex.py against the Plex emulator: real plexapi, real HTTP, no mocks."""
+from __future__ import annotations
+
+import socket
+from datetime import datetime, timezone
+
+import pytest
+import requests
+
+from mediasaged import plex as mplex
+from mediasaged.plex import (PlexBadResponse, PlexError, PlexHTTPError, PlexLibrary,
+                             PlexUnauthorized, PlexUnreachable, SectionNotFound)
+
+pytestmark = pytest.mark.timeout(30)
+TOKEN = "test-token"
+
+
+def connect(emu, **kw) -> PlexLibrary:
+    kw.setdefault("timeout", 5)
+    kw.setdefault("backoff", 0.01)
+    return PlexLibrary.connect(emu.url, emu.token, kw.pop("library", "Music"), **kw)
+
+
+def all_rows(p: PlexLibrary, page_size: int = 200, **kw) -> list[dict]:
+    return [r for page in p.iter_track_pages(page_size, **kw) for r in page]
+
+
+def with_genres(p: PlexLibrary, rows: list[dict]) -> dict[str, dict]:
+    genres = p.album_genres()
+    return {r["rating_key"]: {**r, "genres": genres.get(r["album_rating_key"], [])} for r in rows}
+
+
+def assert_token_free(exc: BaseException, token: str = TOKEN) -> None:
+    for text in (str(exc), repr(exc), " ".join(map(str, exc.args))):
+        assert token not in text
+
+
+def expect_error(cls, fn, token: str = TOKEN) -> PlexError:
+    with pytest.raises(cls) as ei:
+        fn()
+    assert_token_free(ei.value, token)
+    return ei.value
+
+
+# ---- connect and section lookup ------------------------------------------------------------
+
+def test_connect_reads_identity_and_section(plex_emulator):
+    with connect(plex_emulator, library="  mUsIc ") as p:
+        lib = plex_emulator.library
+        assert p.server_id == lib.machine_identifier
+        assert p.server_name == lib.friendly_name
+        assert p.section_id == "3" and p.section_title == "Music"
+        assert p.track_count() == 1500
+
+
+def test_missing_section_lists_existing_ones(plex_emulator):
+    e = expect_error(SectionNotFound, lambda: connect(plex_emulator, library="Musik"))
+    assert "'Musik'" in str(e) and "'Music' (music)" in str(e) and "'Movies' (movie)" in str(e)
+    e = expect_error(SectionNotFound, lambda: connect(plex_emulator, library="movies"))
+    assert "not a music section" in str(e)
+
+
+def test_bad_token_is_unauthorized_without_token(plex_emulator):
+    secret = "wrong-secret-token-123"
+    e = expect_error(PlexUnauthorized, lambda: PlexLibrary.connect(
+        plex_emulator.url, secret, "Music", timeout=5), token=secret)
+    assert "401" in str(e) and plex_emulator.url in str(e)
+
+
+def test_unreachable_names_the_url():
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    e = expect_error(PlexUnreachable, lambda: PlexLibrary.connect(url, TOKEN, "Music", timeout=2))
+    assert url in str(e) and "refused" in str(e)
+
+
+def test_not_a_url():
+    expect_error(PlexError, lambda: PlexLibrary.connect("localhost:32400", TOKEN, "Music", timeout=1))
+
+
+def test_server_identity_change_is_visible(plex_emulator):
+    plex_emulator.set_machine_identifier("new-machine-id")
+    with connect(plex_emulator) as p:
+        assert p.server_id == "new-machine-id"
+
+
+# ---- full paging equals ground truth -------------------------------------------------------
+
+@pytest.mark.parametrize("page_size", [200, 337, 5000])
+def test_full_paging_equals_ground_truth(plex_emulator, page_size):
+    expected = plex_emulator.library.expected_tracks()
+    with connect(plex_emulator) as p:
+        rows = all_rows(p, page_size)
+        assert len(rows) == len(expected) == 1500
+        got = with_genres(p, rows)
+    assert set(got) == set(expected)
+    for rk, exp in expected.items():
+        assert got[rk] == exp, rk
+    assert set(rows[0]) == set(expected[rows[0]["rating_key"]]) - {"genres"}
+
+
+def test_library_has_the_hard_cases(plex_emulator):
+    exp = plex_emulator.library.expected_tracks().values()
+    assert any(len(t["genres"]) >= 3 for t in exp)            # more than listings show
+    assert any(t["genres"] == [] for t in exp)
+    assert any(t["year"] is None for t in exp)
+    assert any(t["user_rating"] is None for t in exp)
+    assert any(t["user_rating"] is not None and t["user_rating"] % 2 == 1 for t in exp)
+    assert any(t["artist"] != t["album_artist"] for t in exp)  # compilations / feat.
+    assert any((t["disc_number"] or 0) >= 2 for t in exp)
+    assert any(t["view_count"] == 0 for t in exp) and any(t["view_count"] > 0 for t in exp)
+
+
+def test_non_ascii_intact(plex_emulator):
+    with connect(plex_emulator) as p:
+        rows = all_rows(p, 500)
+        genres = p.album_genres()
+    artists = {r["album_artist"] for r in rows}
+    assert {"Björk", "坂本龍一", "Sigur Rós", "Beyoncé"} <= artists
+    all_genres = {g for gs in genres.values() for g in gs}
+    assert any(not g.isascii() for g in all_genres)
+
+
+@pytest.mark.parametrize("strategy", ["auto", "genre_filter", "listing", "metadata", "per_album"])
+def test_album_genre_strategies_agree(plex_emulator, strategy):
+    want = {k: v for k, v in plex_emulator.library.expected_album_genres().items() if v}
+    assert any(len(v) > 2 for v in want.values())
+    with connect(plex_emulator) as p:
+        assert p.album_genres(strategy=strategy) == want
+
+
+def test_short_pages_skip_nothing(plex_emulator):
+    plex_emulator.inject_fault("short", page=2, times=None)
+    with connect(plex_emulator) as p:
+        rows = all_rows(p, 200)
+    assert sorted(r["rating_key"] for r in rows) == sorted(plex_emulator.library.tracks)
+
+
+def test_pages_are_explicit_container_requests(plex_emulator):
+    with connect(plex_emulator) as p:
+        p.track_count()
+        plex_emulator.request_log.clear()
+        all_rows(p, 400)
+    pages = [q for q in plex_emulator.request_log if "type=10" in q]
+    assert len(pages) == 4  # 0, 400, 800, 1200 — no trailing empty request
+
+
+# ---- faults and retries --------------------------------------------------------------------
+
+def test_500_on_middle_page_exhausts_retries(plex_emulator):
+    fault = plex_emulator.inject_fault("500", page=3, times=None)
+    with connect(plex_emulator, retries=2) as p:
+        p.track_count()
+        e = expect_error(PlexHTTPError, lambda: all_rows(p, 200))
+    assert e.status == 500
+    assert "HTTP 500" in str(e) and "page 4 of 8" in str(e) and "600\u2013799" in str(e)
+    assert fault.fired == 3
+
+
+@pytest.mark.parametrize("kind", ["500", "503", "drop", "truncate", "cut", "slow"])
+def test_transient_fault_is_retried(plex_emulator, kind):
+    plex_emulator.slow_seconds = 3
+    fault = plex_emulator.inject_fault(kind, page=2, times=1)
+    with connect(plex_emulator, timeout=0.5, retries=2) as p:
+        rows = all_rows(p, 300)
+    assert fault.fired == 1
+    assert {r["rating_key"] for r in rows} == set(plex_emulator.library.tracks)
+
+
+@pytest.mark.parametrize("kind,cls,words", [
+    ("drop", PlexUnreachable, ("closed", "reset")),
+    ("cut", PlexUnreachable, ("dropped",)),
+    ("slow", PlexUnreachable, ("timed out",)),
+    ("truncate", PlexBadResponse, ("incomplete",)),
+])
+def test_persistent_fault_raises_after_retries(plex_emulator, kind, cls, words):
+    plex_emulator.slow_seconds = 3
+    fault = plex_emulator.inject_fault(kind, page=1, times=None)
+    with connect(plex_emulator, timeout=0.4, retries=1) as p:
+        p.track_count()
+        e = expect_error(cls, lambda: all_rows(p, 500))
+    assert any(w in str(e) for w in words) and "page 2 of 3" in str(e)
+    assert fault.fired == 2
+
+
+def test_401_mid_sync_is_unauthorized(plex_emulator):
+    plex_emulator.inject_fault("401", page=1, times=1)
+    with connect(plex_emulator) as p:
+        e = expect_error(PlexUnauthorized, lambda: all_rows(p, 500))
+    assert "401" in str(e)
+
+
+def test_connect_retries_a_transient_500(plex_emulator):
+    fault = plex_emulator.inject_fault("500", path_contains="/library/sections", times=1)
+    with connect(plex_emulator) as p:
+        assert p.section_id == "3"
+    assert fault.fired == 1
+
+
+def test_token_never_in_messages_even_in_url(plex_emulator):
+    url = f"{plex_emulator.url}/?X-Plex-Token={TOKEN}"
+    plex_emulator.inject_fault("500", page=0, times=None)
+    with PlexLibrary.connect(url, TOKEN, "Music", timeout=5, backoff=0.01) as p:
+        expect_error(PlexHTTPError, lambda: all_rows(p, 500))
+    assert TOKEN not in mplex._safe_url(url)
+
+
+# ---- changes since a time -------------------------------------------------------------------
+
+def test_updated_since_sees_track_edits_not_album_edits(plex_emulator):
+    lib = plex_emulator.library
+    since = max(t.updated_at for t in lib.tracks.values()) + 1
+    rk = next(iter(lib.tracks))
+    album = lib.tracks[rk].album_key
+    plex_emulator.edit_track(rk, user_rating=9.0)
+    plex_emulator.set_album_genres(album, ["Zydeco", "Ambient", "rock", "Blues"])
+    with connect(plex_emulator) as p:
+        changed = all_rows(p, 100, updated_since=since)
+        assert [r["rating_key"] for r in changed] == [rk]
+        assert changed[0]["user_rating"] == 9.0
+        assert p.album_genres()[album] == ["Ambient", "Blues", "rock", "Zydeco"]
+
+
+def test_plexapi_updated_filters(plex_emulator):
+    from plexapi.server import PlexServer
+    lib = plex_emulator.library
+    since = max([t.updated_at for t in lib.tracks.values()]
+                + [a.updated_at for a in lib.albums.values()]) + 1
+    track_key = next(iter(lib.tracks))
+    album_key = lib.tracks[track_key].album_key
+    plex_emulator.edit_track(track_key, title="Renamed")
+    plex_emulator.edit_album(album_key, year=1999)
+    section = PlexServer(plex_emulator.url, TOKEN, timeout=5).library.section("Music")
+    when = datetime.fromtimestamp(since, timezone.utc)
+    tracks = section.search(libtype="track", filters={"updatedAt>>": when})
+    albums = section.search(libtype="album", filters={"updatedAt>>": when})
+    assert [t.ratingKey for t in tracks] == [int(track_key)] and tracks[0].title == "Renamed"
+    assert [a.ratingKey for a in albums] == [int(album_key)] and albums[0].year == 1999
+    q = [q for q in plex_emulator.request_log if "updatedAt" in q]
+    assert any("track.updatedAt%3E%3E=" in x or "track.updatedAt>>=" in x for x in q)
+
+
+def test_section_state_changes_on_mutation(plex_emulator):
+    with connect(plex_emulator) as p:
+        before = p.section_state()
+        plex_emulator.delete_track(next(iter(plex_emulator.library.tracks)))
+        after = p.section_state()
+        assert after["content_changed_at"] > before["content_changed_at"]
+        assert p.track_count() == 1499
+
+
+# ---- plexapi itself against the emulator ----------------------------------------------------
+
+def test_plexapi_paging_and_counts(plex_emulator):
+    from plexapi.server import PlexServer
+    plex = PlexServer(plex_emulator.url, TOKEN, timeout=5)
+    section = plex.library.section("Music")
+    assert section.totalViewSize(libtype="track") == 1500
+    order = plex_emulator.library.track_order()
+    page = section.search(libtype="track", container_start=300, container_size=50, maxresults=50)
+    assert [str(t.ratingKey) for t in page] == order[300:350]
+    bjork = next(t for t in section.search(libtype="track", maxresults=1500, container_size=500)
+                 if t.grandparentTitle == "Björk")
+    assert bjork.grandparentTitle == "Björk"
+    album = plex.fetchItem(int(bjork.parentRatingKey))
+    assert [g.tag for g in album.genres] == plex_emulator.library.albums[album.ratingKey.__str__()].genres
+
+
+@pytest.mark.parametrize("via", ["headers", "query"])
+def test_container_params_headers_or_query(plex_emulator, via):
+    url = f"{plex_emulator.url}/library/sections/3/all?type=10"
+    params = {"X-Plex-Container-Start": "10", "X-Plex-Container-Size": "5"}
+    headers = {"X-Plex-Token": TOKEN}
+    if via == "headers":
+        headers.update(params)
+    else:
+        url += "&" + "&".join(f"{k}={v}" for k, v in params.items())
+    r = requests.get(url, headers=headers, timeout=5)
+    assert r.headers["Content-Type"] == "text/xml;charset=utf-8"
+    from lxml import etree
+    root = etree.fromstring(r.content)
+    assert (root.get("size"), root.get("totalSize"), root.get("offset")) == ("5", "1500", "10")
+    assert [t.get("ratingKey") for t in root] == plex_emulator.library.track_order()[10:15]
