@@ -1,0 +1,149 @@
+"""The Plex emulator itself: notifications, CLI, auth, determinism, mutations."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import aiohttp
+import pytest
+import requests
+
+from tests.emulator import PlexEmulator, generate_library
+
+pytestmark = pytest.mark.timeout(30)
+TOKEN = "test-token"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def get(emu, path, token=TOKEN, **kw):
+    headers = {"X-Plex-Token": token} if token else {}
+    return requests.get(emu.url + path, headers=headers, timeout=5, **kw)
+
+
+def test_generator_is_deterministic_and_exact():
+    a, b = generate_library(777, seed=5), generate_library(777, seed=5)
+    assert len(a.tracks) == 777
+    assert a.expected_tracks() == b.expected_tracks()
+    assert generate_library(777, seed=6).expected_tracks() != a.expected_tracks()
+
+
+def test_auth_and_content_type(plex_emulator):
+    assert get(plex_emulator, "/", token=None).status_code == 401
+    assert get(plex_emulator, "/", token="nope").status_code == 401
+    r = get(plex_emulator, "/", token=None, params={"X-Plex-Token": TOKEN})
+    assert r.status_code == 200 and r.headers["Content-Type"] == "text/xml;charset=utf-8"
+    assert 'machineIdentifier="' in r.text
+    assert get(plex_emulator, "/identity", token=None).status_code == 200
+    assert get(plex_emulator, "/library").status_code == 200
+    assert get(plex_emulator, "/library/metadata/999999999").status_code == 404
+
+
+def test_album_listing_truncates_genres_metadata_does_not(plex_emulator):
+    from lxml import etree
+    lib = plex_emulator.library
+    key = next(k for k, a in lib.albums.items() if len(a.genres) >= 3)
+    listing = etree.fromstring(get(plex_emulator, "/library/sections/3/all?type=9").content)
+    el = next(d for d in listing if d.get("ratingKey") == key)
+    assert len(el.findall("Genre")) == 2
+    full = etree.fromstring(get(plex_emulator, f"/library/metadata/{key}").content)
+    assert [g.get("tag") for g in full[0].findall("Genre")] == lib.albums[key].genres
+    kids = etree.fromstring(get(plex_emulator, f"/library/metadata/{key}/children").content)
+    assert sorted(t.get("ratingKey") for t in kids) == sorted(lib.album_tracks[key])
+    assert all(t.get("year") is None and not t.findall("Genre") for t in kids)
+
+
+def test_album_edit_bumps_album_not_tracks(plex_emulator):
+    lib = plex_emulator.library
+    key = next(iter(lib.albums))
+    before = {rk: lib.tracks[rk].updated_at for rk in lib.album_tracks[key]}
+    old = lib.albums[key].updated_at
+    plex_emulator.set_album_genres(key, ["Jazz"])
+    assert lib.albums[key].updated_at > old
+    assert {rk: lib.tracks[rk].updated_at for rk in lib.album_tracks[key]} == before
+    assert all(lib.expected_track(rk)["genres"] == ["Jazz"] for rk in before)
+
+
+async def test_websocket_timeline_frames(plex_emulator):
+    emu = plex_emulator
+    async with aiohttp.ClientSession() as s:
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await s.ws_connect(emu.url + "/:/websockets/notifications")
+        async with s.ws_connect(emu.ws_url) as ws:
+            album = next(iter(emu.library.albums))
+            # mutations from another thread, like a test driving Plex while the daemon listens
+            result = {}
+            t = threading.Thread(target=lambda: result.update(
+                rk=emu.add_track(title="Nüe Song", album_key=album)))
+            t.start()
+            t.join()
+            frames = []
+            while len([f for f in frames if f["type"] == "timeline"]) < 2:
+                frames.append(json.loads((await ws.receive(timeout=5)).data)["NotificationContainer"])
+            timeline = [e for f in frames if f["type"] == "timeline" for e in f["TimelineEntry"]]
+            assert [(e["itemID"], e["type"], e["state"]) for e in timeline] == [
+                (result["rk"], 10, 0), (result["rk"], 10, 5)]
+            assert timeline[0]["sectionID"] == "3"
+            assert timeline[0]["identifier"] == "com.plexapp.plugins.library"
+            emu.delete_track(result["rk"])
+            frame = json.loads((await ws.receive(timeout=5)).data)["NotificationContainer"]
+            assert frame["TimelineEntry"][0]["state"] == 9
+            emu.set_album_genres(album, ["Rock"])
+            frame = json.loads((await ws.receive(timeout=5)).data)["NotificationContainer"]
+            assert [(e["itemID"], e["type"], e["state"]) for e in frame["TimelineEntry"]] == [
+                (album, 9, 5)]
+
+
+def test_plexapi_alert_listener_and_drop(plex_emulator):
+    from plexapi.server import PlexServer
+    got: list[dict] = []
+    arrived = threading.Event()
+
+    def on_alert(data):
+        if data.get("type") == "timeline":
+            got.append(data)
+            arrived.set()
+
+    listener = PlexServer(plex_emulator.url, TOKEN, timeout=5).startAlertListener(on_alert)
+    try:
+        assert plex_emulator.wait_for_ws_clients(1, timeout=10)
+        rk = next(iter(plex_emulator.library.tracks))
+        plex_emulator.edit_track(rk, view_count=42)
+        assert arrived.wait(10)
+        assert got[0]["TimelineEntry"][0]["itemID"] == rk
+        plex_emulator.drop_websockets()  # the listener does not reconnect: its thread ends
+        listener.join(10)
+        assert not listener.is_alive()
+    finally:
+        listener.stop()
+
+
+def test_cli_prints_url_and_token_and_stops_on_sigterm():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "tests.emulator", "--tracks", "300",
+                             "--seed", "2", "--token", "cli-token"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        url, token = proc.stdout.readline().split()
+        assert token == "cli-token" and url.startswith("http://127.0.0.1:")
+        r = requests.get(url + "/library/sections/3/all?type=10&X-Plex-Container-Size=0",
+                         headers={"X-Plex-Token": token}, timeout=5)
+        assert 'totalSize="300"' in r.text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_emulator_restart_on_same_port():
+    lib = generate_library(50, seed=1)
+    with PlexEmulator(lib, token=TOKEN) as emu:
+        port = emu.port
+    with PlexEmulator(lib, token=TOKEN, port=port) as emu2:
+        assert get(emu2, "/identity", token=None).status_code == 200
