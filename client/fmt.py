@@ -245,8 +245,11 @@ def sync_result_line(job: dict, seconds: float | None = None) -> str:
 
 def progress_line(phase: Any, current: Any, total: Any, rate: float | None) -> str:
     """One plain progress line: ``tracks 5,000/18,432 (27%) 9,800/s ETA 1s``."""
+    known_total = isinstance(total, int) and total > 0
+    if not known_total and not current:
+        return str(phase or "sync")  # e.g. "starting": nothing counted yet
     text = f"{phase or 'sync'} {num(current or 0)}"
-    if isinstance(total, int) and total > 0:
+    if known_total:
         pct = int(100 * (current or 0) / total)
         text += f"/{num(total)} ({pct}%)"
     if rate is not None and rate > 0:

@@ -146,11 +146,11 @@ def local_time(value: Any) -> str:
     moment = fmt.parse_time(value)
     if moment is None:
         return ""
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def jobs_table(jobs: list[dict], now: dt.datetime) -> Table:
-    """job, state, mode, trigger, started (local time), duration, changes, error."""
+    """job, state, mode, trigger, started (local time), duration, changes, error (if any)."""
     table = _table()
     table.add_column("Job", justify="right", no_wrap=True)
     table.add_column("State", no_wrap=True)
@@ -159,11 +159,13 @@ def jobs_table(jobs: list[dict], now: dt.datetime) -> Table:
     table.add_column("Started", no_wrap=True)
     table.add_column("Duration", justify="right", no_wrap=True)
     table.add_column("Changes", no_wrap=True)
-    table.add_column("Error", min_width=5, ratio=1)
+    errors = any(job.get("error") for job in jobs)
+    if errors:  # only when there is one to show: leaves the others room
+        table.add_column("Error", min_width=5, ratio=1)
     for job in jobs:
         state = job.get("state") or ""
         done = state in ("succeeded",)
-        table.add_row(
+        cells = [
             _cell(job.get("job_id")),
             _cell(state, _STATE_STYLES.get(state)),
             _cell(job.get("mode")),
@@ -171,8 +173,10 @@ def jobs_table(jobs: list[dict], now: dt.datetime) -> Table:
             _cell(local_time(job.get("started_at"))),
             _cell(fmt.format_seconds(fmt.job_seconds(job, now)) if job.get("started_at") else ""),
             _cell(fmt.changes(job.get("added"), job.get("updated"), job.get("removed")) if done else ""),
-            _cell(job.get("error") or ""),
-        )
+        ]
+        if errors:
+            cells.append(_cell(job.get("error") or ""))
+        table.add_row(*cells)
     return table
 
 

@@ -199,7 +199,7 @@ async def test_sync_wait_without_a_tty_prints_plain_progress_and_the_result(plex
     assert added == 1500
     assert progress, run.out
     assert all(PROGRESS.match(line) for line in progress), progress
-    status = await plex_daemon.call("library.status")
+    status = await ctl_json(plex_daemon, "status")
     assert status["track_count"] == 1500 and not status["is_syncing"]
 
 
@@ -215,6 +215,7 @@ async def test_sync_wait_failure_exits_1(daemon):
     assert run.lines[-1].startswith("Sync failed: "), run.out
     assert "test-token" not in run.out + run.err
     status = await ctl("status", sock=daemon.socket)
+    assert status.code == 0, status
     assert status.lines[0].startswith("Sync failed: "), status
 
 

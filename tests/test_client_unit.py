@@ -347,7 +347,8 @@ def test_progress_lines():
     assert fmt.progress_line("tracks", 18432, 18432, 9800) == "tracks 18,432/18,432 (100%) 9,800/s ETA 0s"
     assert fmt.progress_line("tracks", 0, 18432, None) == "tracks 0/18,432 (0%)"
     assert fmt.progress_line("genres", 300, None, 150.4) == "genres 300 150/s"
-    assert fmt.progress_line(None, None, None, None) == "sync 0"
+    assert fmt.progress_line(None, None, None, None) == "sync"
+    assert fmt.progress_line("starting", 0, None, None) == "starting"
 
 
 def test_rate_meter():
@@ -439,6 +440,8 @@ def test_jobs_table():
                                               added=None)], NOW), 100)
     assert "succeeded" in text and "+10 ~2 -1" in text and "Plex said no" in text
     assert all(len(line) <= 100 for line in text.splitlines())
+    header = render(output.jobs_table([job()], NOW), 80).splitlines()[0].split()
+    assert header == ["Job", "State", "Mode", "Trigger", "Started", "Duration", "Changes"]
 
 
 def test_stats_lines():
