@@ -143,31 +143,62 @@ def _float(v: str | None) -> float | None:
         return None
 
 
+def _row_tolerant(el) -> dict:
+    """One track row, tolerating odd numbers ("8.5" where an int belongs, garbage -> None)."""
+    g = el.get
+    gp = g("grandparentTitle") or ""
+    return {
+        "rating_key": g("ratingKey") or "",
+        "title": g("title") or "",
+        "artist": g("originalTitle") or gp,
+        "album_artist": gp,
+        "album": g("parentTitle") or "",
+        "album_rating_key": g("parentRatingKey") or None,
+        "duration_ms": _int(g("duration")),
+        "year": _int(g("year")) or _int(g("parentYear")),
+        "user_rating": _float(g("userRating")),
+        "track_number": _int(g("index")),
+        "disc_number": _int(g("parentIndex")),
+        "view_count": _int(g("viewCount")) or 0,
+        "last_viewed_at": _int(g("lastViewedAt")),
+        "added_at": _int(g("addedAt")),
+        "updated_at": _int(g("updatedAt")),
+    }
+
+
 def parse_track_rows(root) -> list[dict]:
-    """Track rows (plain dicts) from a parsed MediaContainer of <Track> elements."""
-    rows = []
+    """Track rows (plain dicts) from a parsed MediaContainer of <Track> elements.
+
+    The hot loop of a sync: ``el.get`` (no attrib proxy) and inline conversions; a row
+    with a malformed number falls back to the tolerant path instead of failing."""
+    rows: list[dict] = []
     append = rows.append
     for el in root.iterchildren("Track"):
-        g = el.attrib.get
+        g = el.get
         gp = g("grandparentTitle") or ""
         year = g("year") or g("parentYear")
-        append({
-            "rating_key": g("ratingKey") or "",
-            "title": g("title") or "",
-            "artist": g("originalTitle") or gp,
-            "album_artist": gp,
-            "album": g("parentTitle") or "",
-            "album_rating_key": g("parentRatingKey") or None,
-            "duration_ms": _int(g("duration")),
-            "year": _int(year),
-            "user_rating": _float(g("userRating")),
-            "track_number": _int(g("index")),
-            "disc_number": _int(g("parentIndex")),
-            "view_count": _int(g("viewCount")) or 0,
-            "last_viewed_at": _int(g("lastViewedAt")),
-            "added_at": _int(g("addedAt")),
-            "updated_at": _int(g("updatedAt")),
-        })
+        dur, idx, disc, vc = g("duration"), g("index"), g("parentIndex"), g("viewCount")
+        lv, added, upd, ur = g("lastViewedAt"), g("addedAt"), g("updatedAt"), g("userRating")
+        try:
+            append({
+                "rating_key": g("ratingKey") or "",
+                "title": g("title") or "",
+                "artist": g("originalTitle") or gp,
+                "album_artist": gp,
+                "album": g("parentTitle") or "",
+                "album_rating_key": g("parentRatingKey") or None,
+                "duration_ms": int(dur) if dur else None,
+                "year": int(year) if year else None,
+                "user_rating": float(ur) if ur else None,
+                "track_number": int(idx) if idx else None,
+                "disc_number": int(disc) if disc else None,
+                "view_count": int(vc) if vc else 0,
+                "last_viewed_at": int(lv) if lv else None,
+                "added_at": int(added) if added else None,
+                "updated_at": int(upd) if upd else None,
+            })
+        except ValueError:
+            append(_row_tolerant(el))
     return rows
 
 

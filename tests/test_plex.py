@@ -283,3 +283,15 @@ def test_container_params_headers_or_query(plex_emulator, via):
     root = etree.fromstring(r.content)
     assert (root.get("size"), root.get("totalSize"), root.get("offset")) == ("5", "1500", "10")
     assert [t.get("ratingKey") for t in root] == plex_emulator.library.track_order()[10:15]
+
+
+def test_row_parsing_tolerates_odd_numbers():
+    from lxml import etree
+    root = etree.fromstring(
+        '<MediaContainer size="2"><Track ratingKey="1" title="A" grandparentTitle="G" '
+        'index="3.0" duration="abc" parentYear="1999" userRating="7"/>'
+        '<Track ratingKey="2" year="2001" parentYear="1999"/></MediaContainer>'.encode())
+    a, b = mplex.parse_track_rows(root)
+    assert (a["track_number"], a["duration_ms"], a["year"], a["user_rating"]) == (3, None, 1999, 7.0)
+    assert (a["artist"], a["album_artist"], a["album"], a["view_count"]) == ("G", "G", "", 0)
+    assert (b["title"], b["artist"], b["year"], b["album_rating_key"]) == ("", "", 2001, None)

@@ -10,6 +10,7 @@ import sys
 import threading
 
 from .app import PlexEmulator
+from .render import prerender
 from .generator import generate_library
 
 
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     lib = generate_library(args.tracks, seed=args.seed)
+    prerender(lib)  # so the first full sync is served at full speed
     emu = PlexEmulator(lib, token=token, host=args.host, port=args.port,
                        slow_seconds=args.slow_seconds)
     with emu:

@@ -38,34 +38,38 @@ def track_fragment(lib: Library, rk: str) -> bytes:
     return frag
 
 
+def _opt(name: str, value) -> str:
+    return "" if value is None else f' {name}="{value}"'
+
+
 def _render_track(lib: Library, rk: str) -> str:
+    """One <Track> of a listing: no Genre, no year, parentYear = the album's year."""
     t = lib.tracks[rk]
     al = lib.albums[t.album_key]
     ar = lib.artists[al.artist_key]
     sid = MUSIC_SECTION_ID
-    a = {
-        "ratingKey": rk, "key": f"/library/metadata/{rk}",
-        "parentRatingKey": al.rating_key, "grandparentRatingKey": ar.rating_key,
-        "guid": f"plex://track/emu{rk}", "parentGuid": f"plex://album/emu{al.rating_key}",
-        "grandparentGuid": f"plex://artist/emu{ar.rating_key}", "type": "track",
-        "title": t.title, "grandparentKey": f"/library/metadata/{ar.rating_key}",
-        "parentKey": f"/library/metadata/{al.rating_key}", "librarySectionTitle": lib.music_title,
-        "librarySectionID": sid, "librarySectionKey": f"/library/sections/{sid}",
-        "grandparentTitle": ar.title, "parentTitle": al.title, "originalTitle": t.original_title,
-        "summary": "", "index": t.index, "parentIndex": t.disc,
-        "userRating": _rating(t.user_rating),
-        "viewCount": t.view_count or None, "lastViewedAt": t.last_viewed_at,
-        "year": t.year, "parentYear": al.year,
-        "thumb": f"/library/metadata/{al.rating_key}/thumb/{al.updated_at}",
-        "duration": t.duration, "addedAt": t.added_at, "updatedAt": t.updated_at,
-        "musicAnalysisVersion": 1,
-    }
+    ak, gk = al.rating_key, ar.rating_key
+    at, gt = esc(al.title), esc(ar.title)
     dur = t.duration or 0
-    media = (f'<Media id="{rk}" duration="{dur}" bitrate="320" audioChannels="2" '
-             f'audioCodec="mp3" container="mp3"><Part id="{rk}" key="/library/parts/{rk}/'
-             f'{t.added_at}/file.mp3" duration="{dur}" file="/music/{esc(ar.title)}/'
-             f'{esc(al.title)}/{t.index or 0:02d}.mp3" size="{dur * 40}" container="mp3"/></Media>')
-    return f"<Track {attrs(a)}>{media}</Track>\n"
+    orig = "" if t.original_title is None else f' originalTitle="{esc(t.original_title)}"'
+    return (
+        f'<Track ratingKey="{rk}" key="/library/metadata/{rk}" parentRatingKey="{ak}" '
+        f'grandparentRatingKey="{gk}" guid="plex://track/emu{rk}" '
+        f'parentGuid="plex://album/emu{ak}" grandparentGuid="plex://artist/emu{gk}" '
+        f'type="track" title="{esc(t.title)}" grandparentKey="/library/metadata/{gk}" '
+        f'parentKey="/library/metadata/{ak}" librarySectionTitle="{esc(lib.music_title)}" '
+        f'librarySectionID="{sid}" librarySectionKey="/library/sections/{sid}" '
+        f'grandparentTitle="{gt}" parentTitle="{at}"{orig} summary=""'
+        f'{_opt("index", t.index)}{_opt("parentIndex", t.disc)}'
+        f'{_opt("userRating", _rating(t.user_rating))}{_opt("viewCount", t.view_count or None)}'
+        f'{_opt("lastViewedAt", t.last_viewed_at)}{_opt("year", t.year)}'
+        f'{_opt("parentYear", al.year)} thumb="/library/metadata/{ak}/thumb/{al.updated_at}"'
+        f'{_opt("duration", t.duration)} addedAt="{t.added_at}" updatedAt="{t.updated_at}" '
+        f'musicAnalysisVersion="1">'
+        f'<Media id="{rk}" duration="{dur}" bitrate="320" audioChannels="2" audioCodec="mp3" '
+        f'container="mp3"><Part id="{rk}" key="/library/parts/{rk}/{t.added_at}/file.mp3" '
+        f'duration="{dur}" file="/music/{gt}/{at}/{t.index or 0:02d}.mp3" size="{dur * 40}" '
+        f'container="mp3"/></Media></Track>\n')
 
 
 def album_attrs(lib: Library, al: Album) -> dict:
@@ -234,3 +238,12 @@ def collections_meta() -> bytes:
     return ("<Meta>" + _type_xml(f"/library/sections/{sid}/all?type=18", "collection",
                                  "Collections", [("collection.title", "string", "Title")], [])
             + _FIELD_TYPES + "</Meta>\n").encode()
+
+
+def prerender(lib: Library) -> None:
+    """Render every track and album fragment now (the CLI does this before it is ready)."""
+    with lib.lock:
+        for rk in lib.tracks:
+            track_fragment(lib, rk)
+        for key in lib.albums:
+            album_fragment(lib, key)
