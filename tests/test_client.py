@@ -25,7 +25,7 @@ from tests.support import mediasagectl_path
 CTL = mediasagectl_path()
 ANSI = re.compile(r"\x1b\[")
 SUCCEEDED = re.compile(r"^Sync succeeded: \+([\d,]+) ~([\d,]+) -([\d,]+) in \S+$")
-PROGRESS = re.compile(r"^\S+ [\d,]+(/[\d,]+ \(\d+%\))?( [\d,]+/s( ETA \S+)?)?$")
+PROGRESS = re.compile(r"^\S+( [\d,]+(/[\d,]+ \(\d+%\))?( [\d,]+/s( ETA \S+)?)?)?$")
 
 
 @dataclass
