@@ -91,7 +91,7 @@ async def library_status(ctx: CallContext, params: dict) -> dict:
         "error": state.last_error,
         "stale": stale,
         "plex_reachable": s.syncer.plex_reachable,
-        "next_sync_at": iso(s.next_sync_at()),
+        "next_sync_at": iso(s.next_sync_at(state.synced_at)),
     }
 
 
