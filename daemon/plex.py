@@ -229,6 +229,7 @@ class PlexLibrary:
         self._parser = _parser()
         self._last_total: int | None = None
         self.request_count = 0
+        self.bytes_received = 0
         self.server_id: str = server.machineIdentifier or ""
         self.server_name: str = server.friendlyName or ""
         self.server_version: str = server.version or ""
@@ -336,6 +337,7 @@ class PlexLibrary:
                 try:
                     resp = self._session.get(url, headers=hdrs, params=params, timeout=self.timeout)
                     body = resp.content
+                    self.bytes_received += len(body)
                 except requests.exceptions.RequestException as exc:
                     raise _Retryable("net", _connection_reason(exc, self.timeout)) from None
                 status = resp.status_code

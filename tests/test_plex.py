@@ -1,6 +1,7 @@
 """daemon/plex.py against the Plex emulator: real plexapi, real HTTP, no mocks."""
 from __future__ import annotations
 
+import re
 import socket
 from datetime import datetime, timezone
 
@@ -111,6 +112,10 @@ def test_library_has_the_hard_cases(plex_emulator):
     assert any(t["artist"] != t["album_artist"] for t in exp)  # compilations / feat.
     assert any((t["disc_number"] or 0) >= 2 for t in exp)
     assert any(t["view_count"] == 0 for t in exp) and any(t["view_count"] > 0 for t in exp)
+    albums = {t["album"] for t in exp}
+    for pattern in (r"\(Live\)$", r"^Live at ", r"Unplugged", r" in Concert$", r"^Bootleg ",
+                    r"^\d{4}-\d\d-\d\d Concert$", r"^Live \d\d\.\d\d\.\d{4}$"):
+        assert any(re.search(pattern, a) for a in albums), pattern
 
 
 def test_non_ascii_intact(plex_emulator):

@@ -57,8 +57,8 @@ def _title(rnd: random.Random, words: int) -> str:
     return t
 
 
-def _live_title(rnd: random.Random) -> str:
-    tpl = rnd.choice(_LIVE_TEMPLATES)
+def _live_title(rnd: random.Random, tpl: str | None = None) -> str:
+    tpl = tpl or rnd.choice(_LIVE_TEMPLATES)
     y, m, d = rnd.randint(1965, 2015), rnd.randint(1, 12), rnd.randint(1, 28)
     return tpl.format(rnd.choice(_PLACES) if "{}" in tpl and tpl.startswith("Live") else _title(rnd, 2),
                       d=f"{y}-{m:02d}-{d:02d}", dd=f"{d:02d}.{m:02d}.{y}")
@@ -78,6 +78,8 @@ def generate_library(n_tracks: int = 1500, seed: int = 0, *, library: Library | 
     mutation made "now" always moves updatedAt forward."""
     rnd = random.Random(seed)
     lib = library or Library()
+    for g in GENRES:  # stable genre ids (tag keys) per library, whatever is asked first
+        lib.genre_id(g)
     n_albums = max(1, n_tracks // 10)
     n_artists = max(1, n_albums // 3)
     # artists: the special (non-ASCII) ones first, then generated names (unique)
@@ -122,7 +124,9 @@ def generate_library(n_tracks: int = 1500, seed: int = 0, *, library: Library | 
         r = rnd.random()
         compilation = r < 0.06
         artist = various if compilation else artists[ai % len(artists)]
-        if 0.06 <= r < 0.14:
+        if ai % 13 == 3:  # every live/dated template shows up, even in small libraries
+            title = _live_title(rnd, _LIVE_TEMPLATES[(ai // 13) % len(_LIVE_TEMPLATES)])
+        elif 0.06 <= r < 0.14:
             title = _live_title(rnd)
         else:
             title = _title(rnd, rnd.randint(1, 3))
