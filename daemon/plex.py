@@ -29,6 +29,9 @@ import requests  # noqa: E402
 from lxml import etree  # noqa: E402
 from plexapi.server import PlexServer  # noqa: E402
 
+from .plex_support import (_connection_reason, _float, _int, _parser, _redact,  # noqa: E402
+                           _safe_url, parse_track_rows)
+
 plexapi.CONFIG.data = {}  # in case plexapi was imported before us with a user config
 
 log = logging.getLogger("mediasaged.plex")
@@ -69,142 +72,6 @@ class _Retryable(Exception):
     def __init__(self, kind: str, reason: str, status: int | None = None):
         super().__init__(reason)
         self.kind, self.reason, self.status = kind, reason, status
-
-
-def _safe_url(url: str) -> str:
-    """scheme://host[:port][/path] — no userinfo, no query (either may hold a secret)."""
-    try:
-        p = urllib.parse.urlsplit(url)
-        host = p.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        netloc = f"{host}:{p.port}" if p.port else host
-        return urllib.parse.urlunsplit((p.scheme, netloc, p.path.rstrip("/"), "", ""))
-    except ValueError:
-        return "<invalid URL>"
-
-
-def _redact(text: str, token: str | None) -> str:
-    if token:
-        text = text.replace(token, "<token>")
-        quoted = urllib.parse.quote(token, safe="")
-        if quoted != token:
-            text = text.replace(quoted, "<token>")
-    return text
-
-
-def _connection_reason(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, requests.exceptions.SSLError):
-        return ("TLS handshake or certificate verification failed (for a self-signed "
-                "certificate set plex.verify_ssl: false)")
-    if isinstance(exc, requests.exceptions.Timeout):
-        return f"timed out after {timeout:g}s"
-    chain, e = [], exc
-    while e is not None and len(chain) < 10:
-        chain.append(e)
-        e = e.__cause__ or e.__context__ or (e.args[0] if e.args and isinstance(e.args[0], BaseException) else None)
-    text = " ".join(f"{type(c).__name__} {c}" for c in chain)
-    if any(isinstance(c, ConnectionRefusedError) for c in chain) or "refused" in text.lower():
-        return "connection refused"
-    if "Name or service not known" in text or "nodename nor servname" in text \
-            or "getaddrinfo" in text or "NameResolution" in text or "No address" in text:
-        return "host name could not be resolved"
-    if any(isinstance(c, ConnectionResetError) for c in chain) or "reset" in text.lower():
-        return "connection reset"
-    if "RemoteDisconnected" in text or "closed connection" in text or "aborted" in text.lower():
-        return "connection closed without an answer"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError) or "IncompleteRead" in text:
-        return "connection dropped in the middle of an answer"
-    if "No route to host" in text or "Network is unreachable" in text:
-        return "no route to host"
-    return "connection failed"
-
-
-# ---- XML -> rows -------------------------------------------------------------------------
-
-def _int(v: str | None) -> int | None:
-    if not v:
-        return None
-    try:
-        return int(v)
-    except ValueError:
-        try:
-            return int(float(v))
-        except ValueError:
-            return None
-
-
-def _float(v: str | None) -> float | None:
-    if not v:
-        return None
-    try:
-        return float(v)
-    except ValueError:
-        return None
-
-
-def _row_tolerant(el) -> dict:
-    """One track row, tolerating odd numbers ("8.5" where an int belongs, garbage -> None)."""
-    g = el.get
-    gp = g("grandparentTitle") or ""
-    return {
-        "rating_key": g("ratingKey") or "",
-        "title": g("title") or "",
-        "artist": g("originalTitle") or gp,
-        "album_artist": gp,
-        "album": g("parentTitle") or "",
-        "album_rating_key": g("parentRatingKey") or None,
-        "duration_ms": _int(g("duration")),
-        "year": _int(g("year")) or _int(g("parentYear")),
-        "user_rating": _float(g("userRating")),
-        "track_number": _int(g("index")),
-        "disc_number": _int(g("parentIndex")),
-        "view_count": _int(g("viewCount")) or 0,
-        "last_viewed_at": _int(g("lastViewedAt")),
-        "added_at": _int(g("addedAt")),
-        "updated_at": _int(g("updatedAt")),
-    }
-
-
-def parse_track_rows(root) -> list[dict]:
-    """Track rows (plain dicts) from a parsed MediaContainer of <Track> elements.
-
-    The hot loop of a sync: ``el.get`` (no attrib proxy) and inline conversions; a row
-    with a malformed number falls back to the tolerant path instead of failing."""
-    rows: list[dict] = []
-    append = rows.append
-    for el in root.iterchildren("Track"):
-        g = el.get
-        gp = g("grandparentTitle") or ""
-        year = g("year") or g("parentYear")
-        dur, idx, disc, vc = g("duration"), g("index"), g("parentIndex"), g("viewCount")
-        lv, added, upd, ur = g("lastViewedAt"), g("addedAt"), g("updatedAt"), g("userRating")
-        try:
-            append({
-                "rating_key": g("ratingKey") or "",
-                "title": g("title") or "",
-                "artist": g("originalTitle") or gp,
-                "album_artist": gp,
-                "album": g("parentTitle") or "",
-                "album_rating_key": g("parentRatingKey") or None,
-                "duration_ms": int(dur) if dur else None,
-                "year": int(year) if year else None,
-                "user_rating": float(ur) if ur else None,
-                "track_number": int(idx) if idx else None,
-                "disc_number": int(disc) if disc else None,
-                "view_count": int(vc) if vc else 0,
-                "last_viewed_at": int(lv) if lv else None,
-                "added_at": int(added) if added else None,
-                "updated_at": int(upd) if upd else None,
-            })
-        except ValueError:
-            append(_row_tolerant(el))
-    return rows
-
-
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True,
-                           collect_ids=False, recover=False)
 
 
 # ---- the library ---------------------------------------------------------------------------
