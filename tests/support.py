@@ -18,6 +18,7 @@ import socket
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -136,7 +137,7 @@ class NotifyListener:
     """A real sd_notify endpoint: a datagram socket whose path goes in NOTIFY_SOCKET."""
 
     def __init__(self, directory: Path):
-        self.path = directory / "notify.sock"
+        self.path = directory / f"notify-{uuid.uuid4().hex[:8]}.sock"
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(self.path))
         self.sock.setblocking(False)

@@ -243,16 +243,19 @@ async def test_socket_activation_uses_the_passed_listening_socket(sdir):
     listener.listen(16)
     config = write_config(sdir)
     fd = listener.fileno()
-    # The child must see LISTEN_PID == its own pid and the socket at fd 3, as systemd arranges.
+    # The child must see LISTEN_PID == its own pid and the socket at fd 3, as systemd arranges:
+    # a tiny launcher moves the fd, sets the variables and execs (keeping its pid).
     daemon = DaemonProcess(sdir, config, pass_fds=(fd,))
-    launcher = f'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -m mediasaged --config "$1" 3<&{fd}'
+    launcher = ("import os, sys; os.dup2(int(sys.argv[1]), 3); os.environ['LISTEN_PID'] = str(os.getpid()); "
+                "os.environ['LISTEN_FDS'] = '1'; os.execv(sys.executable, [sys.executable, '-m', 'mediasaged', "
+                "'--config', sys.argv[2]])")
     daemon.proc = await asyncio.create_subprocess_exec(
-        "/bin/sh", "-c", launcher, sys.executable, str(config),
+        sys.executable, "-c", launcher, str(fd), str(config),
         env=daemon._env, pass_fds=(fd,), stderr=open(daemon.stderr_path, "wb"))
     daemon._stderr = open(os.devnull, "wb")
     listener.close()
     try:
-        await daemon.notify.wait_for("READY=1")
+        await daemon.notify.wait_for("READY=1", timeout=20)
         daemon.socket = path
         info = await daemon.call("daemon.info")
         assert info["socket"] == str(path)
