@@ -22,13 +22,13 @@ def plex_emulator():
 
 @pytest.fixture
 def plex_emulator_factory():
-    """Call with (n_tracks, seed=..., token=...) to get more emulators; all stopped at teardown."""
+    """Call with (n_tracks, seed=..., token=..., port=...) to get more emulators; all stopped at teardown."""
     started: list[PlexEmulator] = []
 
     def make(n_tracks: int = 1500, *, seed: int = 7, token: str = EMULATOR_TOKEN,
-             slow_seconds: float = 3.0) -> PlexEmulator:
+             slow_seconds: float = 3.0, port: int = 0) -> PlexEmulator:
         emu = PlexEmulator(generate_library(n_tracks, seed=seed), token=token,
-                           slow_seconds=slow_seconds).start()
+                           slow_seconds=slow_seconds, port=port).start()
         started.append(emu)
         return emu
 
