@@ -54,7 +54,12 @@ class InvalidParam(Exception):
 class Filter:
     """One condition on the tracks table (alias ``t``)."""
 
-    def sql(self) -> tuple[str, list]:
+    pushable = False  # also expressible on the genre table (alias g), which copies year/user_rating/is_live
+
+    def sql(self, push: Sequence[Filter] = ()) -> tuple[str, list]:
+        return self.cond("t")
+
+    def cond(self, alias: str) -> tuple[str, list]:
         raise NotImplementedError
 
 
@@ -62,39 +67,17 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-@dataclass(frozen=True)
-class GenresAny(Filter):
-    keys: tuple[str, ...]
-
-    def sql(self):
-        return (f"t.id IN (SELECT track_id FROM {{genres}} WHERE genre_key IN ({_marks(len(self.keys))}))",
-                list(self.keys))
-
-
-@dataclass(frozen=True)
-class GenresAll(Filter):
-    keys: tuple[str, ...]
-
-    def sql(self):
-        sub = " INTERSECT ".join("SELECT track_id FROM {genres} WHERE genre_key = ?" for _ in self.keys)
-        return f"t.id IN ({sub})", list(self.keys)
-
-
-@dataclass(frozen=True)
-class ExcludeGenres(Filter):
-    keys: tuple[str, ...]
-
-    def sql(self):
-        return (f"t.id NOT IN (SELECT track_id FROM {{genres}} WHERE genre_key IN ({_marks(len(self.keys))}))",
-                list(self.keys))
+def _and(parts: Sequence[tuple[str, list]]) -> tuple[str, list]:
+    return " AND ".join(s for s, _ in parts) or "1", [v for _, p in parts for v in p]
 
 
 @dataclass(frozen=True)
 class YearRanges(Filter):
     ranges: tuple[tuple[int, int], ...]  # inclusive, merged, ascending
+    pushable = True
 
-    def sql(self):
-        parts = " OR ".join("t.year BETWEEN ? AND ?" for _ in self.ranges)
+    def cond(self, alias):
+        parts = " OR ".join(f"{alias}.year BETWEEN ? AND ?" for _ in self.ranges)
         return f"({parts})", [v for r in self.ranges for v in r]
 
 
@@ -105,39 +88,88 @@ class Compare(Filter):
     column: str
     op: str
     value: Any
-    _COLUMNS = frozenset({"year", "user_rating", "is_live", "album_key", "added_at", "updated_at"})
-    _OPS = frozenset({"=", ">", ">=", "<="})
 
-    def sql(self):
-        assert self.column in self._COLUMNS and self.op in self._OPS
-        return f"t.{self.column} {self.op} ?", [self.value]
+    @property
+    def pushable(self) -> bool:
+        return self.column in ("year", "user_rating", "is_live")
+
+    def cond(self, alias):
+        assert self.column in _COMPARABLE and self.op in ("=", ">", ">=", "<=")
+        return f"{alias}.{self.column} {self.op} ?", [self.value]
+
+
+_COMPARABLE = frozenset({"year", "user_rating", "is_live", "album_key", "added_at", "updated_at"})
+
+
+@dataclass(frozen=True)
+class GenresAny(Filter):
+    keys: tuple[str, ...]
+
+    def subquery(self, push: Sequence[Filter], distinct: bool = False) -> tuple[str, list]:
+        where, params = _and([(f"g.genre_key IN ({_marks(len(self.keys))})", list(self.keys))]
+                             + [f.cond("g") for f in push])
+        dist = "DISTINCT " if distinct and len(self.keys) > 1 else ""
+        return f"SELECT {dist}g.track_id FROM {{genres}} g WHERE {where}", params
+
+    def sql(self, push=()):
+        sub, params = self.subquery(push)
+        return f"t.id IN ({sub})", params
+
+
+@dataclass(frozen=True)
+class GenresAll(GenresAny):
+    def subquery(self, push, distinct=False):
+        first, *rest = self.keys
+        where, params = _and([("g.genre_key = ?", [first])] + [f.cond("g") for f in push] + [
+            ("EXISTS (SELECT 1 FROM {genres} g2 WHERE g2.genre_key = ? AND g2.track_id = g.track_id)", [k])
+            for k in rest])
+        return f"SELECT g.track_id FROM {{genres}} g WHERE {where}", params
+
+
+@dataclass(frozen=True)
+class ExcludeGenres(Filter):
+    keys: tuple[str, ...]
+
+    def cond(self, alias):
+        return (f"NOT EXISTS (SELECT 1 FROM {{genres}} x WHERE x.track_id = {alias}.id "
+                f"AND x.genre_key IN ({_marks(len(self.keys))}))", list(self.keys))
 
 
 @dataclass(frozen=True)
 class Artist(Filter):
     key: str
 
-    def sql(self):
-        return "(t.artist_key = ? OR t.album_artist_key = ?)", [self.key, self.key]
+    def cond(self, alias):
+        return f"({alias}.artist_key = ? OR {alias}.album_artist_key = ?)", [self.key, self.key]
 
 
 @dataclass(frozen=True)
 class Text(Filter):
     match: str  # an FTS5 query built by fts_query()
 
-    def sql(self):
-        return "t.id IN (SELECT rowid FROM {fts} WHERE {fts} MATCH ?)", [self.match]
+    def cond(self, alias):
+        return f"{alias}.id IN (SELECT rowid FROM {{fts}} WHERE {{fts}} MATCH ?)", [self.match]
 
 
 def where_sql(filters: Sequence[Filter]) -> tuple[str, list]:
+    """WHERE text for ``{tracks} t``; decade/rating/live conditions are also pushed into a genre filter."""
+    push = [f for f in filters if f.pushable]
+    return _and([f.sql(push) for f in filters])
+
+
+def ids_source(filters: Sequence[Filter]) -> tuple[str, str, list]:
+    """(column, FROM ... text, params) of the cheapest query yielding the matching track ids once each."""
+    genre = [f for f in filters if isinstance(f, GenresAny)]
+    rest = [f for f in filters if not isinstance(f, GenresAny)]
+    if len(filters) == 1 and isinstance(filters[0], Text):
+        return "rowid", "FROM {fts} WHERE {fts} MATCH ?", [filters[0].match]
+    if genre and all(f.pushable for f in rest):
+        sub, params = genre[0].subquery(rest, distinct=True)
+        return "track_id", f"FROM ({sub})", params
     if not filters:
-        return "1", []
-    parts, params = [], []
-    for f in filters:
-        s, p = f.sql()
-        parts.append(s)
-        params.extend(p)
-    return " AND ".join(parts), params
+        return "t.id", "FROM {tracks} t", []
+    where, params = where_sql(filters)
+    return "t.id", f"FROM {{tracks}} t WHERE {where}", params
 
 
 def _is_word_char(ch: str) -> bool:
@@ -306,7 +338,7 @@ def parse_filters(p: _Params) -> list[Filter]:
     genres = _genre_keys(p.str_list("genres"))
     mode = p.enum("genre_mode", GENRE_MODES, "any")
     if genres:
-        filters.append(GenresAll(genres) if mode == "all" and len(genres) > 1 else GenresAny(genres))
+        filters.append(GenresAll(genres) if mode == "all" else GenresAny(genres))
     exclude = _genre_keys(p.str_list("exclude_genres"))
     if exclude:
         filters.append(ExcludeGenres(exclude))
@@ -439,13 +471,14 @@ def shuffled_prefix(ids: list, k: int, rng: random.Random) -> list:
     The first k items only depend on the first k draws, so paging through with
     the same seed (offset 0, 100, ...) walks one consistent permutation.
     """
-    a = list(ids)
-    n = len(a)
-    k = min(k, n)
-    for i in range(k):
+    n = len(ids)
+    moved: dict[int, int] = {}  # the positions a full Fisher-Yates would have swapped so far
+    out = []
+    for i in range(min(k, n)):
         j = rng.randrange(i, n)
-        a[i], a[j] = a[j], a[i]
-    return a[:k]
+        out.append(ids[moved.get(j, j)])
+        moved[j] = moved.get(i, i)
+    return out
 
 
 # --------------------------------------------------------------------------- methods
@@ -459,20 +492,22 @@ def tracks_query(params: dict) -> Callable[[Any], dict]:
     where, wparams = where_sql(filters)
 
     def run(ctx: Any) -> dict:
+        rows: list = []
         if page.sort == "random":
-            ids = [r[0] for r in ctx.run(f"SELECT t.id FROM {{tracks}} t WHERE {where} ORDER BY t.id", wparams)]
+            column, source, sparams = ids_source(filters)
+            ids = (ctx.run(f"SELECT group_concat({column}) {source}", sparams)[0][0] or "").split(",")
+            ids = [] if ids == [""] else ids
             total = len(ids)
-            rows: list = []
             if page.limit and page.offset < total:
                 rng = random.Random(page.seed) if page.seed is not None else random.Random()
-                picked = shuffled_prefix(ids, page.offset + page.limit, rng)[page.offset:]
+                picked = [int(i) for i in shuffled_prefix(ids, page.offset + page.limit, rng)[page.offset:]]
                 found = {r[-1]: r for r in ctx.run(
                     f"SELECT {_SELECT}, t.id FROM {{tracks}} t WHERE t.id IN (SELECT value FROM json_each(?))",
                     [json.dumps(picked)])}
                 rows = [found[i] for i in picked]
         else:
-            total = ctx.run(f"SELECT count(*) FROM {{tracks}} t WHERE {where}", wparams)[0][0]
-            rows = []
+            column, source, sparams = ids_source(filters)
+            total = ctx.run(f"SELECT count(*) {source}", sparams)[0][0]
             if page.limit and page.offset < total:
                 rows = ctx.run(
                     f"SELECT {_SELECT} FROM {{tracks}} t WHERE {where} "
@@ -524,8 +559,9 @@ def library_stats(params: dict) -> Callable[[Any], dict]:
             "count(DISTINCT coalesce('k' || t.album_rating_key, 'n' || t.album_artist_key || char(31) || t.album_key)), "
             f"coalesce(sum(t.duration_ms), 0), coalesce(sum(t.is_live), 0) {base}", wparams)[0]
         if filters:
+            column, source, sparams = ids_source(filters)
             grows = ctx.run(f"SELECT g.genre_key, min(g.name), count(*) FROM {{genres}} g "
-                            f"WHERE g.track_id IN (SELECT t.id {base}) GROUP BY g.genre_key", wparams)
+                            f"WHERE g.track_id IN (SELECT {column} {source}) GROUP BY g.genre_key", sparams)
         else:
             grows = ctx.run("SELECT genre_key, min(name), count(*) FROM {genres} GROUP BY genre_key")
         grows.sort(key=lambda r: (-r[2], r[0], r[1]))

@@ -18,6 +18,7 @@ import queue
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -91,10 +92,13 @@ def _slot_table_ddl(slot: str) -> list[str]:
   last_viewed_at INTEGER, added_at INTEGER, updated_at INTEGER,
   genres TEXT NOT NULL,
   title_key TEXT NOT NULL, artist_key TEXT NOT NULL, album_artist_key TEXT NOT NULL, album_key TEXT NOT NULL)""",
+        # year/user_rating/is_live are copies of the track's, so a genre filter
+        # combined with decade/rating/live filters is answered inside the
+        # genre index (query.py pushes those conditions down).
         f"""CREATE TABLE {t['genres']} (
   genre_key TEXT NOT NULL, track_id INTEGER NOT NULL, name TEXT NOT NULL,
+  year INTEGER, user_rating REAL, is_live INTEGER NOT NULL,
   PRIMARY KEY (genre_key, track_id)) WITHOUT ROWID""",
-        f"CREATE INDEX {t['genres']}_track ON {t['genres']}(track_id)",
         # The FTS index covers the folded *_key columns, so NFD input, ß/ss and
         # the like match the same way as the casefolded query words.
         f"""CREATE VIRTUAL TABLE {t['fts']} USING fts5(
@@ -106,7 +110,7 @@ def _slot_table_ddl(slot: str) -> list[str]:
 
 def _slot_index_ddl(slot: str) -> list[str]:
     """Indexes built after the bulk load. The last one marks a finished slot."""
-    tr = slot_tables(slot)["tracks"]
+    tr, g = slot_tables(slot)["tracks"], slot_tables(slot)["genres"]
     cols = {
         "artist": "artist_key, album_key, disc_number, track_number",
         "album_artist": "album_artist_key",
@@ -118,7 +122,9 @@ def _slot_index_ddl(slot: str) -> list[str]:
         "duration": "duration_ms",
         "title": "title_key",
     }
-    return [f"CREATE INDEX {tr}_{name} ON {tr}({c})" for name, c in cols.items()]
+    return [f"CREATE INDEX {g}_track ON {g}(track_id)",
+            f"CREATE INDEX {g}_filter ON {g}(genre_key, year, user_rating, is_live)"] + [
+        f"CREATE INDEX {tr}_{name} ON {tr}({c})" for name, c in cols.items()]
 
 
 def _finished_marker(slot: str) -> str:
@@ -412,20 +418,25 @@ class Store:
 # --------------------------------------------------------------------------- the sync worker's writer
 
 
-def _text(v: Any) -> str:
-    return "" if v is None else str(v)
+_json = json.JSONEncoder(ensure_ascii=False).encode
+# The track fields SlotWriter reads from a row, in table column order (then the genres).
+_ROW_FIELDS = TRACK_FIELDS
+_pick = itemgetter(*_ROW_FIELDS)
+_ROW_DEFAULTS = dict.fromkeys(_ROW_FIELDS)
 
 
-def _opt_int(v: Any) -> int | None:
-    return None if v is None else int(v)
+def _str(v: Any) -> str:
+    return v if type(v) is str else "" if v is None else str(v)
 
 
 class SlotWriter:
     """Fills one (inactive) slot; synchronous, with its own connection (sync worker process).
 
-    Constructing it drops and recreates the slot's tables (without the search
-    indexes). `write_tracks` upserts by rating_key, one transaction per call;
-    `finish` builds the indexes and the FTS index and diffs against the live slot.
+    Constructing it drops and recreates the slot's tables (without indexes).
+    `write_tracks` inserts rows (a rating_key seen before replaces its row), one
+    transaction per call; `finish` builds the genre table, the FTS index and the
+    indexes, and diffs against the live slot. Numbers are stored as given (column
+    affinity turns "123" into 123); the row's genres are kept as a JSON array.
     """
 
     def __init__(self, db_path: Path, slot: str):
@@ -433,16 +444,18 @@ class SlotWriter:
         self.t = slot_tables(slot)
         self._ids: dict[str, int] = {}
         self._next_id = 1
+        self._genre_cache: dict[tuple, str] = {}
+        self._fold_cache: dict[str, str] = {}
         path = Path(db_path)
         try:
             self._conn = conn = _connect(str(path))
             if _check_version(conn, path) != SCHEMA_VERSION:
                 raise StoreError(f"cache database {path} is not at schema version {SCHEMA_VERSION}; "
                                  "the daemon migrates it at startup")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA wal_autocheckpoint = 20000")
-            conn.execute("PRAGMA cache_size = -65536")
-            conn.execute("PRAGMA temp_store = MEMORY")
+            for pragma in ("synchronous = NORMAL", "wal_autocheckpoint = 20000", "cache_size = -65536",
+                           "temp_store = MEMORY", "threads = 2"):
+                conn.execute(f"PRAGMA {pragma}")
+            conn.create_function("mediasage_fold", 1, self._fold, deterministic=True)
             with _Tx(conn):
                 if _read_state(conn).live_slot == slot:
                     raise StoreError(f"slot {slot} is live; a SlotWriter only fills the inactive slot")
@@ -454,56 +467,58 @@ class SlotWriter:
                         f"VALUES ({', '.join('?' * (len(cols) + 1))})")
         self._update = (f"UPDATE {self.t['tracks']} SET {', '.join(c + ' = ?' for c in cols)} WHERE id = ?")
 
-    @staticmethod
-    def _values(row: dict) -> tuple[tuple, list[tuple[str, str]]]:
-        names: dict[str, str] = {}
-        for g in row.get("genres") or ():
-            g = _text(g).strip()
-            if g:
-                names.setdefault(fold(g), g)
-        genres = sorted(names.items())
-        title, artist = _text(row.get("title")), _text(row.get("artist"))
-        album_artist, album = _text(row.get("album_artist")), _text(row.get("album"))
-        rating = row.get("user_rating")
-        album_rk = row.get("album_rating_key")
-        values = (
-            str(row["rating_key"]), title, artist, album_artist, album,
-            None if album_rk is None else str(album_rk),
-            _opt_int(row.get("duration_ms")), _opt_int(row.get("year")),
-            None if rating is None else float(rating), 1 if row.get("is_live") else 0,
-            _opt_int(row.get("track_number")), _opt_int(row.get("disc_number")),
-            int(row.get("view_count") or 0), _opt_int(row.get("last_viewed_at")),
-            _opt_int(row.get("added_at")), _opt_int(row.get("updated_at")),
-            json.dumps([n for _, n in genres], ensure_ascii=False),
-            fold(title), fold(artist), fold(album_artist), fold(album),
-        )
-        return values, genres
+    def _genres_json(self, raw: Any) -> str:
+        """Genre names -> JSON array of display names, deduplicated by key, sorted by key."""
+        raw = tuple(raw) if raw else ()
+        hit = self._genre_cache.get(raw)
+        if hit is None:
+            names: dict[str, str] = {}
+            for g in raw:
+                g = _str(g).strip()
+                if g:
+                    names.setdefault(self._fold(g), g)
+            hit = self._genre_cache[raw] = _json([names[k] for k in sorted(names)])
+        return hit
+
+    def _fold(self, s: str) -> str:
+        key = self._fold_cache.get(s)
+        if key is None:
+            key = self._fold_cache[s] = fold(s)
+        return key
 
     def write_tracks(self, rows: list[dict]) -> None:
-        """Insert or replace ``rows`` (CONTRACT track fields, unix-second times, genres: list[str])."""
+        """Insert ``rows`` (CONTRACT track fields, unix-second times, genres: list[str]) in one transaction."""
         new: dict[int, tuple] = {}
         changed: dict[int, tuple] = {}
-        genres: dict[int, list[tuple[str, str]]] = {}
+        ids, fold_, fold_cached = self._ids, fold, self._fold
         for row in rows:
-            values, g = self._values(row)
-            tid = self._ids.get(values[0])
+            try:
+                v = _pick(row)
+            except KeyError:
+                if "rating_key" not in row:
+                    raise StoreError("a track row has no rating_key") from None
+                v = _pick({**_ROW_DEFAULTS, **row})
+            (rk, title, artist, album_artist, album, album_rk, duration, year, rating, live, track, disc, views,
+             viewed, added, updated, genres) = v
+            rk, title, artist, album_artist, album = _str(rk), _str(title), _str(artist), _str(album_artist), _str(album)
+            values = (rk, title, artist, album_artist, album, None if album_rk is None else _str(album_rk),
+                      duration, year, rating, 1 if live else 0, track, disc, views or 0, viewed, added, updated,
+                      self._genres_json(genres), fold_(title), fold_cached(artist), fold_cached(album_artist),
+                      fold_cached(album))
+            tid = ids.get(rk)
             if tid is None:
-                tid = self._ids[values[0]] = self._next_id
+                tid = ids[rk] = self._next_id
                 self._next_id += 1
                 new[tid] = values
             elif tid in new:
                 new[tid] = values
             else:
                 changed[tid] = values
-            genres[tid] = g
         try:
             with _Tx(self._conn) as c:
-                c.executemany(self._insert, ((tid, *v) for tid, v in new.items()))
+                c.executemany(self._insert, [(tid, *v) for tid, v in new.items()])
                 if changed:
-                    c.executemany(self._update, ((*v, tid) for tid, v in changed.items()))
-                    c.executemany(f"DELETE FROM {self.t['genres']} WHERE track_id = ?", ((t,) for t in changed))
-                c.executemany(f"INSERT INTO {self.t['genres']} (genre_key, track_id, name) VALUES (?, ?, ?)",
-                              ((k, tid, name) for tid, g in genres.items() for k, name in g))
+                    c.executemany(self._update, [(*v, tid) for tid, v in changed.items()])
         except sqlite3.Error as exc:
             raise StoreError(f"writing tracks to slot {self.slot} failed: {exc}") from None
 
@@ -517,6 +532,10 @@ class SlotWriter:
         t, o = self.t, slot_tables(other_slot)
         c = self._conn
         try:
+            with _Tx(c):
+                c.execute(f"INSERT INTO {t['genres']} (genre_key, track_id, name, year, user_rating, is_live) "
+                          f"SELECT mediasage_fold(j.value), t.id, j.value, t.year, t.user_rating, t.is_live "
+                          f"FROM {t['tracks']} t, json_each(t.genres) j ORDER BY 1, 2")
             c.execute(f"INSERT INTO {t['fts']}({t['fts']}) VALUES ('rebuild')")
             for sql in _slot_index_ddl(self.slot):
                 c.execute(sql)
