@@ -155,6 +155,9 @@ class PlexLibrary:
         if isinstance(exc, PlexError):
             return exc
         if isinstance(exc, plex_exc.Unauthorized):
+            if not token:
+                return PlexUnauthorized(f"Plex at {safe} requires a token and none is configured: "
+                                        f"set plex.token / plex.token_file / $MEDIASAGE_PLEX_TOKEN")
             msg = (f"Plex at {safe} rejected the token (HTTP 401 Unauthorized): check "
                    f"plex.token / plex.token_file / $MEDIASAGE_PLEX_TOKEN")
             return PlexUnauthorized(msg)

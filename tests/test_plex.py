@@ -68,6 +68,12 @@ def test_bad_token_is_unauthorized_without_token(plex_emulator):
     assert "401" in str(e) and plex_emulator.url in str(e)
 
 
+def test_missing_token_says_so(plex_emulator):
+    e = expect_error(PlexUnauthorized, lambda: PlexLibrary.connect(
+        plex_emulator.url, "", "Music", timeout=5))
+    assert "none is configured" in str(e)
+
+
 def test_unreachable_names_the_url():
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
