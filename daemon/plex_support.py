@@ -33,6 +33,11 @@ def _redact(text: str, token: str | None) -> str:
 
 def _connection_reason(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, requests.exceptions.SSLError):
+        if "WRONG_VERSION_NUMBER" in str(exc) or "wrong version number" in str(exc):
+            return "the server does not speak TLS on this port (try http:// in plex.url)"
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return ("TLS certificate verification failed (for a self-signed certificate set "
+                    "plex.verify_ssl: false)")
         return ("TLS handshake or certificate verification failed (for a self-signed "
                 "certificate set plex.verify_ssl: false)")
     if isinstance(exc, requests.exceptions.Timeout):

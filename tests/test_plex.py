@@ -83,6 +83,13 @@ def test_unreachable_names_the_url():
     assert url in str(e) and "refused" in str(e)
 
 
+def test_https_to_a_plain_http_server(plex_emulator):
+    url = plex_emulator.url.replace("http://", "https://")
+    e = expect_error(PlexUnreachable, lambda: PlexLibrary.connect(
+        url, TOKEN, "Music", timeout=2, retries=0, verify_ssl=False))
+    assert url in str(e) and "TLS" in str(e)
+
+
 def test_not_a_url():
     expect_error(PlexError, lambda: PlexLibrary.connect("localhost:32400", TOKEN, "Music", timeout=1))
 
