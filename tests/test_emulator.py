@@ -147,3 +147,20 @@ def test_emulator_restart_on_same_port():
         port = emu.port
     with PlexEmulator(lib, token=TOKEN, port=port) as emu2:
         assert get(emu2, "/identity", token=None).status_code == 200
+
+
+async def test_notification_helpers_follow_the_emulator(plex_emulator):
+    from mediasaged.plex_support import notifications_url, timeline_entries
+    emu = plex_emulator
+    url = notifications_url(emu.url, TOKEN)
+    assert url == emu.ws_url
+    async with aiohttp.ClientSession() as s, s.ws_connect(url) as ws:
+        rk = next(iter(emu.library.tracks))
+        emu.edit_track(rk, title="x")
+        frame = (await ws.receive(timeout=5)).data
+        entries = timeline_entries(frame, section_id="3")
+        assert [(e["item_id"], e["type"], e["state"]) for e in entries] == [(rk, 10, 5)]
+        assert entries[0]["updated_at"] == emu.library.tracks[rk].updated_at
+    assert timeline_entries(frame, section_id="1") == []
+    assert timeline_entries('{"NotificationContainer": {"type": "activity"}}') == []
+    assert timeline_entries("not json") == []
