@@ -1,0 +1,448 @@
+"""tracks.query / tracks.get / library.stats against a real SQLite cache.
+
+Synthetic rows go through SlotWriter into slot b, which is then activated; every
+query is compared with a plain-Python evaluation of the same params over the
+same rows (`py_match`, `py_sort`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import unicodedata
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from mediasaged import query
+from mediasaged.query import InvalidParam, fold, shuffled_prefix
+from mediasaged.store import SlotWriter, Store
+from mediasaged.timeutil import parse_iso
+
+GENRES = ["Rock", "Pop", "Jazz", "Electronic", "Hip-Hop", "Classical", "Folk", "Metal", "Soul", "Ambient"]
+WORDS = ["love", "night", "day", "heart", "time", "world", "dream", "fire", "rain", "star", "light", "blue"]
+T0 = parse_iso("2020-01-01")
+
+
+def make_rows() -> list[dict]:
+    rng = random.Random(1234)
+    rows = []
+    for i in range(300):
+        a = rng.randrange(25)
+        rows.append({
+            "rating_key": str(1000 + i),
+            "title": " ".join(rng.choices(WORDS, k=rng.randint(1, 3))).title(),
+            "artist": f"Artist {a}", "album_artist": f"Artist {a}" if rng.random() < 0.9 else "Various Artists",
+            "album": f"Album {a}-{rng.randrange(3)}", "album_rating_key": f"a{a}",
+            "duration_ms": None if rng.random() < 0.05 else rng.randrange(60_000, 600_000),
+            "year": None if rng.random() < 0.1 else rng.randrange(1960, 2026),
+            "genres": rng.sample(GENRES, rng.choice([0, 1, 1, 2, 2, 3, 4])),
+            "user_rating": None if rng.random() < 0.4 else float(rng.randrange(0, 11)),
+            "is_live": rng.random() < 0.1,
+            "track_number": None if rng.random() < 0.05 else rng.randrange(1, 13),
+            "disc_number": None if rng.random() < 0.1 else rng.randrange(1, 3),
+            "view_count": rng.randrange(20), "last_viewed_at": None,
+            "added_at": None if rng.random() < 0.05 else T0 + rng.randrange(0, 5 * 365 * 86400),
+            "updated_at": T0 + rng.randrange(0, 6 * 365 * 86400),
+        })
+    special = [
+        ("Jóga", "Björk", "Björk", "Homogenic", 1997, ["Electronic", "art pop"], 9.0, False),
+        ("Army of Me", "BJÖRK", "BJÖRK", "Post", 1995, ["electronic"], 8.0, False),
+        ("Hyperballad (Live)", "björk", "Björk", "Live at Royal Opera House", 2001, ["Electronic", "Pop", "Live", "Art Pop"], None, True),
+        ("Halo", "Beyoncé", "Beyoncé", "I Am... Sasha Fierce", 2008, ["R&B", "Pop", "Soul"], 7.0, False),
+        ("Hoppípolla", "Sigur Rós", "Sigur Rós", "Takk...", 2005, ["Post-Rock", "Ambient", "Rock"], 10.0, False),
+        ("戦場のメリークリスマス", "坂本龍一", "坂本龍一", "Merry Christmas Mr. Lawrence", 1983, ["Soundtrack"], 9.5, False),
+        ("Murphy's Law", unicodedata.normalize("NFD", "Róisín Murphy"), "Róisín Murphy", "Róisín Machine", None, [], None, False),
+        ("Straße", "Kraftwerk", "Kraftwerk", "Autobahn", 1974, ["KRAUTROCK", "Electronic"], 6.5, False),
+    ]
+    for j, (title, artist, album_artist, album, year, genres, rating, live) in enumerate(special):
+        rows.append({
+            "rating_key": f"s{j}", "title": title, "artist": artist, "album_artist": album_artist, "album": album,
+            "album_rating_key": None, "duration_ms": 200_000 + j, "year": year, "genres": genres,
+            "user_rating": rating, "is_live": live, "track_number": j + 1, "disc_number": 1, "view_count": 0,
+            "last_viewed_at": T0 + j, "added_at": T0 + 86400 * j, "updated_at": T0 + 86400 * j,
+        })
+    return rows
+
+
+ROWS = make_rows()
+for _i, _r in enumerate(ROWS):
+    _r["_id"] = _i + 1  # SlotWriter numbers rows in write order
+
+
+@pytest.fixture(scope="module")
+def libdb(tmp_path_factory) -> Path:
+    db = tmp_path_factory.mktemp("lib") / "cache.db"
+
+    async def build() -> None:
+        store = Store(db)
+        await store.open()
+        writer = SlotWriter(db, "b")
+        for i in range(0, len(ROWS), 64):
+            writer.write_tracks([{k: v for k, v in r.items() if k != "_id"} for r in ROWS[i:i + 64]])
+        summary = writer.finish("a")
+        writer.close()
+        assert summary == {"added": len(ROWS), "updated": 0, "removed": 0, "track_count": len(ROWS)}
+        await store.activate_slot("b", server_id="srv", server_name="Plex", synced_at=T0, duration_ms=5,
+                                  track_count=len(ROWS), changed=True)
+        await store.close()
+
+    asyncio.run(build())
+    return db
+
+
+@pytest.fixture
+async def store(libdb):
+    s = Store(libdb, readers=2)
+    await s.open()
+    yield s
+    await s.close()
+
+
+# --------------------------------------------------------------------------- the Python model
+
+def _plain(s: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFD", fold(s)) if not unicodedata.combining(c))
+
+
+def _words(s: str) -> list[str]:
+    return [w for w in "".join(c if c.isalnum() else " " for c in _plain(s)).split()]
+
+
+def py_match(r: dict, p: dict) -> bool:
+    gkeys = {fold(g) for g in r["genres"]}
+    want = {fold(g) for g in p.get("genres", [])}
+    if want and (not want <= gkeys if p.get("genre_mode") == "all" else not want & gkeys):
+        return False
+    if gkeys & {fold(g) for g in p.get("exclude_genres", [])}:
+        return False
+    y = r["year"]
+    if p.get("decades") and not (y is not None and any(int(d[:4]) <= y <= int(d[:4]) + 9 for d in p["decades"])):
+        return False
+    if "year_min" in p and not (y is not None and y >= p["year_min"]):
+        return False
+    if "year_max" in p and not (y is not None and y <= p["year_max"]):
+        return False
+    if "min_rating" in p and not (r["user_rating"] is not None and r["user_rating"] >= p["min_rating"]):
+        return False
+    if p.get("exclude_live") and r["is_live"]:
+        return False
+    if "artist" in p and fold(p["artist"]) not in (fold(r["artist"]), fold(r["album_artist"])):
+        return False
+    if "album" in p and fold(p["album"]) != fold(r["album"]):
+        return False
+    if p.get("text", "").strip():
+        doc = [w for f in ("title", "artist", "album_artist", "album") for w in _words(r[f])]
+        if not all(any(d.startswith(q) for d in doc) for q in _words(p["text"])):
+            return False
+    for name, field in (("added_after", "added_at"), ("updated_after", "updated_at")):
+        if name in p and not (r[field] is not None and r[field] > parse_iso(p[name])):
+            return False
+    return True
+
+
+_KEYS = {
+    "artist": [lambda r: fold(r["artist"]), lambda r: fold(r["album"]), lambda r: r["disc_number"],
+               lambda r: r["track_number"]],
+    "title": [lambda r: fold(r["title"])],
+    "album": [lambda r: fold(r["album"]), lambda r: fold(r["album_artist"]), lambda r: r["disc_number"],
+              lambda r: r["track_number"]],
+    "year": [lambda r: r["year"]], "duration": [lambda r: r["duration_ms"]],
+    "rating": [lambda r: r["user_rating"]], "added": [lambda r: r["added_at"]],
+}
+
+
+def py_sort(rows: list[dict], sort: str = "artist", order: str = "asc") -> list[dict]:
+    """Stable multi-pass sort: NULLs last in both orders, artist keys after, internal id last."""
+    keys = [(k, order == "desc") for k in _KEYS[sort]]
+    if sort != "artist":
+        keys += [(k, False) for k in _KEYS["artist"]]
+    out = sorted(rows, key=lambda r: r["_id"])
+    for key, desc in reversed(keys):
+        present = sorted((r for r in out if key(r) is not None), key=key, reverse=desc)
+        out = present + [r for r in out if key(r) is None]
+    return out
+
+
+def keys_of(tracks) -> list[str]:
+    return [t["rating_key"] for t in tracks]
+
+
+async def q(store, **params) -> dict:
+    return await store.read(query.tracks_query(params))
+
+
+# --------------------------------------------------------------------------- filters
+
+FILTER_CASES = [
+    {"genres": ["rock"]},
+    {"genres": ["ROCK", "jazz"]},
+    {"genres": ["Rock", "Pop"], "genre_mode": "all"},
+    {"genres": ["electronic", "pop", "live"], "genre_mode": "all"},
+    {"genres": ["Jazz"], "genre_mode": "all"},
+    {"exclude_genres": ["Rock", "pop"]},
+    {"decades": ["1990s"]},
+    {"decades": ["1970s", "1980s", "2010s"]},
+    {"year_min": 1990},
+    {"year_max": 1975},
+    {"year_min": 1980, "year_max": 1989},
+    {"min_rating": 7},
+    {"min_rating": 0},
+    {"min_rating": 6.5},
+    {"exclude_live": True},
+    {"exclude_live": False},
+    {"artist": "björk"},
+    {"artist": "BJÖRK"},
+    {"artist": "Various Artists"},
+    {"artist": "Róisín Murphy"},
+    {"album": "homogenic"},
+    {"album": "ALBUM 3-1"},
+    {"text": "beyonce"},
+    {"text": "sigur ros"},
+    {"text": "SIGUR RÓS hopp"},
+    {"text": "坂本"},
+    {"text": "戦場"},
+    {"text": "love ni"},
+    {"text": "strasse"},
+    {"text": "bjork live"},
+    {"text": "roisin"},
+    {"text": "zzz"},
+    {"text": "   "},
+    {"added_after": "2022-06-01T00:00:00Z"},
+    {"updated_after": "2024-01-01"},
+    {"updated_after": "2023-03-01T12:00:00+02:00"},
+    # combinations
+    {"genres": ["Rock", "Jazz"], "decades": ["1990s", "2000s"], "min_rating": 5, "exclude_live": True},
+    {"genres": ["Pop"], "exclude_genres": ["Soul"], "year_min": 1970},
+    {"genres": ["Electronic", "Pop"], "genre_mode": "all", "min_rating": 1},
+    {"artist": "Artist 3", "min_rating": 3, "exclude_live": True},
+    {"text": "love", "genres": ["rock", "pop"], "year_max": 2000},
+    {"exclude_genres": ["rock"], "decades": ["1980s"], "text": "a"},
+    {"genres": ["Jazz"], "added_after": "2021-01-01", "exclude_live": True},
+]
+
+
+@pytest.mark.parametrize("params", FILTER_CASES, ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()))
+async def test_filter_matches_python(store, params):
+    expected = py_sort([r for r in ROWS if py_match(r, params)])
+    got = await q(store, **params, limit=10000)
+    assert got["total"] == len(expected)
+    assert keys_of(got["tracks"]) == [r["rating_key"] for r in expected]
+    assert got["generation"] == 1 and got["synced_at"] == "2020-01-01T00:00:00Z"
+
+
+async def test_unicode_matching_examples(store):
+    assert {t["title"] for t in (await q(store, artist="BJÖRK"))["tracks"]} == {"Jóga", "Army of Me", "Hyperballad (Live)"}
+    assert keys_of((await q(store, text="beyonce"))["tracks"]) == ["s3"]
+    assert keys_of((await q(store, text="sigur ros"))["tracks"]) == ["s4"]
+    assert keys_of((await q(store, text="坂本"))["tracks"]) == ["s5"]
+    assert keys_of((await q(store, artist="róisín murphy"))["tracks"]) == ["s6"]  # stored NFD, asked NFC
+    assert keys_of((await q(store, text="STRASSE"))["tracks"]) == ["s7"]
+
+
+@pytest.mark.parametrize("text", ['"love', 'AND', 'OR love', 'NEAR(love night)', 'title:love', '^love', 'love*',
+                                  '-love', '(love', 'love"night', "a'b", 'x OR 1=1; --', '{title}'])
+async def test_text_is_never_fts_syntax(store, text):
+    expected = py_sort([r for r in ROWS if py_match(r, {"text": text})])
+    got = await q(store, text=text, limit=10000)
+    assert keys_of(got["tracks"]) == [r["rating_key"] for r in expected]
+
+
+def test_fts_query_quotes_every_word():
+    assert query.fts_query('Beyoncé "x" AC/DC') == '"beyoncé"* "x"* "ac"* "dc"*'
+    assert query.split_words("坂本龍一 — Merry") == ["坂本龍一", "merry"]
+
+
+# --------------------------------------------------------------------------- sorting and paging
+
+@pytest.mark.parametrize("sort", ["artist", "title", "album", "year", "duration", "rating", "added"])
+@pytest.mark.parametrize("order", ["asc", "desc"])
+async def test_sort_orders_with_nulls_last_and_stable_tiebreak(store, sort, order):
+    got = await q(store, sort=sort, order=order, limit=10000)
+    assert keys_of(got["tracks"]) == [r["rating_key"] for r in py_sort(ROWS, sort, order)]
+
+
+async def test_nulls_last_in_both_orders(store):
+    for order in ("asc", "desc"):
+        years = [t["year"] for t in (await q(store, sort="year", order=order, limit=10000))["tracks"]]
+        first_null = years.index(None)
+        assert all(y is None for y in years[first_null:]) and all(y is not None for y in years[:first_null])
+
+
+async def test_paging_walks_the_same_order(store):
+    full = keys_of((await q(store, sort="rating", order="desc", limit=10000))["tracks"])
+    pages = []
+    for offset in range(0, len(full), 37):
+        pages += keys_of((await q(store, sort="rating", order="desc", limit=37, offset=offset))["tracks"])
+    assert pages == full
+
+
+async def test_limit_zero_returns_only_total(store):
+    got = await q(store, genres=["rock"], limit=0)
+    assert got["tracks"] == [] and got["total"] == sum(py_match(r, {"genres": ["rock"]}) for r in ROWS)
+    got = await q(store, sort="random", limit=0)
+    assert got == {"total": len(ROWS), "tracks": [], "generation": 1, "synced_at": "2020-01-01T00:00:00Z"}
+
+
+async def test_default_limit_and_offset_past_the_end(store):
+    assert len((await q(store))["tracks"]) == 100
+    got = await q(store, offset=len(ROWS))
+    assert got["tracks"] == [] and got["total"] == len(ROWS)
+
+
+async def test_track_object_shape(store):
+    (t,) = (await store.read(query.tracks_get({"rating_keys": ["s2"]})))["tracks"]
+    assert t == {
+        "rating_key": "s2", "title": "Hyperballad (Live)", "artist": "björk", "album_artist": "Björk",
+        "album": "Live at Royal Opera House", "album_rating_key": None, "duration_ms": 200_002, "year": 2001,
+        "genres": ["Art Pop", "Electronic", "Live", "Pop"], "user_rating": None, "is_live": True,
+        "track_number": 3, "disc_number": 1, "view_count": 0, "last_viewed_at": "2020-01-01T00:00:02Z",
+        "added_at": "2020-01-03T00:00:00Z", "updated_at": "2020-01-03T00:00:00Z",
+    }
+    assert set(t) == set(query.TRACK_SCHEMA["properties"])
+
+
+# --------------------------------------------------------------------------- random
+
+async def test_random_is_reproducible_with_a_seed(store):
+    a = await q(store, sort="random", seed=42, genres=["pop"], limit=20)
+    b = await q(store, sort="random", seed=42, genres=["pop"], limit=20)
+    c = await q(store, sort="random", seed=43, genres=["pop"], limit=20)
+    assert keys_of(a["tracks"]) == keys_of(b["tracks"]) != keys_of(c["tracks"])
+    assert a["total"] == sum(py_match(r, {"genres": ["pop"]}) for r in ROWS)
+    assert all(py_match(r, {"genres": ["pop"]}) for r in ROWS if r["rating_key"] in keys_of(a["tracks"]))
+
+
+async def test_random_pages_form_one_permutation_of_all_matches(store):
+    params = {"sort": "random", "seed": 7, "decades": ["1990s"]}
+    expected = {r["rating_key"] for r in ROWS if py_match(r, params)}
+    pages = []
+    for offset in range(0, len(expected) + 10, 10):
+        pages += keys_of((await q(store, **params, limit=10, offset=offset))["tracks"])
+    assert len(pages) == len(expected) and set(pages) == expected
+
+
+async def test_random_without_seed_varies(store):
+    runs = {tuple(keys_of((await q(store, sort="random", limit=50))["tracks"])) for _ in range(3)}
+    assert len(runs) > 1
+
+
+async def test_random_covers_every_match_uniformly(store):
+    params = {"sort": "random", "artist": "Artist 5", "limit": 3}
+    matches = [r["rating_key"] for r in ROWS if py_match(r, params)]
+    assert 5 <= len(matches) <= 30
+    first = Counter()
+    seen = Counter()
+    seeds = 300
+    for seed in range(seeds):
+        got = keys_of((await q(store, **params, seed=seed))["tracks"])
+        assert len(got) == 3 and len(set(got)) == 3
+        first[got[0]] += 1
+        seen.update(got)
+    assert set(seen) == set(matches)
+    mean = seeds / len(matches)
+    assert all(0.4 * mean < first[k] < 1.8 * mean for k in matches), first
+
+
+def test_shuffled_prefix_is_uniform_and_consistent():
+    items = list(range(8))
+    counts = Counter()
+    for seed in range(8000):
+        perm = shuffled_prefix(items, 8, random.Random(seed))
+        assert sorted(perm) == items
+        assert shuffled_prefix(items, 3, random.Random(seed)) == perm[:3]
+        counts[(perm[0], perm[7])] += 1
+    assert len(counts) == 56 and min(counts.values()) > 0.6 * 8000 / 56 and max(counts.values()) < 1.4 * 8000 / 56
+
+
+# --------------------------------------------------------------------------- tracks.get and stats
+
+async def test_tracks_get_found_missing_order_and_duplicates(store):
+    got = await store.read(query.tracks_get({"rating_keys": ["s3", "nope", "1005", "s3", "", "1001"]}))
+    assert keys_of(got["tracks"]) == ["s3", "1005", "1001"]
+    assert got["missing"] == ["nope", ""]
+    assert got["generation"] == 1
+    assert (await store.read(query.tracks_get({"rating_keys": []})))["tracks"] == []
+
+
+@pytest.mark.parametrize("params", [{}, {"genres": ["rock", "Pop"]}, {"decades": ["1990s"], "min_rating": 4},
+                                    {"exclude_live": True, "text": "love"}, {"artist": "zzz"}])
+async def test_stats_equal_python_counts(store, params):
+    rows = [r for r in ROWS if py_match(r, params)]
+    got = await store.read(query.library_stats(params))
+    names: dict[str, Counter] = {}
+    for r in rows:
+        for g in {fold(g): g for g in reversed(r["genres"])}.items():
+            names.setdefault(g[0], Counter())[g[1]] += 1
+    genres = sorted(((sum(c.values()), k, min(c)) for k, c in names.items()), key=lambda x: (-x[0], x[1]))
+    decades = Counter(f"{r['year'] // 10 * 10}s" for r in rows if r["year"] is not None)
+    assert got == {
+        "track_count": len(rows),
+        "artist_count": len({fold(r["artist"]) for r in rows}),
+        "album_count": len({r["album_rating_key"] or (fold(r["album_artist"]), fold(r["album"])) for r in rows}),
+        "total_duration_ms": sum(r["duration_ms"] or 0 for r in rows),
+        "live_count": sum(r["is_live"] for r in rows),
+        "genres": [{"name": name, "count": n} for n, _, name in genres],
+        "decades": [{"decade": d, "count": decades[d]} for d in sorted(decades)],
+        "generation": 1, "synced_at": "2020-01-01T00:00:00Z",
+    }
+
+
+# --------------------------------------------------------------------------- validation
+
+BAD_QUERY = [
+    ({"limit": -1}, "limit"), ({"limit": 10001}, "limit"), ({"limit": True}, "limit"), ({"limit": "5"}, "limit"),
+    ({"limit": 2.5}, "limit"), ({"offset": -1}, "offset"), ({"offset": False}, "offset"),
+    ({"decades": ["199x"]}, "decades"), ({"decades": ["90s"]}, "decades"), ({"decades": "1990s"}, "decades"),
+    ({"decades": [1990]}, "decades"), ({"sort": "nope"}, "sort"), ({"sort": 1}, "sort"),
+    ({"order": "up"}, "order"), ({"genre_mode": "some"}, "genre_mode"), ({"genres": "rock"}, "genres"),
+    ({"genres": [1]}, "genres"), ({"exclude_genres": [None]}, "exclude_genres"),
+    ({"min_rating": "x"}, "min_rating"), ({"min_rating": True}, "min_rating"), ({"min_rating": 11}, "min_rating"),
+    ({"min_rating": float("nan")}, "min_rating"), ({"exclude_live": 1}, "exclude_live"),
+    ({"exclude_live": "true"}, "exclude_live"), ({"year_min": "1990"}, "year_min"), ({"year_min": True}, "year_min"),
+    ({"year_max": 1.5}, "year_max"), ({"year_min": 2000, "year_max": 1990}, "year_max"),
+    ({"artist": 5}, "artist"), ({"album": ["x"]}, "album"), ({"text": 3}, "text"), ({"text": "!!! ..."}, "text"),
+    ({"text": "x" * 1001}, "text"), ({"added_after": "yesterday"}, "added_after"),
+    ({"updated_after": 1700000000}, "updated_after"), ({"seed": "7"}, "seed"), ({"seed": True}, "seed"),
+    ({"bogus": 1}, "bogus"), ({"rating_keys": ["1"]}, "rating_keys"),
+]
+
+
+@pytest.mark.parametrize("params,param", BAD_QUERY, ids=[p for _, p in BAD_QUERY])
+def test_invalid_query_params_name_the_param(params, param):
+    for fn in (query.tracks_query, query.library_stats):
+        with pytest.raises(InvalidParam) as exc:
+            fn(params)
+        assert exc.value.param == param
+        assert str(exc.value).startswith(f"{param}: ")
+
+
+def test_invalid_param_message():
+    with pytest.raises(InvalidParam) as exc:
+        query.tracks_query({"limit": -1})
+    assert str(exc.value) == "limit: must be an integer between 0 and 10000"
+
+
+@pytest.mark.parametrize("params,param", [
+    ({}, "rating_keys"), ({"rating_keys": "1"}, "rating_keys"), ({"rating_keys": [1]}, "rating_keys"),
+    ({"rating_keys": ["1"] * 10001}, "rating_keys"), ({"rating_keys": ["1"], "x": 1}, "x"),
+])
+def test_invalid_get_params(params, param):
+    with pytest.raises(InvalidParam) as exc:
+        query.tracks_get(params)
+    assert exc.value.param == param
+
+
+def test_params_must_be_an_object_and_null_means_absent():
+    with pytest.raises(InvalidParam) as exc:
+        query.tracks_query(["x"])
+    assert exc.value.param == "params"
+    query.tracks_query(None)
+    query.tracks_query({"artist": None, "limit": None, "genres": None})
+
+
+def test_schemas_list_every_param():
+    assert set(query.QUERY_PARAMS_SCHEMA["properties"]) == set(query.FILTER_PARAMS + query.PAGE_PARAMS)
+    assert set(query.GET_PARAMS_SCHEMA["properties"]) == {"rating_keys"}
+    assert query.QUERY_PARAMS_SCHEMA["additionalProperties"] is False
