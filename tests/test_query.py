@@ -215,7 +215,7 @@ FILTER_CASES = [
     # combinations
     {"genres": ["Rock", "Jazz"], "decades": ["1990s", "2000s"], "min_rating": 5, "exclude_live": True},
     {"genres": ["Pop"], "exclude_genres": ["Soul"], "year_min": 1970},
-    {"genres": ["Electronic", "Pop"], "genre_mode": "all", "min_rating": 1},
+    {"genres": ["Rock", "Pop"], "genre_mode": "all", "min_rating": 1, "year_min": 1970},
     {"artist": "Artist 3", "min_rating": 3, "exclude_live": True},
     {"text": "love", "genres": ["rock", "pop"], "year_max": 2000},
     {"exclude_genres": ["rock"], "decades": ["1980s"], "text": "a"},
