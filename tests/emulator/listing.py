@@ -103,6 +103,15 @@ def _build_filters(lib: Library, row_type: int, query) -> list:
     return preds
 
 
+def _album_genre_fast_path(lib: Library, row_type: int, query) -> list[str] | None:
+    """albums?album.genre=K alone (one request per genre in a sync): skip the generic path."""
+    keys = [k for k in query if k not in _PLAIN and not k.startswith("X-Plex-")]
+    if row_type != 9 or keys not in (["album.genre"], ["genre"]):
+        return None
+    names = {lib.genre_name(v) or v for v in query[keys[0]].split(",") if v}
+    return [k for k in lib.album_order() if not names.isdisjoint(lib.albums[k].genres)]
+
+
 def _page(items: list, start: int | None, size: int | None) -> tuple[list, int]:
     start = max(0, start or 0)
     if size is None:
@@ -161,7 +170,10 @@ def serve_listing(lib: Library, sid: str, query, start: int | None, size: int | 
             items = sorted(lib.artists, key=lambda k: (lib.artists[k].title.casefold(), int(k)))
             items = [k for k in items if any(al.artist_key == k for al in lib.albums.values())]
             frag, title2, vg = render.artist_fragment, "All Artists", "artist"
-        if preds:
+        fast = _album_genre_fast_path(lib, row_type, query)
+        if fast is not None:
+            items = fast
+        elif preds:
             items = [k for k in items if all(p(_objects(lib, row_type, k)) for p in preds)]
         if "limit" in query:
             try:
