@@ -135,23 +135,20 @@ class Syncer:
 
     async def _run(self, job: Job) -> None:
         t0 = time.monotonic()
-        outcome: dict = {}
         try:
             outcome = await self._run_worker(job)
             if self._cancel_requested:
-                job.state, job.error = "cancelled", "cancelled"
+                state, error = "cancelled", "cancelled"
             elif outcome.get("event") == "done":
                 await self._swap(job, outcome, t0)
-                job.state = "succeeded"
+                state, error = "succeeded", None
             else:
-                job.state = "failed"
-                job.error = outcome.get("message") or "sync worker stopped unexpectedly"
+                state, error = "failed", outcome.get("message") or "sync worker stopped unexpectedly"
         except Exception:  # noqa: BLE001 - a sync must never take the daemon down
             log.exception("sync job %d crashed", job.job_id)
-            job.state, job.error = "failed", "internal error during sync (see the daemon log)"
-        finally:
-            job.finished_at = now()
-            await self._finish(job)
+            state, error = "failed", "internal error during sync (see the daemon log)"
+        # Readers see the job as running until its outcome is on disk.
+        await self._finish(job, state, error)
 
     async def _run_worker(self, job: Job) -> dict:
         cfg = self._config()
@@ -239,16 +236,18 @@ class Syncer:
             self._publish("library.changed", {"generation": state.generation, "added": job.added,
                                               "updated": job.updated, "removed": job.removed})
 
-    async def _finish(self, job: Job) -> None:
-        if job.state != "succeeded":
-            log.warning("sync job %d %s: %s", job.job_id, job.state, job.error)
-            if job.state == "failed":
-                await self._store.record_error(job.error)
-        else:
+    async def _finish(self, job: Job, state: str, error: str | None) -> None:
+        if state == "succeeded":
             log.info("sync job %d succeeded: +%s ~%s -%s", job.job_id, job.added, job.updated, job.removed)
-        fields = {k: v for k, v in asdict(job).items() if k not in ("job_id", "mode", "started_at", "server")}
+        else:
+            log.warning("sync job %d %s: %s", job.job_id, state, error)
+        if state == "failed":
+            await self._store.record_error(error)
+        final = Job(**{**asdict(job), "state": state, "error": error, "finished_at": now()})
+        fields = {k: v for k, v in asdict(final).items() if k not in ("job_id", "mode", "started_at", "server")}
         await self._store.update_job(job.job_id, **fields)
-        self._publish("sync.finished", job.view())
+        self.job = final
+        self._publish("sync.finished", final.view())
 
 
 def worker_env() -> dict[str, str]:

@@ -1,0 +1,279 @@
+"""Queries over the socket against a synced emulator library, checked by plain Python.
+
+Each filter's result is compared with a straightforward evaluation of the same
+filter over the emulator's own library (its ground truth), including the
+non-ASCII cases; stats are compared with counts computed the same way.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from datetime import datetime, timezone
+
+import pytest
+
+from tests.support import RpcFailure
+from tests.test_sync import expected_library
+
+
+def fold(s: str) -> str:
+    return unicodedata.normalize("NFC", s).casefold()
+
+
+def unaccent(s: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
+
+
+def words(s: str) -> list[str]:
+    return re.findall(r"\w+", unaccent(s.casefold()))
+
+
+def text_matches(track: dict, text: str) -> bool:
+    haystack = [w for f in ("title", "artist", "album_artist", "album") for w in words(track[f])]
+    return all(any(h.startswith(w) for h in haystack) for w in words(text))
+
+
+def iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def python_filter(tracks: dict, f: dict) -> set[str]:
+    """The reference: every CONTRACT filter, evaluated one track at a time."""
+    def keep(t: dict) -> bool:
+        genres = {fold(g) for g in t["genres"]}
+        if "genres" in f:
+            wanted = {fold(g) for g in f["genres"]}
+            if f.get("genre_mode") == "all" and not wanted <= genres:
+                return False
+            if f.get("genre_mode", "any") == "any" and not wanted & genres:
+                return False
+        if "exclude_genres" in f and {fold(g) for g in f["exclude_genres"]} & genres:
+            return False
+        if "decades" in f and (t["year"] is None or f"{t['year'] // 10 * 10}s" not in f["decades"]):
+            return False
+        if "year_min" in f and (t["year"] is None or t["year"] < f["year_min"]):
+            return False
+        if "year_max" in f and (t["year"] is None or t["year"] > f["year_max"]):
+            return False
+        if "min_rating" in f and (t["user_rating"] is None or t["user_rating"] < f["min_rating"]):
+            return False
+        if f.get("exclude_live") and t["is_live"]:
+            return False
+        if "artist" in f and fold(f["artist"]) not in (fold(t["artist"]), fold(t["album_artist"])):
+            return False
+        if "album" in f and fold(f["album"]) != fold(t["album"]):
+            return False
+        if "text" in f and not text_matches(t, f["text"]):
+            return False
+        if "added_after" in f and not (t["added_at"] or 0) > f["_added_after_ts"]:
+            return False
+        return True
+
+    return {k for k, t in tracks.items() if keep(t)}
+
+
+@pytest.fixture
+async def library(synced_daemon, plex_emulator):
+    return synced_daemon, expected_library(plex_emulator)
+
+
+async def query_keys(daemon, **params) -> set[str]:
+    result = await daemon.call("tracks.query", limit=10000, **params)
+    assert result["total"] == len(result["tracks"])
+    return {t["rating_key"] for t in result["tracks"]}
+
+
+def pick(tracks: dict):
+    """Values that exist in the generated library, for realistic filters."""
+    genre_counts = Counter(g for t in tracks.values() for g in t["genres"])
+    common = [g for g, _ in genre_counts.most_common(4)]
+    added = sorted(t["added_at"] for t in tracks.values())
+    return common, added[len(added) // 2]
+
+
+FILTERS = [
+    {"genres": "COMMON2"},
+    {"genres": "COMMON2", "genre_mode": "all"},
+    {"exclude_genres": "COMMON1"},
+    {"decades": ["1990s", "2000s"]},
+    {"decades": ["1970s"]},
+    {"year_min": 1985, "year_max": 1999},
+    {"min_rating": 7},
+    {"min_rating": 0},
+    {"exclude_live": True},
+    {"artist": "BJÖRK"},
+    {"artist": "sigur rós"},
+    {"artist": "Various Artists"},
+    {"album": "ALBUM_OF_FIRST"},
+    {"text": "beyonce"},
+    {"text": "sigur ros"},
+    {"text": "坂本"},
+    {"text": "love"},
+    {"text": "LIVE wemb"},
+    {"added_after": "MEDIAN"},
+    {"genres": "COMMON2", "decades": ["1990s", "2000s"], "min_rating": 6, "exclude_live": True},
+    {"text": "love", "exclude_genres": "COMMON1", "year_min": 1980},
+    {"artist": "björk", "exclude_live": True, "min_rating": 2},
+]
+
+
+@pytest.mark.parametrize("template", FILTERS, ids=lambda f: ",".join(f))
+async def test_filter_matches_python(library, template):
+    daemon, tracks = library
+    common, median_added = pick(tracks)
+    first = tracks[min(tracks, key=int)]
+    f = dict(template)
+    if f.get("genres") == "COMMON2":
+        f["genres"] = [common[0].upper(), common[1]]
+    if f.get("exclude_genres") == "COMMON1":
+        f["exclude_genres"] = [common[2]]
+    if f.get("album") == "ALBUM_OF_FIRST":
+        f["album"] = first["album"].upper()
+    if f.get("added_after") == "MEDIAN":
+        f["added_after"] = iso(median_added)
+        f["_added_after_ts"] = median_added
+    expected = python_filter(tracks, f)
+    f.pop("_added_after_ts", None)
+    got = await query_keys(daemon, **f)
+    assert got == expected, f"{len(got)} vs {len(expected)} for {f}"
+
+
+async def test_non_ascii_cases_are_not_empty(library):
+    daemon, _ = library
+    for params in ({"artist": "BJÖRK"}, {"text": "beyonce"}, {"text": "sigur ros"}, {"text": "坂本"}):
+        assert await query_keys(daemon, **params), params
+
+
+@pytest.mark.parametrize("sort, key", [
+    ("title", lambda t: fold(t["title"])),
+    ("year", lambda t: t["year"]),
+    ("duration", lambda t: t["duration_ms"]),
+    ("rating", lambda t: t["user_rating"]),
+    ("added", lambda t: t["added_at"]),
+])
+@pytest.mark.parametrize("order", ["asc", "desc"])
+async def test_sorting_is_ordered_stable_and_nulls_last(library, sort, key, order):
+    daemon, tracks = library
+    result = await daemon.call("tracks.query", sort=sort, order=order, limit=10000)
+    values = [key(tracks[t["rating_key"]]) for t in result["tracks"]]
+    present = [v for v in values if v is not None]
+    assert values[:len(present)] == present, "NULLs must come last"
+    assert present == sorted(present, reverse=(order == "desc"))
+    # Stable: pages of the same query concatenate to the whole order.
+    pages = []
+    for offset in range(0, len(values), 400):
+        page = await daemon.call("tracks.query", sort=sort, order=order, limit=400, offset=offset)
+        pages += [t["rating_key"] for t in page["tracks"]]
+    assert pages == [t["rating_key"] for t in result["tracks"]]
+
+
+async def test_default_sort_is_artist_album_disc_track(library):
+    daemon, tracks = library
+    result = await daemon.call("tracks.query", limit=10000)
+    def nulls_last(v):
+        return (v is None, v or 0)
+
+    keys = [(fold(t["artist"]), fold(t["album"]), nulls_last(t["disc_number"]), nulls_last(t["track_number"]))
+            for t in result["tracks"]]
+    assert keys == sorted(keys)
+
+
+async def test_random_is_reproducible_with_seed_and_covers_the_matches(library):
+    daemon, tracks = library
+    a = await daemon.call("tracks.query", sort="random", seed=42, limit=50)
+    b = await daemon.call("tracks.query", sort="random", seed=42, limit=50)
+    c = await daemon.call("tracks.query", sort="random", seed=43, limit=50)
+    assert [t["rating_key"] for t in a["tracks"]] == [t["rating_key"] for t in b["tracks"]]
+    assert [t["rating_key"] for t in a["tracks"]] != [t["rating_key"] for t in c["tracks"]]
+    assert a["total"] == len(tracks) and len({t["rating_key"] for t in a["tracks"]}) == 50
+    whole = await daemon.call("tracks.query", sort="random", seed=7, limit=10000)
+    assert {t["rating_key"] for t in whole["tracks"]} == set(tracks)
+
+
+async def test_limit_zero_returns_only_the_total(library):
+    daemon, tracks = library
+    result = await daemon.call("tracks.query", limit=0, exclude_live=True)
+    assert result["tracks"] == []
+    assert result["total"] == sum(not t["is_live"] for t in tracks.values())
+    assert result["generation"] == 1 and result["synced_at"].endswith("Z")
+
+
+async def test_tracks_get_found_and_missing(library):
+    daemon, tracks = library
+    keys = sorted(tracks, key=int)[:3]
+    result = await daemon.call("tracks.get", rating_keys=keys + ["999999999"])
+    assert [t["rating_key"] for t in result["tracks"]] == keys
+    assert result["missing"] == ["999999999"]
+    assert result["tracks"][0]["genres"] == tracks[keys[0]]["genres"]
+    assert result["generation"] == 1
+
+
+def python_stats(tracks: dict, keys: set[str]) -> dict:
+    chosen = [tracks[k] for k in keys]
+    genres = Counter(g for t in chosen for g in t["genres"])
+    decades = Counter(f"{t['year'] // 10 * 10}s" for t in chosen if t["year"] is not None)
+    return {
+        "track_count": len(chosen),
+        "artist_count": len({fold(t["artist"]) for t in chosen}),
+        "album_count": len({t["album_rating_key"] for t in chosen}),
+        "total_duration_ms": sum(t["duration_ms"] or 0 for t in chosen),
+        "live_count": sum(t["is_live"] for t in chosen),
+        "genres": [{"name": g, "count": n} for g, n in genres.items()],
+        "decades": [{"decade": d, "count": n} for d, n in sorted(decades.items())],
+    }
+
+
+@pytest.mark.parametrize("filters", [{}, {"exclude_live": True, "decades": ["1990s"]}, {"text": "love"}])
+async def test_stats_equal_python_counts(library, filters):
+    daemon, tracks = library
+    stats = await daemon.call("library.stats", **filters)
+    expected = python_stats(tracks, python_filter(tracks, filters))
+    for field in ("track_count", "album_count", "total_duration_ms", "live_count", "decades"):
+        assert stats[field] == expected[field], field
+    assert sorted(stats["genres"], key=lambda g: g["name"]) == sorted(expected["genres"], key=lambda g: g["name"])
+    counts = [(-g["count"], fold(g["name"])) for g in stats["genres"]]
+    assert counts == sorted(counts), "count descending, then name (case-insensitive)"
+    assert stats["artist_count"] == expected["artist_count"]
+    assert stats["generation"] == 1
+
+
+@pytest.mark.parametrize("method, params, param", [
+    ("tracks.query", {"limit": -1}, "limit"),
+    ("tracks.query", {"limit": 10001}, "limit"),
+    ("tracks.query", {"limit": True}, "limit"),
+    ("tracks.query", {"decades": ["199x"]}, "decades"),
+    ("tracks.query", {"sort": "nope"}, "sort"),
+    ("tracks.query", {"order": "up"}, "order"),
+    ("tracks.query", {"min_rating": "x"}, "min_rating"),
+    ("tracks.query", {"genres": "Rock"}, "genres"),
+    ("tracks.query", {"genre_mode": "some"}, "genre_mode"),
+    ("tracks.query", {"added_after": "yesterday"}, "added_after"),
+    ("tracks.query", {"colour": "blue"}, "colour"),
+    ("tracks.query", {"offset": -5}, "offset"),
+    ("tracks.get", {"rating_keys": [1, 2]}, "rating_keys"),
+    ("tracks.get", {}, "rating_keys"),
+    ("library.stats", {"limit": -5}, "limit"),
+    ("library.stats", {"bogus": 5}, "bogus"),
+    ("library.stats", {"year_min": "1990"}, "year_min"),
+])
+async def test_invalid_query_params_name_the_param(library, method, params, param):
+    daemon, _ = library
+    with pytest.raises(RpcFailure) as failure:
+        await daemon.call(method, **params)
+    assert failure.value.code == -32602
+    assert param in failure.value.error["message"]
+    assert (await daemon.call("tracks.query", limit=0))["total"] > 0  # still serving
+
+
+async def test_fts_syntax_in_text_is_just_text(library):
+    daemon, tracks = library
+    for text in ("love*", "title:love", "(love", "-love", "^love", '"love', "love OR night"):
+        expected = len(python_filter(tracks, {"text": text}))
+        assert (await daemon.call("tracks.query", text=text, limit=0))["total"] == expected, text
+    for text in ("AND OR NOT", "NEAR(a b)"):
+        assert (await daemon.call("tracks.query", text=text, limit=0))["total"] >= 0
+    with pytest.raises(RpcFailure) as failure:  # nothing to search for
+        await daemon.call("tracks.query", text='" * "')
+    assert failure.value.code == -32602 and "text" in failure.value.error["message"]
