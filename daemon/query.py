@@ -56,8 +56,9 @@ class Filter:
 
     pushable = False  # also expressible on the genre table (alias g), which copies year/user_rating/is_live
 
-    def sql(self, push: Sequence[Filter] = ()) -> tuple[str, list]:
-        return self.cond("t")
+    def sql(self, push: Sequence[Filter] = (), alias: str = "t") -> tuple[str, list]:
+        """The condition on the tracks row; ``alias`` "+t" keeps SQLite off this filter's index."""
+        return self.cond(alias)
 
     def cond(self, alias: str) -> tuple[str, list]:
         raise NotImplementedError
@@ -105,25 +106,27 @@ _COMPARABLE = frozenset({"year", "user_rating", "is_live", "album_key", "added_a
 class GenresAny(Filter):
     keys: tuple[str, ...]
 
-    def subquery(self, push: Sequence[Filter], distinct: bool = False) -> tuple[str, list]:
+    def subquery(self, push: Sequence[Filter], distinct: bool = False, cols: str = "g.track_id"
+                 ) -> tuple[str, list]:
+        """SELECT ``cols`` (of alias g) FROM the genre table; ``distinct``: each track once."""
         where, params = _and([(f"g.genre_key IN ({_marks(len(self.keys))})", list(self.keys))]
                              + [f.cond("g") for f in push])
         dist = "DISTINCT " if distinct and len(self.keys) > 1 else ""
-        return f"SELECT {dist}g.track_id FROM {{genres}} g WHERE {where}", params
+        return f"SELECT {dist}{cols} FROM {{genres}} g WHERE {where}", params
 
-    def sql(self, push=()):
+    def sql(self, push=(), alias="t"):
         sub, params = self.subquery(push)
-        return f"t.id IN ({sub})", params
+        return f"{alias}.id IN ({sub})", params
 
 
 @dataclass(frozen=True)
 class GenresAll(GenresAny):
-    def subquery(self, push, distinct=False):
+    def subquery(self, push, distinct=False, cols="g.track_id"):
         first, *rest = self.keys
         where, params = _and([("g.genre_key = ?", [first])] + [f.cond("g") for f in push] + [
             ("EXISTS (SELECT 1 FROM {genres} g2 WHERE g2.genre_key = ? AND g2.track_id = g.track_id)", [k])
             for k in rest])
-        return f"SELECT g.track_id FROM {{genres}} g WHERE {where}", params
+        return f"SELECT {cols} FROM {{genres}} g WHERE {where}", params
 
 
 @dataclass(frozen=True)
@@ -151,25 +154,53 @@ class Text(Filter):
         return f"{alias}.id IN (SELECT rowid FROM {{fts}} WHERE {{fts}} MATCH ?)", [self.match]
 
 
-def where_sql(filters: Sequence[Filter]) -> tuple[str, list]:
+def where_sql(filters: Sequence[Filter], alias: str = "t") -> tuple[str, list]:
     """WHERE text for ``{tracks} t``; decade/rating/live conditions are also pushed into a genre filter."""
     push = [f for f in filters if f.pushable]
-    return _and([f.sql(push) for f in filters])
+    return _and([f.sql(push, alias) for f in filters])
+
+
+def genre_driven(filters: Sequence[Filter]) -> tuple[GenresAny, list[Filter]] | None:
+    """(the genre filter, the rest) if the genre table alone can answer ``filters``."""
+    genre = [f for f in filters if isinstance(f, GenresAny)]
+    rest = [f for f in filters if not isinstance(f, GenresAny)]
+    return (genre[0], rest) if len(genre) == 1 and all(f.pushable for f in rest) else None
 
 
 def ids_source(filters: Sequence[Filter]) -> tuple[str, str, list]:
     """(column, FROM ... text, params) of the cheapest query yielding the matching track ids once each."""
-    genre = [f for f in filters if isinstance(f, GenresAny)]
-    rest = [f for f in filters if not isinstance(f, GenresAny)]
     if len(filters) == 1 and isinstance(filters[0], Text):
         return "rowid", "FROM {fts} WHERE {fts} MATCH ?", [filters[0].match]
-    if genre and all(f.pushable for f in rest):
-        sub, params = genre[0].subquery(rest, distinct=True)
+    if driven := genre_driven(filters):
+        sub, params = driven[0].subquery(driven[1], distinct=True)
         return "track_id", f"FROM ({sub})", params
     if not filters:
         return "t.id", "FROM {tracks} t", []
     where, params = where_sql(filters)
     return "t.id", f"FROM {{tracks}} t WHERE {where}", params
+
+
+def count_matches(ctx: Any, filters: Sequence[Filter]) -> int:
+    """How many tracks match. Excluded genres are subtracted when that avoids probing every track."""
+    ex = next((f for f in filters if isinstance(f, ExcludeGenres)), None)
+    if ex is not None:
+        rest = [f for f in filters if f is not ex]
+        if all(f.pushable for f in rest):
+            return count_matches(ctx, rest) - count_matches(ctx, [*rest, GenresAny(ex.keys)])
+    _, source, params = ids_source(filters)
+    return ctx.run(f"SELECT count(*) {source}", params)[0][0]
+
+
+def plan(ctx: Any, filters: Sequence[Filter]) -> list[Filter]:
+    """Filters tuned to the data: "all genres" starts from its rarest genre (capped counts)."""
+    out = []
+    for f in filters:
+        if isinstance(f, GenresAll) and len(f.keys) > 1:
+            sizes = {k: ctx.run("SELECT count(*) FROM (SELECT 1 FROM {genres} WHERE genre_key = ? LIMIT 2000)",
+                                [k])[0][0] for k in f.keys}
+            f = GenresAll(tuple(sorted(f.keys, key=sizes.__getitem__)))
+        out.append(f)
+    return out
 
 
 def _is_word_char(ch: str) -> bool:
@@ -403,11 +434,18 @@ def parse_page(p: _Params) -> Page:
 TRACK_COLUMNS = ("rating_key", "title", "artist", "album_artist", "album", "album_rating_key", "duration_ms",
                  "year", "genres", "user_rating", "is_live", "track_number", "disc_number", "view_count",
                  "last_viewed_at", "added_at", "updated_at")
-_SELECT = ", ".join(f"t.{c}" for c in TRACK_COLUMNS)
+_TIMES = ("last_viewed_at", "added_at", "updated_at")
+# Times are formatted by SQLite (much cheaper than datetime); row_to_track takes either form.
+_SELECT = ", ".join(f"strftime('%Y-%m-%dT%H:%M:%SZ', t.{c}, 'unixepoch')" if c in _TIMES else f"t.{c}"
+                    for c in TRACK_COLUMNS)
+
+
+def _time(v: Any) -> str | None:
+    return v if v is None or type(v) is str else iso(v)
 
 
 def row_to_track(row: Sequence[Any]) -> dict:
-    """A row in `TRACK_COLUMNS` order -> the CONTRACT track object."""
+    """A row in `TRACK_COLUMNS` order (times as unix seconds or ISO text) -> the CONTRACT track object."""
     (rating_key, title, artist, album_artist, album, album_rating_key, duration_ms, year, genres, user_rating,
      is_live, track_number, disc_number, view_count, last_viewed_at, added_at, updated_at) = row[:17]
     return {
@@ -425,10 +463,20 @@ def row_to_track(row: Sequence[Any]) -> dict:
         "track_number": track_number,
         "disc_number": disc_number,
         "view_count": view_count or 0,
-        "last_viewed_at": iso(last_viewed_at),
-        "added_at": iso(added_at),
-        "updated_at": iso(updated_at),
+        "last_viewed_at": _time(last_viewed_at),
+        "added_at": _time(added_at),
+        "updated_at": _time(updated_at),
     }
+
+
+def fetch_tracks(ctx: Any, ids: list[int]) -> list[dict]:
+    """The track objects of internal ``ids``, in that order."""
+    if not ids:
+        return []
+    found = {r[-1]: r for r in ctx.run(
+        f"SELECT {_SELECT}, t.id FROM {{tracks}} t WHERE t.id IN (SELECT value FROM json_each(?))",
+        [json.dumps(ids)])}
+    return [row_to_track(found[i]) for i in ids]
 
 
 def _meta(ctx: Any) -> dict:
@@ -489,31 +537,42 @@ def tracks_query(params: dict) -> Callable[[Any], dict]:
     p = _Params(params, FILTER_PARAMS + PAGE_PARAMS)
     filters = parse_filters(p)
     page = parse_page(p)
-    where, wparams = where_sql(filters)
 
     def run(ctx: Any) -> dict:
-        rows: list = []
+        planned = plan(ctx, filters)
+        ids: list = []
         if page.sort == "random":
-            column, source, sparams = ids_source(filters)
-            ids = (ctx.run(f"SELECT group_concat({column}) {source}", sparams)[0][0] or "").split(",")
-            ids = [] if ids == [""] else ids
-            total = len(ids)
+            column, source, sparams = ids_source(planned)
+            found = (ctx.run(f"SELECT group_concat({column}) {source}", sparams)[0][0] or "").split(",")
+            found = [] if found == [""] else found
+            total = len(found)
             if page.limit and page.offset < total:
                 rng = random.Random(page.seed) if page.seed is not None else random.Random()
-                picked = [int(i) for i in shuffled_prefix(ids, page.offset + page.limit, rng)[page.offset:]]
-                found = {r[-1]: r for r in ctx.run(
-                    f"SELECT {_SELECT}, t.id FROM {{tracks}} t WHERE t.id IN (SELECT value FROM json_each(?))",
-                    [json.dumps(picked)])}
-                rows = [found[i] for i in picked]
+                ids = [int(i) for i in shuffled_prefix(found, page.offset + page.limit, rng)[page.offset:]]
         else:
-            column, source, sparams = ids_source(filters)
-            total = ctx.run(f"SELECT count(*) {source}", sparams)[0][0]
-            if page.limit and page.offset < total:
-                rows = ctx.run(
-                    f"SELECT {_SELECT} FROM {{tracks}} t WHERE {where} "
+            total = None
+            driven = genre_driven(planned)
+            by_rank = driven is not None and (page.sort, page.order) == ("artist", "asc")
+            if by_rank and page.limit:
+                # The genre table knows each track's place in the default order: the
+                # page and the total come from one pass over the genre index.
+                sub, sparams = driven[0].subquery(driven[1], distinct=True, cols="g.track_id, g.artist_rank")
+                rows = ctx.run(f"SELECT track_id, count(*) OVER () FROM ({sub}) ORDER BY artist_rank "
+                               "LIMIT ? OFFSET ?", sparams + [page.limit, page.offset])
+                ids = [r[0] for r in rows]
+                total = rows[0][1] if rows else None
+            if total is None:
+                total = count_matches(ctx, planned)
+            if page.limit and page.offset < total and not by_rank:
+                # Many matches: walk the sort order (an index) and stop after the page,
+                # keeping SQLite off the filters' indexes ("+t"); few: filter, then sort.
+                walk = total * total > (page.offset + page.limit) * max(ctx.state.track_count, total)
+                where, wparams = where_sql(planned, "+t" if walk else "t")
+                ids = [r[0] for r in ctx.run(
+                    f"SELECT t.id FROM {{tracks}} t WHERE {where} "
                     f"ORDER BY {order_by_sql(page.sort, page.order)} LIMIT ? OFFSET ?",
-                    wparams + [page.limit, page.offset])
-        return {"total": total, "tracks": [row_to_track(r) for r in rows], **_meta(ctx)}
+                    wparams + [page.limit, page.offset])]
+        return {"total": total, "tracks": fetch_tracks(ctx, ids), **_meta(ctx)}
 
     return run
 

@@ -22,7 +22,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
-from .query import fold
+from .query import fold, order_by_sql
 from .timeutil import now
 
 T = TypeVar("T")
@@ -98,6 +98,7 @@ def _slot_table_ddl(slot: str) -> list[str]:
         f"""CREATE TABLE {t['genres']} (
   genre_key TEXT NOT NULL, track_id INTEGER NOT NULL, name TEXT NOT NULL,
   year INTEGER, user_rating REAL, is_live INTEGER NOT NULL,
+  artist_rank INTEGER NOT NULL,  -- the track's place in the default (artist) order
   PRIMARY KEY (genre_key, track_id)) WITHOUT ROWID""",
         # The FTS index covers the folded *_key columns, so NFD input, ß/ss and
         # the like match the same way as the casefolded query words.
@@ -123,7 +124,7 @@ def _slot_index_ddl(slot: str) -> list[str]:
         "title": "title_key",
     }
     return [f"CREATE INDEX {g}_track ON {g}(track_id)",
-            f"CREATE INDEX {g}_filter ON {g}(genre_key, year, user_rating, is_live)"] + [
+            f"CREATE INDEX {g}_filter ON {g}(genre_key, year, user_rating, is_live, artist_rank)"] + [
         f"CREATE INDEX {tr}_{name} ON {tr}({c})" for name, c in cols.items()]
 
 
@@ -533,9 +534,11 @@ class SlotWriter:
         c = self._conn
         try:
             with _Tx(c):
-                c.execute(f"INSERT INTO {t['genres']} (genre_key, track_id, name, year, user_rating, is_live) "
-                          f"SELECT mediasage_fold(j.value), t.id, j.value, t.year, t.user_rating, t.is_live "
-                          f"FROM {t['tracks']} t, json_each(t.genres) j ORDER BY 1, 2")
+                c.execute(f"INSERT INTO {t['genres']} (genre_key, track_id, name, year, user_rating, is_live, "
+                          "artist_rank) SELECT mediasage_fold(j.value), r.id, j.value, r.year, r.user_rating, "
+                          "r.is_live, r.artist_rank FROM (SELECT t.id, t.genres, t.year, t.user_rating, t.is_live, "
+                          f"row_number() OVER (ORDER BY {order_by_sql('artist', 'asc')}) AS artist_rank "
+                          f"FROM {t['tracks']} t) r, json_each(r.genres) j ORDER BY 1, 2")
             c.execute(f"INSERT INTO {t['fts']}({t['fts']}) VALUES ('rebuild')")
             for sql in _slot_index_ddl(self.slot):
                 c.execute(sql)
