@@ -613,19 +613,25 @@ def library_stats(params: dict) -> Callable[[Any], dict]:
 
     def run(ctx: Any) -> dict:
         base = f"FROM {{tracks}} t WHERE {where}"
-        count, artists, albums, duration, live = ctx.run(
-            "SELECT count(*), count(DISTINCT t.artist_key), "
-            "count(DISTINCT coalesce('k' || t.album_rating_key, 'n' || t.album_artist_key || char(31) || t.album_key)), "
-            f"coalesce(sum(t.duration_ms), 0), coalesce(sum(t.is_live), 0) {base}", wparams)[0]
+        album = "coalesce('k' || t.album_rating_key, 'n' || t.album_artist_key || char(31) || t.album_key)"
         if filters:
+            count, artists, albums, duration, live = ctx.run(
+                f"SELECT count(*), count(DISTINCT t.artist_key), count(DISTINCT {album}), "
+                f"coalesce(sum(t.duration_ms), 0), coalesce(sum(t.is_live), 0) {base}", wparams)[0]
             column, source, sparams = ids_source(filters)
             grows = ctx.run(f"SELECT g.genre_key, min(g.name), count(*) FROM {{genres}} g "
                             f"WHERE g.track_id IN (SELECT {column} {source}) GROUP BY g.genre_key", sparams)
-        else:
+        else:  # the whole library: let the indexes do the grouping
+            count, albums, duration, live = ctx.run(
+                f"SELECT count(*), count(DISTINCT {album}), coalesce(sum(t.duration_ms), 0), "
+                "coalesce(sum(t.is_live), 0) FROM {tracks} t")[0]
+            artists = ctx.run("SELECT count(*) FROM (SELECT DISTINCT artist_key FROM {tracks})")[0][0]
             grows = ctx.run("SELECT genre_key, min(name), count(*) FROM {genres} GROUP BY genre_key")
         grows.sort(key=lambda r: (-r[2], r[0], r[1]))
-        drows = ctx.run(f"SELECT t.year / 10 * 10 AS d, count(*) {base} AND t.year IS NOT NULL "
-                        "GROUP BY d ORDER BY d", wparams)
+        decades: dict[int, int] = {}
+        for year, n in ctx.run(f"SELECT t.year, count(*) {base} AND t.year IS NOT NULL GROUP BY t.year", wparams):
+            decades[year // 10 * 10] = decades.get(year // 10 * 10, 0) + n
+        drows = sorted(decades.items())
         return {
             "track_count": count,
             "artist_count": artists,

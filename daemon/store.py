@@ -106,7 +106,7 @@ def _slot_table_ddl(slot: str) -> list[str]:
         # the like match the same way as the casefolded query words.
         f"""CREATE VIRTUAL TABLE {t['fts']} USING fts5(
   title_key, artist_key, album_artist_key, album_key,
-  content='{t['tracks']}', content_rowid='id', columnsize=0,
+  content='{t['tracks']}', content_rowid='id', columnsize=0, prefix='1',
   tokenize='unicode61 remove_diacritics 2')""",
     ]
 
@@ -124,8 +124,8 @@ def _slot_index_ddl(slot: str) -> list[str]:
         "updated": "updated_at",
         "title": "title_key",
     }
-    return [f"CREATE INDEX {g}_track ON {g}(track_id, genre_key)",
-            f"CREATE INDEX {g}_filter ON {g}(genre_key, year, user_rating, is_live, artist_rank, track_id)"] + [
+    return [f"CREATE INDEX {g}_track ON {g}(track_id, genre_key, name)",
+            f"CREATE INDEX {g}_filter ON {g}(genre_key, year, user_rating, is_live, artist_rank, track_id, name)"] + [
         f"CREATE INDEX {tr}_{name} ON {tr}({c})" for name, c in cols.items()]
 
 
