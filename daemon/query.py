@@ -440,6 +440,18 @@ _SELECT = ", ".join(f"strftime('%Y-%m-%dT%H:%M:%SZ', t.{c}, 'unixepoch')" if c i
                     for c in TRACK_COLUMNS)
 
 
+_GENRE_LISTS: dict[str, tuple] = {}  # decoded genres JSON (it repeats album by album)
+
+
+def _genre_list(text: str | None) -> list[str]:
+    hit = _GENRE_LISTS.get(text) if text else ()
+    if hit is None:
+        if len(_GENRE_LISTS) > 4096:
+            _GENRE_LISTS.clear()
+        hit = _GENRE_LISTS[text] = tuple(json.loads(text))
+    return list(hit)
+
+
 def _time(v: Any) -> str | None:
     return v if v is None or type(v) is str else iso(v)
 
@@ -457,7 +469,7 @@ def row_to_track(row: Sequence[Any]) -> dict:
         "album_rating_key": album_rating_key,
         "duration_ms": duration_ms,
         "year": year,
-        "genres": json.loads(genres) if genres else [],
+        "genres": _genre_list(genres),
         "user_rating": user_rating,
         "is_live": bool(is_live),
         "track_number": track_number,
@@ -532,6 +544,29 @@ def shuffled_prefix(ids: list, k: int, rng: random.Random) -> list:
 # --------------------------------------------------------------------------- methods
 
 
+SMALL_RESULT = 5000
+
+
+def _page_by_rank(ctx: Any, driven: tuple[GenresAny, list[Filter]], page: Page) -> tuple[int | None, list[int]]:
+    """(total, ids) for the default order from the genre index alone (it holds each track's artist_rank).
+
+    Up to SMALL_RESULT matching rows come back packed as ``rank << 32 | id`` in
+    one string and are deduplicated and sorted here; more, and SQLite counts and
+    sorts (total None = count separately).
+    """
+    genre, rest = driven
+    sub, params = genre.subquery(rest, cols="(g.artist_rank << 32) | g.track_id AS p")
+    packed = ctx.run(f"SELECT group_concat(p) FROM ({sub} LIMIT {SMALL_RESULT + 1})", params)[0][0]
+    found = packed.split(",") if packed else []
+    if len(found) <= SMALL_RESULT:
+        ranked = sorted(set(map(int, found)))
+        return len(ranked), [v & 0xFFFFFFFF for v in ranked[page.offset:page.offset + page.limit]]
+    group = " GROUP BY g.artist_rank" if len(genre.keys) > 1 and not isinstance(genre, GenresAll) else ""
+    sub, params = genre.subquery(rest, cols="g.track_id")
+    rows = ctx.run(f"{sub}{group} ORDER BY g.artist_rank LIMIT ? OFFSET ?", params + [page.limit, page.offset])
+    return None, [r[0] for r in rows]
+
+
 def tracks_query(params: dict) -> Callable[[Any], dict]:
     """Validate tracks.query params now; return ``fn(ctx) -> {total, tracks, generation, synced_at}``."""
     p = _Params(params, FILTER_PARAMS + PAGE_PARAMS)
@@ -554,13 +589,7 @@ def tracks_query(params: dict) -> Callable[[Any], dict]:
             driven = genre_driven(planned)
             by_rank = driven is not None and (page.sort, page.order) == ("artist", "asc")
             if by_rank and page.limit:
-                # The genre table knows each track's place in the default order: the
-                # page and the total come from one pass over the genre index.
-                sub, sparams = driven[0].subquery(driven[1], distinct=True, cols="g.track_id, g.artist_rank")
-                rows = ctx.run(f"SELECT track_id, count(*) OVER () FROM ({sub}) ORDER BY artist_rank "
-                               "LIMIT ? OFFSET ?", sparams + [page.limit, page.offset])
-                ids = [r[0] for r in rows]
-                total = rows[0][1] if rows else None
+                total, ids = _page_by_rank(ctx, driven, page)
             if total is None:
                 total = count_matches(ctx, planned)
             if page.limit and page.offset < total and not by_rank:
