@@ -232,6 +232,20 @@ async def test_filter_matches_python(store, params):
     assert got["generation"] == 1 and got["synced_at"] == "2020-01-01T00:00:00Z"
 
 
+@pytest.mark.parametrize("small", [query.SMALL_RESULT, 3])
+@pytest.mark.parametrize("params", FILTER_CASES + [{"exclude_genres": ["Pop"], "min_rating": 5}],
+                         ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()))
+async def test_small_pages_of_every_filter(store, monkeypatch, params, small):
+    """Short pages take other plans (walking the sort index, the genre index's rank, ...)."""
+    monkeypatch.setattr(query, "SMALL_RESULT", small)
+    for sort, order in (("artist", "asc"), ("title", "desc")):
+        expected = [r["rating_key"] for r in py_sort([r for r in ROWS if py_match(r, params)], sort, order)]
+        for limit, offset in ((5, 0), (7, 3), (1, len(expected) - 1)):
+            got = await q(store, **params, sort=sort, order=order, limit=limit, offset=max(offset, 0))
+            assert got["total"] == len(expected)
+            assert keys_of(got["tracks"]) == expected[max(offset, 0):max(offset, 0) + limit]
+
+
 async def test_unicode_matching_examples(store):
     assert {t["title"] for t in (await q(store, artist="BJÖRK"))["tracks"]} == {"Jóga", "Army of Me", "Hyperballad (Live)"}
     assert keys_of((await q(store, text="beyonce"))["tracks"]) == ["s3"]
