@@ -30,6 +30,7 @@ T = TypeVar("T")
 SLOTS = ("a", "b")
 BUSY_TIMEOUT_S = 30.0
 APPLICATION_ID = 0x4D534731  # "MSG1": marks the file as a mediasaged cache
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the WAL is truncated back to this after a checkpoint
 
 __all__ = ["Store", "SlotWriter", "ReadContext", "State", "StoreError", "NotSynced", "SCHEMA_VERSION",
            "inactive_slot", "slot_tables"]
@@ -275,6 +276,7 @@ class Store:
             if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
                 raise StoreError(f"cannot put the cache database {path} in WAL mode")
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             version = _check_version(conn, path)
             for v in range(version, SCHEMA_VERSION):
                 with _Tx(conn):
@@ -455,7 +457,7 @@ class SlotWriter:
                 raise StoreError(f"cache database {path} is not at schema version {SCHEMA_VERSION}; "
                                  "the daemon migrates it at startup")
             for pragma in ("synchronous = NORMAL", "wal_autocheckpoint = 20000", "cache_size = -65536",
-                           "temp_store = MEMORY", "threads = 2"):
+                           "temp_store = MEMORY", "threads = 2", f"journal_size_limit = {WAL_SIZE_LIMIT}"):
                 conn.execute(f"PRAGMA {pragma}")
             conn.create_function("mediasage_fold", 1, self._fold, deterministic=True)
             with _Tx(conn):
