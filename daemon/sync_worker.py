@@ -6,29 +6,25 @@ as JSON lines (see docs/DESIGN.md, "Sync worker protocol"). It never touches the
 live slot: the daemon flips slots after a ``done`` line. Killing it at any
 moment loses nothing but the half-built inactive slot.
 
-Fetching and parsing the next page overlaps with writing the current one: a
-producer thread runs the Plex pager while this thread writes to SQLite (both
-release the GIL for much of their work).
+The work is split over two processes so that it uses both cores: this one
+writes to SQLite, and a *reader* process it starts (:func:`read_plex`) fetches
+and parses pages from Plex and sends finished rows through a pipe. Parsing XML
+and writing SQLite each take about half the time of a sync; in one process
+they would share one GIL.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
+import multiprocessing
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Iterator
-
-from .live import live_matcher
-from .plex import PlexError, PlexLibrary, PlexUnreachable
-from .store import SlotWriter
+from typing import Any
 
 log = logging.getLogger("mediasaged.sync_worker")
-
-_END = object()
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -36,60 +32,119 @@ def emit(event: str, **fields: Any) -> None:
     sys.stdout.flush()
 
 
-def prefetch(pages: Iterator[list[dict]], depth: int = 2) -> Iterator[list[dict]]:
-    """Run ``pages`` in a thread, ``depth`` pages ahead of the consumer."""
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
+# -- the reader process ----------------------------------------------------------
 
-    def produce() -> None:
-        try:
-            for page in pages:
-                buffer.put(page)
-            buffer.put(_END)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            buffer.put(exc)
 
-    threading.Thread(target=produce, name="plex-pager", daemon=True).start()
-    while True:
-        item = buffer.get()
-        if item is _END:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+def read_plex(spec: dict, out: Any) -> None:
+    """Reader process: send ("server"|"total"|"rows"|"error"|"end", ...) messages to ``out``.
+
+    Album genres are fetched in a thread while the first pages come in; pages
+    wait for them (a few at most) because every row carries its album's genres.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from .live import live_matcher
+    from .plex import PlexError, PlexLibrary, PlexUnreachable
+
+    p = spec["plex"]
+    try:
+        plex = PlexLibrary.connect(p["url"], p["token"], p["library"], timeout=p["timeout"],
+                                   verify_ssl=p["verify_ssl"], retries=spec["retries"])
+        with plex:
+            out.send(("server", plex.server_id, plex.server_name))
+            out.send(("total", plex.track_count()))
+            genres: dict = {}
+            failure: list[BaseException] = []
+
+            def fetch_genres() -> None:
+                try:
+                    genres.update(plex.album_genres())
+                except BaseException as exc:  # noqa: BLE001 - re-raised below
+                    failure.append(exc)
+
+            genre_thread = threading.Thread(target=fetch_genres, name="album-genres", daemon=True)
+            genre_thread.start()
+            is_live_title = live_matcher(spec["live_keywords"], spec["dated_titles_are_live"])
+            album_live: dict[str, bool] = {}
+            album_genres: dict[str, list] = {}
+            for rows in plex.iter_track_pages(spec["page_size"]):
+                if genre_thread.is_alive():
+                    genre_thread.join()
+                if failure:
+                    raise failure[0]
+                for row in rows:
+                    album = row["album"]
+                    live = album_live.get(album)
+                    if live is None:
+                        live = album_live[album] = is_live_title("", album)
+                    row["is_live"] = live or is_live_title(row["title"], "")
+                    key = row["album_rating_key"]
+                    row["genres"] = album_genres.get(key) or album_genres.setdefault(key, genres.get(key, []))
+                out.send(("rows", rows))
+            out.send(("end",))
+    except PlexError as exc:  # user-facing, token-free by design
+        out.send(("error", str(exc), isinstance(exc, PlexUnreachable)))
+    except (BrokenPipeError, EOFError):
+        pass  # the writer is gone (cancelled or killed): nothing left to do
+    except Exception:  # noqa: BLE001
+        log.exception("reading from Plex failed")
+        out.send(("error", "internal error while reading from Plex; see the daemon log", False))
+
+
+# -- the writer (this process) ------------------------------------------------
+
+
+class SyncFailed(Exception):
+    def __init__(self, message: str, unreachable: bool = False):
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 def run(spec: dict) -> dict:
     """Do the sync described by ``spec``; return the ``done`` summary."""
-    p = spec["plex"]
+    from .store import SlotWriter
+
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    reader = ctx.Process(target=read_plex, args=(spec, send), name="mediasaged-plex-reader", daemon=True)
     emit("progress", phase="connecting", current=0, total=None)
-    plex = PlexLibrary.connect(
-        p["url"], p["token"], p["library"],
-        timeout=p["timeout"], verify_ssl=p["verify_ssl"], retries=spec["retries"],
-    )
+    reader.start()
+    send.close()  # ours; EOF on `receive` now means the reader is gone
+    writer = None
     try:
-        emit("server", server_id=plex.server_id, server_name=plex.server_name)
-        total = plex.track_count()
-        emit("progress", phase="genres", current=0, total=total)
-        album_genres = plex.album_genres()
-        is_live = live_matcher(spec["live_keywords"], spec["dated_titles_are_live"])
-        writer = SlotWriter(Path(spec["db_path"]), spec["slot"])
-        try:
-            current = 0
-            emit("progress", phase="tracks", current=0, total=total)
-            for rows in prefetch(plex.iter_track_pages(spec["page_size"])):
-                for row in rows:
-                    row["genres"] = album_genres.get(row["album_rating_key"], [])
-                    row["is_live"] = is_live(row["title"], row["album"])
-                writer.write_tracks(rows)
-                current += len(rows)
-                total = max(total, current)
+        current, total = 0, None
+        while True:
+            try:
+                message = receive.recv()
+            except EOFError:
+                raise SyncFailed("the Plex reader process stopped unexpectedly") from None
+            kind = message[0]
+            if kind == "rows":
+                if writer is None:
+                    writer = SlotWriter(Path(spec["db_path"]), spec["slot"])
+                writer.write_tracks(message[1])
+                current += len(message[1])
+                total = max(total or 0, current)
                 emit("progress", phase="tracks", current=current, total=total)
-            emit("progress", phase="indexing", current=current, total=current)
-            summary = writer.finish(spec["live_slot"])
-        finally:
-            writer.close()
+            elif kind == "server":
+                emit("server", server_id=message[1], server_name=message[2])
+            elif kind == "total":
+                total = message[1]
+                emit("progress", phase="tracks", current=0, total=total)
+            elif kind == "error":
+                raise SyncFailed(message[1], message[2])
+            elif kind == "end":
+                break
+        if writer is None:  # an empty library
+            writer = SlotWriter(Path(spec["db_path"]), spec["slot"])
+        emit("progress", phase="indexing", current=current, total=current)
+        summary = writer.finish(spec["live_slot"])
     finally:
-        plex.close()
+        if writer is not None:
+            writer.close()
+        receive.close()
+        reader.join(timeout=5)
+        if reader.is_alive():
+            reader.kill()
     return {**summary, "slot": spec["slot"]}
 
 
@@ -99,16 +154,16 @@ def main() -> int:
     spec = json.loads(sys.stdin.read())
     logging.basicConfig(
         level=spec.get("log_level", "info").upper(),
-        format="%(asctime)s %(levelname)s mediasaged.sync_worker: %(message)s",
+        format="%(asctime)s %(levelname)s %(processName)s: %(message)s",
     )
     try:
         summary = run(spec)
-    except PlexError as exc:  # messages are user-facing and token-free by design
-        emit("error", message=str(exc), unreachable=isinstance(exc, PlexUnreachable))
+    except SyncFailed as exc:
+        emit("error", message=str(exc), unreachable=exc.unreachable)
         return 1
-    except Exception as exc:  # noqa: BLE001 - our own bug or the disk: log it whole
+    except Exception:  # noqa: BLE001 - our own bug or the disk: log it whole
         log.exception("sync failed")
-        emit("error", message=f"internal error during sync ({type(exc).__name__}); see the daemon log")
+        emit("error", message="internal error during sync; see the daemon log")
         return 1
     emit("done", **summary)
     return 0
