@@ -23,13 +23,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
 from .query import fold, order_by_sql
+from .store_schema import (  # noqa: F401 - SCHEMA_VERSION, MIGRATIONS, slot_tables are part of this API
+    APPLICATION_ID, KEY_FIELDS, MIGRATIONS, SCHEMA_VERSION, TRACK_FIELDS, finished_marker, recreate_slot,
+    slot_index_ddl, slot_tables,
+)
 from .timeutil import now
 
 T = TypeVar("T")
 
-SLOTS = ("a", "b")
 BUSY_TIMEOUT_S = 30.0
-APPLICATION_ID = 0x4D534731  # "MSG1": marks the file as a mediasaged cache
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the WAL is truncated back to this after a checkpoint
 
 __all__ = ["Store", "SlotWriter", "ReadContext", "State", "StoreError", "NotSynced", "SCHEMA_VERSION",
@@ -60,115 +62,8 @@ _STATE_SQL = ("SELECT live_slot, generation, synced_at, plex_server_id, plex_ser
               "track_count, last_error FROM sync_state WHERE id = 1")
 
 
-def slot_tables(slot: str) -> dict[str, str]:
-    if slot not in SLOTS:
-        raise ValueError(f"bad slot {slot!r}")
-    return {"tracks": f"tracks_{slot}", "genres": f"track_genres_{slot}", "fts": f"tracks_fts_{slot}"}
-
-
 def inactive_slot(state: State) -> str:
     return "b" if state.live_slot == "a" else "a"
-
-
-# --------------------------------------------------------------------------- schema
-
-# Per-slot DDL is always the *current* shape: SlotWriter rebuilds a slot from it
-# on every full sync. A migration that changes a slot's shape simply calls
-# _recreate_slot() for both slots and forgets the sync (it is only a cache).
-TRACK_FIELDS = ("rating_key", "title", "artist", "album_artist", "album", "album_rating_key", "duration_ms",
-                "year", "user_rating", "is_live", "track_number", "disc_number", "view_count", "last_viewed_at",
-                "added_at", "updated_at", "genres")
-KEY_FIELDS = ("title_key", "artist_key", "album_artist_key", "album_key")
-
-
-def _slot_table_ddl(slot: str) -> list[str]:
-    t = slot_tables(slot)
-    return [
-        f"""CREATE TABLE {t['tracks']} (
-  id INTEGER PRIMARY KEY, rating_key TEXT NOT NULL UNIQUE,
-  title TEXT NOT NULL, artist TEXT NOT NULL, album_artist TEXT NOT NULL, album TEXT NOT NULL,
-  album_rating_key TEXT, duration_ms INTEGER, year INTEGER, user_rating REAL,
-  is_live INTEGER NOT NULL, track_number INTEGER, disc_number INTEGER,
-  view_count INTEGER NOT NULL DEFAULT 0,
-  last_viewed_at INTEGER, added_at INTEGER, updated_at INTEGER,
-  genres TEXT NOT NULL,
-  title_key TEXT NOT NULL, artist_key TEXT NOT NULL, album_artist_key TEXT NOT NULL, album_key TEXT NOT NULL)""",
-        # One row per (track, genre). year/user_rating/is_live are copies of the
-        # track's and artist_rank is its place in the default (artist) order, so
-        # genre + decade/rating/live filters and the default sort are answered
-        # inside one covering index (query.py pushes those conditions down).
-        # A plain rowid table: filled in one INSERT ... SELECT at finish and
-        # indexed afterwards, which is much faster than a WITHOUT ROWID b-tree;
-        # (genre_key, track_id) is unique by construction.
-        f"""CREATE TABLE {t['genres']} (
-  genre_key TEXT NOT NULL, track_id INTEGER NOT NULL, name TEXT NOT NULL,
-  year INTEGER, user_rating REAL, is_live INTEGER NOT NULL, artist_rank INTEGER NOT NULL)""",
-        # The FTS index covers the folded *_key columns, so NFD input, ß/ss and
-        # the like match the same way as the casefolded query words.
-        f"""CREATE VIRTUAL TABLE {t['fts']} USING fts5(
-  title_key, artist_key, album_artist_key, album_key,
-  content='{t['tracks']}', content_rowid='id', columnsize=0, prefix='1',
-  tokenize='unicode61 remove_diacritics 2')""",
-    ]
-
-
-def _slot_index_ddl(slot: str) -> list[str]:
-    """Indexes built after the bulk load. The last one marks a finished slot."""
-    tr, g = slot_tables(slot)["tracks"], slot_tables(slot)["genres"]
-    cols = {
-        "artist": "artist_key, album_key, disc_number, track_number",
-        "album_artist": "album_artist_key",
-        "album": "album_key, album_artist_key, disc_number, track_number",
-        "year": "year, user_rating, is_live",
-        "rating": "user_rating",
-        "added": "added_at",
-        "updated": "updated_at",
-        "title": "title_key",
-    }
-    return [f"CREATE INDEX {g}_track ON {g}(track_id, genre_key, name)",
-            f"CREATE INDEX {g}_filter ON {g}(genre_key, year, user_rating, is_live, artist_rank, track_id, name)"] + [
-        f"CREATE INDEX {tr}_{name} ON {tr}({c})" for name, c in cols.items()]
-
-
-def _finished_marker(slot: str) -> str:
-    return _slot_index_ddl(slot)[-1].split()[2]
-
-
-def _drop_slot(conn: sqlite3.Connection, slot: str) -> None:
-    t = slot_tables(slot)
-    for name in (t["fts"], t["genres"], t["tracks"]):
-        conn.execute(f"DROP TABLE IF EXISTS {name}")
-
-
-def _recreate_slot(conn: sqlite3.Connection, slot: str, *, indexes: bool) -> None:
-    _drop_slot(conn, slot)
-    for sql in _slot_table_ddl(slot) + (_slot_index_ddl(slot) if indexes else []):
-        conn.execute(sql)
-
-
-def _migrate_v1(conn: sqlite3.Connection) -> None:
-    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    conn.execute("""CREATE TABLE sync_state (
-  id INTEGER PRIMARY KEY CHECK (id = 1),
-  live_slot TEXT NOT NULL DEFAULT 'a' CHECK (live_slot IN ('a','b')),
-  generation INTEGER NOT NULL DEFAULT 0,
-  synced_at INTEGER, plex_server_id TEXT, plex_server_name TEXT, sync_duration_ms INTEGER,
-  track_count INTEGER NOT NULL DEFAULT 0, last_error TEXT)""")
-    conn.execute("INSERT INTO sync_state (id) VALUES (1)")
-    conn.execute("""CREATE TABLE sync_jobs (
-  job_id INTEGER PRIMARY KEY, state TEXT NOT NULL, mode TEXT NOT NULL, trigger TEXT NOT NULL,
-  phase TEXT, current INTEGER NOT NULL DEFAULT 0, total INTEGER,
-  started_at INTEGER NOT NULL, finished_at INTEGER,
-  added INTEGER, updated INTEGER, removed INTEGER, error TEXT)""")
-    conn.execute("CREATE INDEX sync_jobs_state ON sync_jobs(state)")
-    for slot in SLOTS:
-        _recreate_slot(conn, slot, indexes=True)
-
-
-# Forward migrations: MIGRATIONS[i] takes user_version i to i + 1, inside one
-# write transaction. Adding v2 = appending one function.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1]
-SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
@@ -393,7 +288,7 @@ class Store:
         been synced (readers go from not_synced to a library).
         """
         slot_tables(slot)
-        marker = _finished_marker(slot)
+        marker = finished_marker(slot)
 
         def tx(c: sqlite3.Connection) -> State:
             if not c.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (marker,)).fetchone():
@@ -412,7 +307,7 @@ class Store:
     async def wipe(self, *, server_id: str | None, server_name: str | None) -> None:
         """A different Plex server: empty the live slot and forget the sync."""
         def tx(c: sqlite3.Connection) -> None:
-            _recreate_slot(c, _read_state(c).live_slot, indexes=True)
+            recreate_slot(c, _read_state(c).live_slot, indexes=True)
             c.execute("UPDATE sync_state SET synced_at = NULL, track_count = 0, generation = generation + 1, "
                       "sync_duration_ms = NULL, plex_server_id = ?, plex_server_name = ? WHERE id = 1",
                       (server_id, server_name))
@@ -463,7 +358,7 @@ class SlotWriter:
             with _Tx(conn):
                 if _read_state(conn).live_slot == slot:
                     raise StoreError(f"slot {slot} is live; a SlotWriter only fills the inactive slot")
-                _recreate_slot(conn, slot, indexes=False)
+                recreate_slot(conn, slot, indexes=False)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot prepare slot {slot} in {path}: {exc}") from None
         cols = TRACK_FIELDS + KEY_FIELDS
@@ -549,7 +444,7 @@ class SlotWriter:
                           f"row_number() OVER (ORDER BY {order_by_sql('artist', 'asc')}) AS artist_rank "
                           f"FROM {t['tracks']} t) r, json_each(r.genres) j")
             c.execute(f"INSERT INTO {t['fts']}({t['fts']}) VALUES ('rebuild')")
-            for sql in _slot_index_ddl(self.slot):
+            for sql in slot_index_ddl(self.slot):
                 c.execute(sql)
             c.execute("PRAGMA analysis_limit = 1000")  # approximate statistics are plenty for the planner
             c.execute(f"ANALYZE {t['tracks']}")

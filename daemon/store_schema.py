@@ -1,0 +1,117 @@
+"""The cache's schema: per-slot DDL and the forward migrations (used by store.py).
+
+No sqlite3 here: the functions take a connection and only call ``execute``.
+See docs/DESIGN.md, "Schema".
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+SLOTS = ("a", "b")
+APPLICATION_ID = 0x4D534731  # "MSG1": marks the file as a mediasaged cache
+
+
+def slot_tables(slot: str) -> dict[str, str]:
+    if slot not in SLOTS:
+        raise ValueError(f"bad slot {slot!r}")
+    return {"tracks": f"tracks_{slot}", "genres": f"track_genres_{slot}", "fts": f"tracks_fts_{slot}"}
+
+
+# Per-slot DDL is always the *current* shape: SlotWriter rebuilds a slot from it
+# on every full sync. A migration that changes a slot's shape simply calls
+# recreate_slot() for both slots and forgets the sync (it is only a cache).
+TRACK_FIELDS = ("rating_key", "title", "artist", "album_artist", "album", "album_rating_key", "duration_ms",
+                "year", "user_rating", "is_live", "track_number", "disc_number", "view_count", "last_viewed_at",
+                "added_at", "updated_at", "genres")
+KEY_FIELDS = ("title_key", "artist_key", "album_artist_key", "album_key")
+
+
+def slot_table_ddl(slot: str) -> list[str]:
+    t = slot_tables(slot)
+    return [
+        f"""CREATE TABLE {t['tracks']} (
+  id INTEGER PRIMARY KEY, rating_key TEXT NOT NULL UNIQUE,
+  title TEXT NOT NULL, artist TEXT NOT NULL, album_artist TEXT NOT NULL, album TEXT NOT NULL,
+  album_rating_key TEXT, duration_ms INTEGER, year INTEGER, user_rating REAL,
+  is_live INTEGER NOT NULL, track_number INTEGER, disc_number INTEGER,
+  view_count INTEGER NOT NULL DEFAULT 0,
+  last_viewed_at INTEGER, added_at INTEGER, updated_at INTEGER,
+  genres TEXT NOT NULL,
+  title_key TEXT NOT NULL, artist_key TEXT NOT NULL, album_artist_key TEXT NOT NULL, album_key TEXT NOT NULL)""",
+        # One row per (track, genre). year/user_rating/is_live are copies of the
+        # track's and artist_rank is its place in the default (artist) order, so
+        # genre + decade/rating/live filters and the default sort are answered
+        # inside one covering index (query.py pushes those conditions down).
+        # A plain rowid table: filled in one INSERT ... SELECT at finish and
+        # indexed afterwards, which is much faster than a WITHOUT ROWID b-tree;
+        # (genre_key, track_id) is unique by construction.
+        f"""CREATE TABLE {t['genres']} (
+  genre_key TEXT NOT NULL, track_id INTEGER NOT NULL, name TEXT NOT NULL,
+  year INTEGER, user_rating REAL, is_live INTEGER NOT NULL, artist_rank INTEGER NOT NULL)""",
+        # The FTS index covers the folded *_key columns, so NFD input, ß/ss and
+        # the like match the same way as the casefolded query words.
+        f"""CREATE VIRTUAL TABLE {t['fts']} USING fts5(
+  title_key, artist_key, album_artist_key, album_key,
+  content='{t['tracks']}', content_rowid='id', columnsize=0, prefix='1',
+  tokenize='unicode61 remove_diacritics 2')""",
+    ]
+
+
+def slot_index_ddl(slot: str) -> list[str]:
+    """Indexes built after the bulk load. The last one marks a finished slot."""
+    tr, g = slot_tables(slot)["tracks"], slot_tables(slot)["genres"]
+    cols = {
+        "artist": "artist_key, album_key, disc_number, track_number",
+        "album_artist": "album_artist_key",
+        "album": "album_key, album_artist_key, disc_number, track_number",
+        "year": "year, user_rating, is_live",
+        "rating": "user_rating",
+        "added": "added_at",
+        "updated": "updated_at",
+        "title": "title_key",
+    }
+    return [f"CREATE INDEX {g}_track ON {g}(track_id, genre_key, name)",
+            f"CREATE INDEX {g}_filter ON {g}(genre_key, year, user_rating, is_live, artist_rank, track_id, name)"] + [
+        f"CREATE INDEX {tr}_{name} ON {tr}({c})" for name, c in cols.items()]
+
+
+def finished_marker(slot: str) -> str:
+    return slot_index_ddl(slot)[-1].split()[2]
+
+
+def drop_slot(conn: Any, slot: str) -> None:
+    t = slot_tables(slot)
+    for name in (t["fts"], t["genres"], t["tracks"]):
+        conn.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def recreate_slot(conn: Any, slot: str, *, indexes: bool) -> None:
+    drop_slot(conn, slot)
+    for sql in slot_table_ddl(slot) + (slot_index_ddl(slot) if indexes else []):
+        conn.execute(sql)
+
+
+def _migrate_v1(conn: Any) -> None:
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("""CREATE TABLE sync_state (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  live_slot TEXT NOT NULL DEFAULT 'a' CHECK (live_slot IN ('a','b')),
+  generation INTEGER NOT NULL DEFAULT 0,
+  synced_at INTEGER, plex_server_id TEXT, plex_server_name TEXT, sync_duration_ms INTEGER,
+  track_count INTEGER NOT NULL DEFAULT 0, last_error TEXT)""")
+    conn.execute("INSERT INTO sync_state (id) VALUES (1)")
+    conn.execute("""CREATE TABLE sync_jobs (
+  job_id INTEGER PRIMARY KEY, state TEXT NOT NULL, mode TEXT NOT NULL, trigger TEXT NOT NULL,
+  phase TEXT, current INTEGER NOT NULL DEFAULT 0, total INTEGER,
+  started_at INTEGER NOT NULL, finished_at INTEGER,
+  added INTEGER, updated INTEGER, removed INTEGER, error TEXT)""")
+    conn.execute("CREATE INDEX sync_jobs_state ON sync_jobs(state)")
+    for slot in SLOTS:
+        recreate_slot(conn, slot, indexes=True)
+
+
+# Forward migrations: MIGRATIONS[i] takes user_version i to i + 1, inside one
+# write transaction. Adding v2 = appending one function.
+MIGRATIONS: list[Callable[[Any], None]] = [_migrate_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
