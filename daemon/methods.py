@@ -8,8 +8,6 @@ dispatch, validation and ``rpc.discover`` all use.
 from __future__ import annotations
 
 import os
-from typing import Any
-
 from . import __version__, query
 from .rpc import CallContext, Method, invalid_param, openrpc_document
 from .sync import job_view

@@ -29,8 +29,8 @@ import requests  # noqa: E402
 from lxml import etree  # noqa: E402
 from plexapi.server import PlexServer  # noqa: E402
 
-from .plex_support import (_connection_reason, _float, _int, _parser, _redact,  # noqa: E402
-                           _safe_url, parse_track_rows)
+from .plex_support import (_connection_reason, _int, _parser, _redact,  # noqa: E402
+                           _safe_url, parse_track_page, parse_track_rows)
 
 plexapi.CONFIG.data = {}  # in case plexapi was imported before us with a user config
 
@@ -193,9 +193,10 @@ class PlexLibrary:
 
     # ---- raw requests with retries ------------------------------------------------------
     def _fetch(self, path: str, *, what: str, headers: dict | None = None,
-               params: dict | None = None):
-        """GET path; return the parsed MediaContainer. Retries 5xx/408/429, timeouts,
-        dropped connections and unparseable bodies ``self.retries`` times with backoff."""
+               params: dict | None = None, parse: Callable | None = None):
+        """GET path; return the parsed MediaContainer (or ``parse(body)``). Retries
+        5xx/408/429, timeouts, dropped connections and unparseable bodies
+        ``self.retries`` times with backoff."""
         url = self._base + path
         hdrs = self._server._headers()
         if headers:
@@ -220,8 +221,10 @@ class PlexLibrary:
                 if status != 200:
                     raise PlexHTTPError(f"Plex returned HTTP {status} for {what}", status)
                 try:
+                    if parse is not None:
+                        return parse(body)
                     root = etree.fromstring(body, self._parser)
-                except etree.XMLSyntaxError:
+                except (etree.XMLSyntaxError, ValueError):
                     raise _Retryable("xml", "an incomplete or malformed XML answer") from None
                 if root.tag != "MediaContainer":
                     raise _Retryable("xml", f"an unexpected <{root.tag}> answer")
@@ -287,11 +290,9 @@ class PlexLibrary:
             page_no = start // page_size + 1
             of = f" of {max(page_no, math.ceil(total / page_size))}" if total else ""
             what = f"page {page_no}{of} ({noun} {start}\u2013{start + page_size - 1})"
-            root = self._fetch(path, params=params, headers=self._page_headers(start, page_size),
-                               what=what)
-            t0 = time.perf_counter()
-            rows = parse_track_rows(root)
-            new_total = _int(root.get("totalSize"))
+            container, rows = self._fetch(path, params=params, what=what, parse=parse_track_page,
+                                          headers=self._page_headers(start, page_size))
+            new_total = _int(container.get("totalSize"))
             total = new_total if new_total is not None else (start + len(rows) if len(rows) < page_size else None)
             if updated_since is None and total is not None:
                 self._last_total = total
@@ -299,8 +300,7 @@ class PlexLibrary:
                 break
             fresh = [r for r in rows if r["rating_key"] not in seen]
             seen.update(r["rating_key"] for r in fresh)
-            log.debug("page %s: %d rows parsed in %.1f ms", page_no, len(rows),
-                      (time.perf_counter() - t0) * 1000)
+            log.debug("page %s: %d rows", page_no, len(rows))
             if fresh:
                 yield fresh
             start += len(rows)

@@ -86,9 +86,9 @@ def _float(v: str | None) -> float | None:
         return None
 
 
-def _row_tolerant(el) -> dict:
+def _row_tolerant(attrib) -> dict:
     """One track row, tolerating odd numbers ("8.5" where an int belongs, garbage -> None)."""
-    g = el.get
+    g = attrib.get
     gp = g("grandparentTitle") or ""
     return {
         "rating_key": g("ratingKey") or "",
@@ -109,40 +109,74 @@ def _row_tolerant(el) -> dict:
     }
 
 
-def parse_track_rows(root) -> list[dict]:
-    """Track rows (plain dicts) from a parsed MediaContainer of <Track> elements.
+def _track_row(a: dict) -> dict:
+    """One track row from a <Track> element's attributes (a plain dict)."""
+    g = a.get
+    gp = g("grandparentTitle") or ""
+    year = g("year") or g("parentYear")
+    dur, idx, disc, vc = g("duration"), g("index"), g("parentIndex"), g("viewCount")
+    lv, added, upd, ur = g("lastViewedAt"), g("addedAt"), g("updatedAt"), g("userRating")
+    try:
+        return {
+            "rating_key": g("ratingKey") or "",
+            "title": g("title") or "",
+            "artist": g("originalTitle") or gp,
+            "album_artist": gp,
+            "album": g("parentTitle") or "",
+            "album_rating_key": g("parentRatingKey") or None,
+            "duration_ms": int(dur) if dur else None,
+            "year": int(year) if year else None,
+            "user_rating": float(ur) if ur else None,
+            "track_number": int(idx) if idx else None,
+            "disc_number": int(disc) if disc else None,
+            "view_count": int(vc) if vc else 0,
+            "last_viewed_at": int(lv) if lv else None,
+            "added_at": int(added) if added else None,
+            "updated_at": int(upd) if upd else None,
+        }
+    except ValueError:
+        return _row_tolerant(a)
 
-    The hot loop of a sync: ``el.get`` (no attrib proxy) and inline conversions; a row
-    with a malformed number falls back to the tolerant path instead of failing."""
-    rows: list[dict] = []
-    append = rows.append
-    for el in root.iterchildren("Track"):
-        g = el.get
-        gp = g("grandparentTitle") or ""
-        year = g("year") or g("parentYear")
-        dur, idx, disc, vc = g("duration"), g("index"), g("parentIndex"), g("viewCount")
-        lv, added, upd, ur = g("lastViewedAt"), g("addedAt"), g("updatedAt"), g("userRating")
-        try:
-            append({
-                "rating_key": g("ratingKey") or "",
-                "title": g("title") or "",
-                "artist": g("originalTitle") or gp,
-                "album_artist": gp,
-                "album": g("parentTitle") or "",
-                "album_rating_key": g("parentRatingKey") or None,
-                "duration_ms": int(dur) if dur else None,
-                "year": int(year) if year else None,
-                "user_rating": float(ur) if ur else None,
-                "track_number": int(idx) if idx else None,
-                "disc_number": int(disc) if disc else None,
-                "view_count": int(vc) if vc else 0,
-                "last_viewed_at": int(lv) if lv else None,
-                "added_at": int(added) if added else None,
-                "updated_at": int(upd) if upd else None,
-            })
-        except ValueError:
-            append(_row_tolerant(el))
-    return rows
+
+def parse_track_rows(root) -> list[dict]:
+    """Track rows (plain dicts) from a parsed MediaContainer of <Track> elements."""
+    return [_track_row(el.attrib) for el in root.iterchildren("Track")]
+
+
+class _TrackPageTarget:
+    """lxml parser target: keeps the MediaContainer's and every <Track>'s attributes.
+
+    Parsing with a target builds no tree: libxml2 hands each start tag's
+    attributes over as a dict, which is the cheapest way to get them into
+    Python (a sync spends most of its CPU here). Media/Part children are skipped.
+    """
+
+    def __init__(self) -> None:
+        self.container: dict | None = None
+        self.tracks: list[dict] = []
+
+    def start(self, tag: str, attrib: dict) -> None:
+        if tag == "Track":
+            self.tracks.append(attrib)
+        elif tag == "MediaContainer" and self.container is None:
+            self.container = attrib
+
+    def close(self) -> "_TrackPageTarget":
+        return self
+
+
+def parse_track_page(body: bytes) -> tuple[dict, list[dict]]:
+    """(MediaContainer attributes, track rows) of one track listing page.
+
+    Raises ``etree.XMLSyntaxError`` for truncated or malformed XML and
+    ``ValueError`` when the document is not a MediaContainer."""
+    # resolve_entities stays at lxml's default ("internal": no external entities):
+    # with False, a target parser would pass character references like &#38; through.
+    target = etree.fromstring(body, etree.XMLParser(target=_TrackPageTarget(), no_network=True,
+                                                    huge_tree=True))
+    if target.container is None:
+        raise ValueError("not a MediaContainer")
+    return target.container, [_track_row(a) for a in target.tracks]
 
 
 def _parser() -> etree.XMLParser:

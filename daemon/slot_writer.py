@@ -1,0 +1,172 @@
+"""Filling a slot: the bulk writer the sync worker uses (part of the store).
+
+`store.py` and this module are the only ones that import sqlite3. A
+`SlotWriter` owns its own connection in the sync worker process and fills the
+*inactive* slot; the daemon later makes it live with `Store.activate_slot`.
+See docs/DESIGN.md, "Snapshots: two slots".
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+from .query import fold, order_by_sql
+from .store import WAL_SIZE_LIMIT, StoreError, _check_version, _connect, _read_state, _Tx
+from .store_schema import KEY_FIELDS, SCHEMA_VERSION, TRACK_FIELDS, recreate_slot, slot_index_ddl, slot_tables
+
+_json = json.JSONEncoder(ensure_ascii=False).encode
+_ROW_FIELDS = TRACK_FIELDS
+_pick = itemgetter(*_ROW_FIELDS)
+_ROW_DEFAULTS = dict.fromkeys(_ROW_FIELDS)
+
+
+def _str(v: Any) -> str:
+    return v if type(v) is str else "" if v is None else str(v)
+
+
+class SlotWriter:
+    """Fills one (inactive) slot; synchronous, with its own connection (sync worker process).
+
+    Constructing it drops and recreates the slot's tables (without indexes).
+    `write_tracks` inserts rows (a rating_key seen before replaces its row), one
+    transaction per call; `finish` builds the genre table, the FTS index and the
+    indexes, and diffs against the live slot. Numbers are stored as given (column
+    affinity turns "123" into 123); the row's genres are kept as a JSON array.
+    """
+
+    def __init__(self, db_path: Path, slot: str):
+        self.slot = slot
+        self.t = slot_tables(slot)
+        self._ids: dict[str, int] = {}
+        self._next_id = 1
+        self._genre_cache: dict[tuple, str] = {}
+        self._fold_cache: dict[str, str] = {}
+        path = Path(db_path)
+        try:
+            self._conn = conn = _connect(str(path))
+            if _check_version(conn, path) != SCHEMA_VERSION:
+                raise StoreError(f"cache database {path} is not at schema version {SCHEMA_VERSION}; "
+                                 "the daemon migrates it at startup")
+            for pragma in ("synchronous = NORMAL", "wal_autocheckpoint = 20000", "cache_size = -65536",
+                           "temp_store = MEMORY", "threads = 2", f"journal_size_limit = {WAL_SIZE_LIMIT}"):
+                conn.execute(f"PRAGMA {pragma}")
+            conn.create_function("mediasage_fold", 1, self._fold, deterministic=True)
+            with _Tx(conn):
+                if _read_state(conn).live_slot == slot:
+                    raise StoreError(f"slot {slot} is live; a SlotWriter only fills the inactive slot")
+                recreate_slot(conn, slot, indexes=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot prepare slot {slot} in {path}: {exc}") from None
+        cols = TRACK_FIELDS + KEY_FIELDS
+        self._insert = (f"INSERT INTO {self.t['tracks']} (id, {', '.join(cols)}) "
+                        f"VALUES ({', '.join('?' * (len(cols) + 1))})")
+        self._update = (f"UPDATE {self.t['tracks']} SET {', '.join(c + ' = ?' for c in cols)} WHERE id = ?")
+
+    def _genres_json(self, raw: Any) -> str:
+        """Genre names -> JSON array of display names, deduplicated by key, sorted by key."""
+        raw = tuple(raw) if raw else ()
+        hit = self._genre_cache.get(raw)
+        if hit is None:
+            names: dict[str, str] = {}
+            for g in raw:
+                g = _str(g).strip()
+                if g:
+                    names.setdefault(self._fold(g), g)
+            hit = self._genre_cache[raw] = _json([names[k] for k in sorted(names)])
+        return hit
+
+    def _fold(self, s: str) -> str:
+        key = self._fold_cache.get(s)
+        if key is None:
+            key = self._fold_cache[s] = fold(s)
+        return key
+
+    def write_tracks(self, rows: list[dict]) -> None:
+        """Insert ``rows`` (CONTRACT track fields, unix-second times, genres: list[str]) in one transaction."""
+        new: dict[int, tuple] = {}
+        changed: dict[int, tuple] = {}
+        ids, fold_, fold_cached, cached = self._ids, fold, self._fold, self._fold_cache.get
+        genres_json, genre_cache = self._genres_json, self._genre_cache.get
+        for row in rows:
+            try:
+                v = _pick(row)
+            except KeyError:
+                if "rating_key" not in row:
+                    raise StoreError("a track row has no rating_key") from None
+                v = _pick({**_ROW_DEFAULTS, **row})
+            (rk, title, artist, album_artist, album, album_rk, duration, year, rating, live, track, disc, views,
+             viewed, added, updated, genres) = v
+            if type(rk) is not str or type(title) is not str or type(artist) is not str \
+                    or type(album_artist) is not str or type(album) is not str:
+                rk, title, artist = _str(rk), _str(title), _str(artist)
+                album_artist, album = _str(album_artist), _str(album)
+            values = (rk, title, artist, album_artist, album,
+                      album_rk if album_rk is None or type(album_rk) is str else str(album_rk),
+                      duration, year, rating, 1 if live else 0, track, disc, views or 0, viewed, added, updated,
+                      (genre_cache(tuple(genres)) if genres else "[]") or genres_json(genres), fold_(title),
+                      cached(artist) or fold_cached(artist), cached(album_artist) or fold_cached(album_artist),
+                      cached(album) or fold_cached(album))
+            tid = ids.get(rk)
+            if tid is None:
+                tid = ids[rk] = self._next_id
+                self._next_id += 1
+                new[tid] = values
+            elif tid in new:
+                new[tid] = values
+            else:
+                changed[tid] = values
+        try:
+            with _Tx(self._conn) as c:
+                c.executemany(self._insert, [(tid, *v) for tid, v in new.items()])
+                if changed:
+                    c.executemany(self._update, [(*v, tid) for tid, v in changed.items()])
+        except sqlite3.Error as exc:
+            raise StoreError(f"writing tracks to slot {self.slot} failed: {exc}") from None
+
+    def finish(self, other_slot: str) -> dict:
+        """Build the FTS index and indexes, ANALYZE, and diff against ``other_slot`` (the live one).
+
+        Returns ``{"added", "updated", "removed", "track_count"}``. If the other
+        slot was never synced, everything counts as added. Each step is its own
+        transaction, so the daemon's writes wait at most one step.
+        """
+        t, o = self.t, slot_tables(other_slot)
+        c = self._conn
+        try:
+            with _Tx(c):
+                c.execute(f"INSERT INTO {t['genres']} (genre_key, track_id, name, year, user_rating, is_live, "
+                          "artist_rank) SELECT mediasage_fold(j.value), r.id, j.value, r.year, r.user_rating, "
+                          "r.is_live, r.artist_rank FROM (SELECT t.id, t.genres, t.year, t.user_rating, t.is_live, "
+                          f"row_number() OVER (ORDER BY {order_by_sql('artist', 'asc')}) AS artist_rank "
+                          f"FROM {t['tracks']} t) r, json_each(r.genres) j")
+            c.execute(f"INSERT INTO {t['fts']}({t['fts']}) VALUES ('rebuild')")
+            for sql in slot_index_ddl(self.slot):
+                c.execute(sql)
+            c.execute("PRAGMA analysis_limit = 1000")  # approximate statistics are plenty for the planner
+            c.execute(f"ANALYZE {t['tracks']}")
+            c.execute(f"ANALYZE {t['genres']}")
+            with _Tx(c, "BEGIN"):
+                count = c.execute(f"SELECT count(*) FROM {t['tracks']}").fetchone()[0]
+                added, updated, removed = count, 0, 0
+                synced = c.execute("SELECT synced_at FROM sync_state WHERE id = 1").fetchone()[0] is not None
+                if synced and other_slot != self.slot:
+                    added = c.execute(f"SELECT count(*) FROM {t['tracks']} n WHERE NOT EXISTS "
+                                      f"(SELECT 1 FROM {o['tracks']} o WHERE o.rating_key = n.rating_key)"
+                                      ).fetchone()[0]
+                    removed = c.execute(f"SELECT count(*) FROM {o['tracks']} o WHERE NOT EXISTS "
+                                        f"(SELECT 1 FROM {t['tracks']} n WHERE n.rating_key = o.rating_key)"
+                                        ).fetchone()[0]
+                    differs = " OR ".join(f"n.{f} IS NOT o.{f}" for f in TRACK_FIELDS[1:])
+                    updated = c.execute(f"SELECT count(*) FROM {t['tracks']} n JOIN {o['tracks']} o "
+                                        f"ON o.rating_key = n.rating_key WHERE {differs}").fetchone()[0]
+            c.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            raise StoreError(f"finishing slot {self.slot} failed: {exc}") from None
+        return {"added": added, "updated": updated, "removed": removed, "track_count": count}
+
+    def close(self) -> None:
+        self._conn.close()
