@@ -9,7 +9,9 @@ See docs/DESIGN.md, "Snapshots: two slots".
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import time
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,21 @@ from .store import WAL_SIZE_LIMIT, StoreError, _check_version, _connect, _read_s
 from .store_schema import KEY_FIELDS, SCHEMA_VERSION, TRACK_FIELDS, recreate_slot, slot_index_ddl, slot_tables
 
 _json = json.JSONEncoder(ensure_ascii=False).encode
+log = logging.getLogger(__name__)
+
+
+class _Steps:
+    """Logs how long each step of a long operation took (at debug level)."""
+
+    def __init__(self, logger: logging.Logger):
+        self._log = logger
+        self._last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self._log.debug("%s: %.0f ms", name, (now - self._last) * 1000)
+        self._last = now
+
 _ROW_FIELDS = TRACK_FIELDS
 _pick = itemgetter(*_ROW_FIELDS)
 _ROW_DEFAULTS = dict.fromkeys(_ROW_FIELDS)
@@ -136,6 +153,7 @@ class SlotWriter:
         """
         t, o = self.t, slot_tables(other_slot)
         c = self._conn
+        step = _Steps(log)
         try:
             with _Tx(c):
                 c.execute(f"INSERT INTO {t['genres']} (genre_key, track_id, name, year, user_rating, is_live, "
@@ -143,12 +161,16 @@ class SlotWriter:
                           "r.is_live, r.artist_rank FROM (SELECT t.id, t.genres, t.year, t.user_rating, t.is_live, "
                           f"row_number() OVER (ORDER BY {order_by_sql('artist', 'asc')}) AS artist_rank "
                           f"FROM {t['tracks']} t) r, json_each(r.genres) j")
+            step("genre table")
             c.execute(f"INSERT INTO {t['fts']}({t['fts']}) VALUES ('rebuild')")
+            step("full-text index")
             for sql in slot_index_ddl(self.slot):
                 c.execute(sql)
+                step(sql.split()[2])
             c.execute("PRAGMA analysis_limit = 1000")  # approximate statistics are plenty for the planner
             c.execute(f"ANALYZE {t['tracks']}")
             c.execute(f"ANALYZE {t['genres']}")
+            step("analyze")
             with _Tx(c, "BEGIN"):
                 count = c.execute(f"SELECT count(*) FROM {t['tracks']}").fetchone()[0]
                 added, updated, removed = count, 0, 0
@@ -163,7 +185,9 @@ class SlotWriter:
                     differs = " OR ".join(f"n.{f} IS NOT o.{f}" for f in TRACK_FIELDS[1:])
                     updated = c.execute(f"SELECT count(*) FROM {t['tracks']} n JOIN {o['tracks']} o "
                                         f"ON o.rating_key = n.rating_key WHERE {differs}").fetchone()[0]
+            step("diff")
             c.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            step("checkpoint")
         except sqlite3.Error as exc:
             raise StoreError(f"finishing slot {self.slot} failed: {exc}") from None
         return {"added": added, "updated": updated, "removed": removed, "track_count": count}
