@@ -13,6 +13,7 @@ CONTRACT §2, anything unexpected is logged here and answered with a bare -32603
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from dataclasses import dataclass, field
@@ -150,6 +151,9 @@ def jsonrpc_methods(table: Mapping[str, Method]) -> dict[str, Callable[..., Awai
                 log.exception("internal error in %s", method.name)
                 return Error(INTERNAL_ERROR, "Internal error")
 
+        # jsonrpcserver binds every call against inspect.signature(); computing it
+        # once here spares that per request (it is the same signature every time).
+        call.__signature__ = inspect.signature(call)  # type: ignore[attr-defined]
         return call
 
     return {name: wrap(m) for name, m in table.items()}
@@ -157,12 +161,46 @@ def jsonrpc_methods(table: Mapping[str, Method]) -> dict[str, Callable[..., Awai
 
 async def dispatch(line: str, methods: Mapping[str, Callable[..., Any]], ctx: CallContext) -> str | None:
     """Answer one framed request (or batch); None for notifications."""
-    answer = await async_dispatch(line, methods=methods, context=ctx, serializer=_to_json)
+    answer = await async_dispatch(line, methods=methods, context=ctx, serializer=_to_json,
+                                  validator=validate_request)
     return answer or None
 
 
+_REQUEST_KEYS = frozenset({"jsonrpc", "method", "id", "params"})
+
+
+def _is_request(obj: Any) -> bool:
+    """One request object as jsonrpcserver's request-schema.json (draft 4) defines it."""
+    if type(obj) is not dict or not obj.keys() <= _REQUEST_KEYS:  # additionalProperties: false
+        return False
+    if obj.get("jsonrpc") != "2.0" or type(obj.get("method")) is not str:  # required; enum ["2.0"]; string
+        return False
+    if "id" in obj:  # string | number | null ("number" excludes booleans)
+        ident = obj["id"]
+        if not (ident is None or type(ident) in (str, int, float)):
+            return False
+    return "params" not in obj or type(obj["params"]) in (list, dict)  # array | object
+
+
+def validate_request(request: Any) -> Any:
+    """The check jsonrpcserver's default (jsonschema) validator makes, without jsonschema.
+
+    Its schema is ``oneOf: [request, non-empty array of requests]``. Raising
+    anything makes jsonrpcserver answer -32600, exactly as the default does.
+    """
+    if type(request) is list:
+        if not request or not all(map(_is_request, request)):
+            raise ValueError("invalid batch")
+    elif not _is_request(request):
+        raise ValueError("invalid request")
+    return request
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _to_json(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(obj)
 
 
 def openrpc_document(table: Mapping[str, Method]) -> dict:

@@ -1,0 +1,40 @@
+"""rpc.validate_request accepts and refuses exactly what jsonrpcserver's jsonschema validator does."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from jsonrpcserver.main import default_validator
+
+from mediasaged.rpc import validate_request
+
+VALUES = [None, True, False, 0, 1, 1.5, -2, "", "2.0", "x", [], [1], {}, {"a": 1}]
+BASE = {"jsonrpc": "2.0", "method": "m"}
+
+
+def candidates():
+    yield from VALUES
+    for key, value in itertools.product(["jsonrpc", "method", "id", "params", "extra"], VALUES):
+        yield {**BASE, key: value}
+    for drop in ("jsonrpc", "method"):
+        yield {k: v for k, v in BASE.items() if k != drop}
+    yield {**BASE, "id": 3, "params": {"a": 1}}
+    yield {"jsonrpc": 2.0, "method": "m"}
+    yield {"jsonrpc": "2.0 ", "method": "m"}
+    for items in ([BASE], [BASE, {**BASE, "id": 1}], [BASE, 1], [BASE, {"method": "m"}], [[BASE]], [{}]):
+        yield items
+
+
+def verdict(check, obj) -> bool:
+    try:
+        check(obj)
+    except Exception:  # noqa: BLE001 - any exception means "invalid request" to jsonrpcserver
+        return False
+    return True
+
+
+@pytest.mark.parametrize("obj", list(candidates()), ids=lambda o: json.dumps(o)[:60])
+def test_validate_request_matches_jsonschema(obj):
+    assert verdict(validate_request, obj) == verdict(default_validator, obj)
