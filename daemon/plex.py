@@ -30,7 +30,7 @@ from lxml import etree  # noqa: E402
 from plexapi.server import PlexServer  # noqa: E402
 
 from .plex_support import (_connection_reason, _int, _parser, _redact,  # noqa: E402
-                           _safe_url, parse_track_page, parse_track_rows)
+                           _safe_url, TrackPageParser, parse_track_rows)
 
 plexapi.CONFIG.data = {}  # in case plexapi was imported before us with a user config
 
@@ -284,13 +284,14 @@ class PlexLibrary:
             params["track.updatedAt>>"] = str(int(updated_since))
             noun = "changed tracks"
         total = self._last_total if updated_since is None else None
+        parse_page = TrackPageParser()
         start = 0
         seen: set[str] = set()
         while total is None or start < total:
             page_no = start // page_size + 1
             of = f" of {max(page_no, math.ceil(total / page_size))}" if total else ""
             what = f"page {page_no}{of} ({noun} {start}\u2013{start + page_size - 1})"
-            container, rows = self._fetch(path, params=params, what=what, parse=parse_track_page,
+            container, rows = self._fetch(path, params=params, what=what, parse=parse_page,
                                           headers=self._page_headers(start, page_size))
             new_total = _int(container.get("totalSize"))
             total = new_total if new_total is not None else (start + len(rows) if len(rows) < page_size else None)

@@ -103,7 +103,10 @@ def run(spec: dict) -> dict:
     """Do the sync described by ``spec``; return the ``done`` summary."""
     from .store import SlotWriter
 
-    ctx = multiprocessing.get_context("spawn")
+    # fork: cheap, and this process is still single-threaded with no database
+    # open (the SlotWriter is created after the fork); spawn would also start
+    # multiprocessing's resource tracker, a third interpreter.
+    ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
     reader = ctx.Process(target=read_plex, args=(spec, send), name="mediasaged-plex-reader", daemon=True)
     emit("progress", phase="connecting", current=0, total=None)
