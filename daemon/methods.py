@@ -122,11 +122,11 @@ async def sync_history(ctx: CallContext, params: dict) -> dict:
 
 
 async def tracks_query(ctx: CallContext, params: dict) -> dict:
-    return await ctx.services.store.read(query.tracks_query(params))
+    return await ctx.services.store.read(query.tracks_query(params, as_json=True))
 
 
 async def tracks_get(ctx: CallContext, params: dict) -> dict:
-    return await ctx.services.store.read(query.tracks_get(params))
+    return await ctx.services.store.read(query.tracks_get(params, as_json=True))
 
 
 async def library_stats(ctx: CallContext, params: dict) -> dict:

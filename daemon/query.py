@@ -11,7 +11,6 @@ in docs/DESIGN.md, "Queries".
 
 from __future__ import annotations
 
-import json
 import random
 from typing import Any, Callable, Sequence
 
@@ -19,6 +18,9 @@ from .query_filters import (  # noqa: F401 - re-exported: the public names live 
     _DECADE, DEFAULT_LIMIT, FILTER_PARAMS, GENRE_MODES, MAX_LIMIT, MAX_LIST, MAX_OFFSET, MAX_RATING_KEYS,
     MAX_STRING, ORDERS, PAGE_PARAMS, SORTS, Artist, Compare, ExcludeGenres, Filter, GenresAll, GenresAny,
     InvalidParam, Page, Text, YearRanges, _and, _Params, fold, fts_query, parse_filters, parse_page, split_words,
+)
+from .query_rows import (  # noqa: F401 - re-exported
+    SELECT_SQL, TRACK_COLUMNS, TRACK_JSON_SQL, RawJSON, fetch_tracks, row_to_track, tracks_by_key,
 )
 from .timeutil import iso
 
@@ -72,68 +74,6 @@ def plan(ctx: Any, filters: Sequence[Filter]) -> list[Filter]:
             f = GenresAll(tuple(sorted(f.keys, key=sizes.__getitem__)))
         out.append(f)
     return out
-
-
-# --------------------------------------------------------------------------- rows
-
-TRACK_COLUMNS = ("rating_key", "title", "artist", "album_artist", "album", "album_rating_key", "duration_ms",
-                 "year", "genres", "user_rating", "is_live", "track_number", "disc_number", "view_count",
-                 "last_viewed_at", "added_at", "updated_at")
-_TIMES = ("last_viewed_at", "added_at", "updated_at")
-# Times are formatted by SQLite (much cheaper than datetime); row_to_track takes either form.
-_SELECT = ", ".join(f"strftime('%Y-%m-%dT%H:%M:%SZ', t.{c}, 'unixepoch')" if c in _TIMES else f"t.{c}"
-                    for c in TRACK_COLUMNS)
-
-
-_GENRE_LISTS: dict[str, tuple] = {}  # decoded genres JSON (it repeats album by album)
-
-
-def _genre_list(text: str | None) -> list[str]:
-    hit = _GENRE_LISTS.get(text) if text else ()
-    if hit is None:
-        if len(_GENRE_LISTS) > 4096:
-            _GENRE_LISTS.clear()
-        hit = _GENRE_LISTS[text] = tuple(json.loads(text))
-    return list(hit)
-
-
-def _time(v: Any) -> str | None:
-    return v if v is None or type(v) is str else iso(v)
-
-
-def row_to_track(row: Sequence[Any]) -> dict:
-    """A row in `TRACK_COLUMNS` order (times as unix seconds or ISO text) -> the CONTRACT track object."""
-    (rating_key, title, artist, album_artist, album, album_rating_key, duration_ms, year, genres, user_rating,
-     is_live, track_number, disc_number, view_count, last_viewed_at, added_at, updated_at) = row[:17]
-    return {
-        "rating_key": rating_key,
-        "title": title,
-        "artist": artist,
-        "album_artist": album_artist,
-        "album": album,
-        "album_rating_key": album_rating_key,
-        "duration_ms": duration_ms,
-        "year": year,
-        "genres": _genre_list(genres),
-        "user_rating": user_rating,
-        "is_live": bool(is_live),
-        "track_number": track_number,
-        "disc_number": disc_number,
-        "view_count": view_count or 0,
-        "last_viewed_at": _time(last_viewed_at),
-        "added_at": _time(added_at),
-        "updated_at": _time(updated_at),
-    }
-
-
-def fetch_tracks(ctx: Any, ids: list[int]) -> list[dict]:
-    """The track objects of internal ``ids``, in that order."""
-    if not ids:
-        return []
-    found = {r[-1]: r for r in ctx.run(
-        f"SELECT {_SELECT}, t.id FROM {{tracks}} t WHERE t.id IN (SELECT value FROM json_each(?))",
-        [json.dumps(ids)])}
-    return [row_to_track(found[i]) for i in ids]
 
 
 def _meta(ctx: Any) -> dict:
@@ -212,8 +152,11 @@ def _page_by_rank(ctx: Any, driven: tuple[GenresAny, list[Filter]], page: Page) 
     return None, [r[0] for r in rows]
 
 
-def tracks_query(params: dict) -> Callable[[Any], dict]:
-    """Validate tracks.query params now; return ``fn(ctx) -> {total, tracks, generation, synced_at}``."""
+def tracks_query(params: dict, *, as_json: bool = False) -> Callable[[Any], dict]:
+    """Validate tracks.query params now; return ``fn(ctx) -> {total, tracks, generation, synced_at}``.
+
+    ``as_json``: ``tracks`` is one `RawJSON` array (what the daemon sends) instead of dicts.
+    """
     p = _Params(params, FILTER_PARAMS + PAGE_PARAMS)
     filters = parse_filters(p)
     page = parse_page(p)
@@ -246,12 +189,12 @@ def tracks_query(params: dict) -> Callable[[Any], dict]:
                     f"SELECT t.id FROM {{tracks}} t WHERE {where} "
                     f"ORDER BY {order_by_sql(page.sort, page.order)} LIMIT ? OFFSET ?",
                     wparams + [page.limit, page.offset])]
-        return {"total": total, "tracks": fetch_tracks(ctx, ids), **_meta(ctx)}
+        return {"total": total, "tracks": fetch_tracks(ctx, ids, as_json), **_meta(ctx)}
 
     return run
 
 
-def tracks_get(params: dict) -> Callable[[Any], dict]:
+def tracks_get(params: dict, *, as_json: bool = False) -> Callable[[Any], dict]:
     """Validate tracks.get params now; return ``fn(ctx) -> {tracks, missing, generation, synced_at}``.
 
     Tracks come back in the order asked for, each once; ``missing`` lists the
@@ -263,13 +206,8 @@ def tracks_get(params: dict) -> Callable[[Any], dict]:
     keys = list(dict.fromkeys(p.str_list("rating_keys", MAX_RATING_KEYS)))
 
     def run(ctx: Any) -> dict:
-        found: dict = {}
-        if keys:
-            found = {r[0]: r for r in ctx.run(
-                f"SELECT {_SELECT} FROM {{tracks}} t WHERE t.rating_key IN (SELECT value FROM json_each(?))",
-                [json.dumps(keys)])}
-        return {"tracks": [row_to_track(found[k]) for k in keys if k in found],
-                "missing": [k for k in keys if k not in found], **_meta(ctx)}
+        tracks, missing = tracks_by_key(ctx, keys, as_json)
+        return {"tracks": tracks, "missing": missing, **_meta(ctx)}
 
     return run
 

@@ -22,7 +22,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from jsonrpcserver import Error, Success, async_dispatch
 
 from . import __version__
-from .query import InvalidParam
+from .query import InvalidParam, RawJSON
 from .store import NotSynced
 
 log = logging.getLogger(__name__)
@@ -196,11 +196,27 @@ def validate_request(request: Any) -> Any:
     return request
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _to_json(obj: Any) -> str:
-    return _ENCODER.encode(obj)
+    """A response (or a batch of them) as compact JSON.
+
+    A result dict may hold `RawJSON` values (the query methods' track arrays,
+    written by SQLite): those are spliced in as they are. Everything else is
+    what ``json.dumps(obj, ensure_ascii=False, separators=(",", ":"))`` gives.
+    """
+    if type(obj) is list:
+        return "[" + ",".join(map(_to_json, obj)) + "]"
+    result = obj.get("result")
+    if type(result) is dict and any(type(v) is RawJSON for v in result.values()):
+        return _encode_items({**obj, "result": RawJSON(_encode_items(result))})
+    return _ENCODE(obj)
+
+
+def _encode_items(obj: dict) -> str:
+    return "{" + ",".join(f"{_ENCODE(k)}:{v.text if type(v) is RawJSON else _ENCODE(v)}"
+                          for k, v in obj.items()) + "}"
 
 
 def openrpc_document(table: Mapping[str, Method]) -> dict:

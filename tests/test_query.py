@@ -317,6 +317,21 @@ async def test_track_object_shape(store):
     assert set(t) == set(query.TRACK_SCHEMA["properties"])
 
 
+async def test_json_tracks_equal_the_python_shape(store):
+    """The daemon's SQLite-written track JSON is exactly row_to_track's objects."""
+    keys = [r["rating_key"] for r in ROWS] + ["nope"]
+    as_dicts = await store.read(query.tracks_get({"rating_keys": keys}))
+    as_json = await store.read(query.tracks_get({"rating_keys": keys}, as_json=True))
+    assert isinstance(as_json["tracks"], query.RawJSON)
+    assert as_json["tracks"].value() == as_dicts["tracks"] and len(as_dicts["tracks"]) == len(ROWS)
+    assert as_json["missing"] == as_dicts["missing"] == ["nope"]
+    for params in ({"genres": ["pop"], "limit": 30}, {"sort": "random", "seed": 3, "limit": 7}, {"limit": 0},
+                   {"text": "love", "sort": "title", "order": "desc"}, {"artist": "zzz"}):
+        a = await store.read(query.tracks_query(params))
+        b = await store.read(query.tracks_query(params, as_json=True))
+        assert {**b, "tracks": b["tracks"].value()} == a
+
+
 # --------------------------------------------------------------------------- random
 
 async def test_random_is_reproducible_with_a_seed(store):

@@ -8,7 +8,8 @@ import json
 import pytest
 from jsonrpcserver.main import default_validator
 
-from mediasaged.rpc import validate_request
+from mediasaged.query import RawJSON
+from mediasaged.rpc import _to_json, validate_request
 
 VALUES = [None, True, False, 0, 1, 1.5, -2, "", "2.0", "x", [], [1], {}, {"a": 1}]
 BASE = {"jsonrpc": "2.0", "method": "m"}
@@ -38,3 +39,14 @@ def verdict(check, obj) -> bool:
 @pytest.mark.parametrize("obj", list(candidates()), ids=lambda o: json.dumps(o)[:60])
 def test_validate_request_matches_jsonschema(obj):
     assert verdict(validate_request, obj) == verdict(default_validator, obj)
+
+
+def test_serializer_splices_raw_json_and_is_json_dumps_otherwise():
+    plain = {"jsonrpc": "2.0", "result": {"a": ["é", 1.5, None, True], "b": {"c": "\u2028\n"}}, "id": "x"}
+    compact = json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
+    assert _to_json(plain) == compact
+    assert _to_json([plain, {"jsonrpc": "2.0", "error": {"code": -32601}, "id": 2}]) == json.dumps(
+        [plain, {"jsonrpc": "2.0", "error": {"code": -32601}, "id": 2}], ensure_ascii=False, separators=(",", ":"))
+    tracks = [{"title": "Jóga \"x\"", "n": 1}]
+    raw = {"jsonrpc": "2.0", "result": {"total": 1, "tracks": RawJSON(json.dumps(tracks)), "s": None}, "id": 7}
+    assert json.loads(_to_json(raw)) == {"jsonrpc": "2.0", "result": {"total": 1, "tracks": tracks, "s": None}, "id": 7}
