@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -155,6 +156,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # cancel: unwind, roll back
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal is the daemon's to handle
     spec = json.loads(sys.stdin.read())
+    # A sync is background work: on a busy machine, queries (in the daemon's own
+    # process, at normal priority) get the CPU first. The reader inherits this.
+    os.nice(10)
     logging.basicConfig(
         level=spec.get("log_level", "info").upper(),
         format="%(asctime)s %(levelname)s %(processName)s: %(message)s",
