@@ -15,6 +15,7 @@ import asyncio
 import os
 import queue
 import sqlite3
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,11 +108,39 @@ def _read_state(conn: sqlite3.Connection) -> State:
 # --------------------------------------------------------------------------- reads
 
 
-class ReadContext:
-    """What a read function gets: the snapshot's state, the live slot's tables, ``run``."""
+class SnapshotMemo:
+    """Values computed from one snapshot, kept until the live snapshot changes (thread-safe).
 
-    def __init__(self, conn: sqlite3.Connection, state: State):
+    A snapshot is named by (live slot, generation, synced_at, track_count): a sync
+    that flips the slot or a wipe changes it, nothing else writes a live slot.
+    """
+
+    MAX_ITEMS = 32
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshot: tuple | None = None
+        self._items: dict[Any, Any] = {}
+
+    def get(self, snapshot: tuple, key: Any, compute: Callable[[], T]) -> T:
+        with self._lock:
+            if snapshot == self._snapshot and key in self._items:
+                return self._items[key]
+        value = compute()  # outside the lock: other readers go on meanwhile
+        with self._lock:
+            if snapshot != self._snapshot:
+                self._snapshot, self._items = snapshot, {}
+            if len(self._items) < self.MAX_ITEMS:
+                self._items[key] = value
+        return value
+
+
+class ReadContext:
+    """What a read function gets: the snapshot's state, the live slot's tables, ``run``, ``cached``."""
+
+    def __init__(self, conn: sqlite3.Connection, state: State, memo: SnapshotMemo | None = None):
         self._conn = conn
+        self._memo = memo
         self.state = state
         self.tables = slot_tables(state.live_slot)
 
@@ -119,6 +148,13 @@ class ReadContext:
         for name, table in self.tables.items():
             sql = sql.replace("{" + name + "}", table)
         return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def cached(self, key: Any, compute: Callable[[], T]) -> T:
+        """``compute()``, remembered for this snapshot under ``key``; the value must not be mutated."""
+        if self._memo is None:
+            return compute()
+        s = self.state
+        return self._memo.get((s.live_slot, s.generation, s.synced_at, s.track_count), key, compute)
 
 
 JOB_COLUMNS = ("job_id", "state", "mode", "trigger", "phase", "current", "total", "started_at", "finished_at",
@@ -137,6 +173,7 @@ class Store:
         self._wconn: sqlite3.Connection | None = None
         self._rconns: list[sqlite3.Connection] = []
         self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._memo = SnapshotMemo()
 
     # -- lifecycle
 
@@ -195,6 +232,7 @@ class Store:
             conn.close()
         self._rconns, self._wconn = [], None
         self._idle = queue.SimpleQueue()
+        self._memo = SnapshotMemo()
 
     # -- plumbing
 
@@ -219,7 +257,7 @@ class Store:
                 state = _read_state(conn)
                 if require_synced and state.synced_at is None:
                     raise NotSynced("the library has never been synced")
-                return fn(ReadContext(conn, state))
+                return fn(ReadContext(conn, state, self._memo))
         except sqlite3.Error as exc:
             raise StoreError(f"cache database read failed: {exc}") from None
         finally:

@@ -374,6 +374,19 @@ async def test_random_covers_every_match_uniformly(store):
     assert all(0.4 * mean < first[k] < 1.8 * mean for k in matches), first
 
 
+def test_matching_ids_of_the_whole_library_with_and_without_gaps(tmp_path):
+    import sqlite3
+    from mediasaged.store import ReadContext, State
+    conn = sqlite3.connect(tmp_path / "ids.db")
+    conn.execute("CREATE TABLE tracks_a (id INTEGER PRIMARY KEY)")
+    ctx = ReadContext(conn, State("a", 1, 1, None, None, None, 0, None))
+    assert list(query.matching_ids(ctx, [])) == []
+    conn.executemany("INSERT INTO tracks_a (id) VALUES (?)", [(i,) for i in range(3, 9)])
+    assert query.matching_ids(ctx, []) == range(3, 9)
+    conn.execute("DELETE FROM tracks_a WHERE id = 5")
+    assert sorted(map(int, query.matching_ids(ctx, []))) == [3, 4, 6, 7, 8]
+
+
 def test_shuffled_prefix_is_uniform_and_consistent():
     items = list(range(8))
     counts = Counter()
@@ -416,6 +429,32 @@ async def test_stats_equal_python_counts(store, params):
         "decades": [{"decade": d, "count": decades[d]} for d in sorted(decades)],
         "generation": 1, "synced_at": "2020-01-01T00:00:00Z",
     }
+
+
+async def test_whole_library_stats_follow_the_live_snapshot(tmp_path):
+    """library.stats {} is remembered per snapshot: a new sync (slot flip) is seen at once."""
+    db = tmp_path / "cache.db"
+    store = Store(db, readers=2)
+    await store.open()
+    try:
+        seen = []
+        for n, (slot, live) in enumerate([("b", "a"), ("a", "b"), ("b", "a")]):
+            rows = ROWS[:100] if n % 2 == 0 else ROWS[100:150]
+            writer = SlotWriter(db, slot)
+            writer.write_tracks([{k: v for k, v in r.items() if k != "_id"} for r in rows])
+            writer.finish(live)
+            writer.close()
+            await store.activate_slot(slot, server_id="srv", server_name="Plex", synced_at=T0 + n, duration_ms=5,
+                                      track_count=len(rows), changed=True)
+            first = await store.read(query.library_stats({}))
+            first["genres"].clear()  # callers may mutate what they get; the memo is not affected
+            again = await store.read(query.library_stats({}))
+            assert again["track_count"] == len(rows) and again["genres"]
+            assert again == await store.read(query.library_stats({"limit": 5}))
+            seen.append(again)
+        assert seen[0] == {**seen[2], "generation": seen[0]["generation"], "synced_at": seen[0]["synced_at"]}
+    finally:
+        await store.close()
 
 
 # --------------------------------------------------------------------------- validation
