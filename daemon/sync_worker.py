@@ -27,6 +27,8 @@ from typing import Any
 
 log = logging.getLogger("mediasaged.sync_worker")
 
+MAX_WAITING_PAGES = 8  # pages the reader holds while album genres are still loading
+
 
 def emit(event: str, **fields: Any) -> None:
     sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
@@ -39,8 +41,9 @@ def emit(event: str, **fields: Any) -> None:
 def read_plex(spec: dict, out: Any) -> None:
     """Reader process: send ("server"|"total"|"rows"|"error"|"end", ...) messages to ``out``.
 
-    Album genres are fetched in a thread while the first pages come in; pages
-    wait for them (a few at most) because every row carries its album's genres.
+    Album genres are fetched in a thread while the first pages come in; those
+    pages wait for them (at most ``MAX_WAITING_PAGES``) because every row
+    carries its album's genres.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from .live import live_matcher
@@ -67,11 +70,8 @@ def read_plex(spec: dict, out: Any) -> None:
             is_live_title = live_matcher(spec["live_keywords"], spec["dated_titles_are_live"])
             album_live: dict[str, bool] = {}
             album_genres: dict[str, list] = {}
-            for rows in plex.iter_track_pages(spec["page_size"]):
-                if genre_thread.is_alive():
-                    genre_thread.join()
-                if failure:
-                    raise failure[0]
+
+            def send(rows: list[dict]) -> None:
                 for row in rows:
                     album = row["album"]
                     live = album_live.get(album)
@@ -81,6 +81,23 @@ def read_plex(spec: dict, out: Any) -> None:
                     key = row["album_rating_key"]
                     row["genres"] = album_genres.get(key) or album_genres.setdefault(key, genres.get(key, []))
                 out.send(("rows", rows))
+
+            waiting: list[list[dict]] = []  # pages parsed while the genres are still coming
+            for rows in plex.iter_track_pages(spec["page_size"]):
+                waiting.append(rows)
+                if genre_thread.is_alive() and len(waiting) < MAX_WAITING_PAGES:
+                    continue
+                genre_thread.join()
+                if failure:
+                    raise failure[0]
+                for page in waiting:
+                    send(page)
+                waiting.clear()
+            genre_thread.join()
+            if failure:
+                raise failure[0]
+            for page in waiting:
+                send(page)
             out.send(("end",))
     except PlexError as exc:  # user-facing, token-free by design
         out.send(("error", str(exc), isinstance(exc, PlexUnreachable)))
