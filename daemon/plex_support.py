@@ -86,31 +86,12 @@ def _float(v: str | None) -> float | None:
         return None
 
 
-def _row_tolerant(attrib) -> dict:
-    """One track row, tolerating odd numbers ("8.5" where an int belongs, garbage -> None)."""
-    g = attrib.get
-    gp = g("grandparentTitle") or ""
-    return {
-        "rating_key": g("ratingKey") or "",
-        "title": g("title") or "",
-        "artist": g("originalTitle") or gp,
-        "album_artist": gp,
-        "album": g("parentTitle") or "",
-        "album_rating_key": g("parentRatingKey") or None,
-        "duration_ms": _int(g("duration")),
-        "year": _int(g("year")) or _int(g("parentYear")),
-        "user_rating": _float(g("userRating")),
-        "track_number": _int(g("index")),
-        "disc_number": _int(g("parentIndex")),
-        "view_count": _int(g("viewCount")) or 0,
-        "last_viewed_at": _int(g("lastViewedAt")),
-        "added_at": _int(g("addedAt")),
-        "updated_at": _int(g("updatedAt")),
-    }
+def _track_row(a: dict, i=int, f=float) -> dict:
+    """One track row from a <Track> element's attributes (a plain dict).
 
-
-def _track_row(a: dict) -> dict:
-    """One track row from a <Track> element's attributes (a plain dict)."""
+    The hot loop of a sync: plain ``int``/``float`` first; a row with a
+    malformed number ("8.5" where an int belongs, garbage) is redone with the
+    tolerant converters, which turn what they cannot read into None."""
     g = a.get
     gp = g("grandparentTitle") or ""
     year = g("year") or g("parentYear")
@@ -124,18 +105,18 @@ def _track_row(a: dict) -> dict:
             "album_artist": gp,
             "album": g("parentTitle") or "",
             "album_rating_key": g("parentRatingKey") or None,
-            "duration_ms": int(dur) if dur else None,
-            "year": int(year) if year else None,
-            "user_rating": float(ur) if ur else None,
-            "track_number": int(idx) if idx else None,
-            "disc_number": int(disc) if disc else None,
-            "view_count": int(vc) if vc else 0,
-            "last_viewed_at": int(lv) if lv else None,
-            "added_at": int(added) if added else None,
-            "updated_at": int(upd) if upd else None,
+            "duration_ms": i(dur) if dur else None,
+            "year": i(year) if year else None,
+            "user_rating": f(ur) if ur else None,
+            "track_number": i(idx) if idx else None,
+            "disc_number": i(disc) if disc else None,
+            "view_count": (i(vc) if vc else 0) or 0,
+            "last_viewed_at": i(lv) if lv else None,
+            "added_at": i(added) if added else None,
+            "updated_at": i(upd) if upd else None,
         }
     except ValueError:
-        return _row_tolerant(a)
+        return _track_row(a, _int, _float)
 
 
 def parse_track_rows(root) -> list[dict]:
