@@ -80,6 +80,7 @@ class Syncer:
         self._task: asyncio.Task | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._cancel_requested = False
+        self._starting = asyncio.Lock()
         self.plex_reachable: bool | None = None
         self.last_attempt: int | None = None
 
@@ -88,17 +89,16 @@ class Syncer:
         return self._task is not None and not self._task.done()
 
     async def start(self, mode: str = "auto", trigger: str = "manual") -> tuple[bool, int]:
-        if self.running:
-            return False, self.job.job_id
-        effective = "full" if mode == "auto" else mode
-        started = now()
-        job_id = await self._store.create_job(mode=effective, trigger=trigger, started_at=started)
-        if self.running:  # another start won the race while we awaited
-            return False, self.job.job_id
-        self.job = Job(job_id=job_id, mode=effective, trigger=trigger, started_at=started)
-        self._cancel_requested = False
-        self.last_attempt = started
-        self._task = asyncio.create_task(self._run(self.job), name=f"sync-{job_id}")
+        async with self._starting:  # two concurrent starts must not both create a job
+            if self.running:
+                return False, self.job.job_id
+            effective = "full" if mode == "auto" else mode
+            started = now()
+            job_id = await self._store.create_job(mode=effective, trigger=trigger, started_at=started)
+            self.job = Job(job_id=job_id, mode=effective, trigger=trigger, started_at=started)
+            self._cancel_requested = False
+            self.last_attempt = started
+            self._task = asyncio.create_task(self._run(self.job), name=f"sync-{job_id}")
         self._publish("sync.started", self.job.view())
         return True, job_id
 
@@ -110,10 +110,6 @@ class Syncer:
             self._proc.send_signal(signal.SIGTERM)
         await asyncio.shield(self._task)
         return True, self.job.job_id
-
-    async def wait(self) -> None:
-        if self._task is not None:
-            await asyncio.shield(self._task)
 
     async def shutdown(self) -> None:
         if self.running:
@@ -174,6 +170,8 @@ class Syncer:
             sys.executable, "-m", "mediasaged.sync_worker",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=worker_env(),
         )
+        if self._cancel_requested:  # cancelled while the worker was starting
+            proc.send_signal(signal.SIGTERM)
         proc.stdin.write(json.dumps(spec).encode())
         proc.stdin.close()
         last: dict = {}
