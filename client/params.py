@@ -1,0 +1,123 @@
+"""mediasagectl: parsed arguments → the JSON-RPC requests the commands send (pure).
+
+No I/O here: ``request_for`` maps a parsed command line to ``(method, params)``,
+with the helpers that turn filter options, relative times and ``call`` arguments
+into JSON-RPC params.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+from typing import Any, Sequence
+
+from . import fmt
+from .errors import UsageError
+
+SYNC_EVENTS = ["sync.started", "sync.progress", "sync.finished"]
+ALL_EVENTS = SYNC_EVENTS + ["library.changed"]
+
+
+# -- arguments → JSON-RPC requests (pure) ----------------------------------------
+
+_AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_AGE_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def time_arg(value: str, now: dt.datetime) -> str:
+    """``7d`` → the ISO time 7 days before ``now``; ``2026-01-31`` → that day's start (UTC);
+    anything else is passed on for the daemon to validate."""
+    age = _AGE.match(value)
+    if age:
+        seconds = int(age.group(1)) * _AGE_SECONDS[age.group(2)]
+        return fmt.iso(now - dt.timedelta(seconds=seconds))
+    if _DATE.match(value.strip()):
+        return value.strip() + "T00:00:00Z"
+    return value
+
+
+def filter_params(ns: argparse.Namespace, now: dt.datetime) -> dict[str, Any]:
+    """The ``tracks.query`` / ``library.stats`` filters the user gave (and only those)."""
+    params: dict[str, Any] = {}
+    for name in ("genres", "exclude_genres", "decades"):
+        if getattr(ns, name, None):
+            params[name] = list(getattr(ns, name))
+    for name in ("genre_mode", "year_min", "year_max", "min_rating", "artist", "album", "text"):
+        value = getattr(ns, name, None)
+        if value is not None:
+            params[name] = value
+    if getattr(ns, "exclude_live", None):
+        params["exclude_live"] = True
+    for name in ("added_after", "updated_after"):
+        value = getattr(ns, name, None)
+        if value is not None:
+            params[name] = time_arg(value, now)
+    return params
+
+
+def query_params(ns: argparse.Namespace, now: dt.datetime) -> dict[str, Any]:
+    params = filter_params(ns, now)
+    sort = "random" if ns.random else ns.sort
+    if sort is not None:
+        params["sort"] = sort
+    if ns.desc:
+        params["order"] = "desc"
+    for name in ("seed", "limit", "offset"):
+        value = getattr(ns, name)
+        if value is not None:
+            params[name] = value
+    return params
+
+
+def parse_call_params(args: Sequence[str]) -> Any:
+    """``call`` arguments → params: nothing → None (no params sent); one JSON object or
+    array → it; else ``key=value`` pairs → an object (value parsed as JSON if it parses,
+    else the string). Raises :class:`UsageError`."""
+    if not args:
+        return None
+    if len(args) == 1 and args[0].lstrip()[:1] in ("{", "["):
+        try:
+            value = json.loads(args[0])
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"params are not valid JSON: {exc}") from None
+        if not isinstance(value, (dict, list)):
+            raise UsageError("JSON params must be an object or an array")
+        return value
+    params: dict[str, Any] = {}
+    for arg in args:
+        key, sep, raw = arg.partition("=")
+        if not sep or not key:
+            raise UsageError(f"expected key=value (or a single JSON object), got {arg!r}")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
+
+
+def request_for(ns: argparse.Namespace, now: dt.datetime | None = None) -> tuple[str, Any]:
+    """The (first) JSON-RPC call a parsed command makes: ``(method, params)``."""
+    now = now or fmt.utcnow()
+    command = ns.command
+    if command == "status":
+        return "library.status", None
+    if command == "sync":
+        return "sync.start", ({"mode": ns.mode} if ns.mode else {})
+    if command == "cancel":
+        return "sync.cancel", None
+    if command == "history":
+        return "sync.history", ({"limit": ns.limit} if ns.limit is not None else {})
+    if command == "query":
+        return "tracks.query", query_params(ns, now)
+    if command == "get":
+        return "tracks.get", {"rating_keys": list(ns.keys)}
+    if command == "stats":
+        return "library.stats", filter_params(ns, now)
+    if command == "watch":
+        return "events.subscribe", {"events": list(ALL_EVENTS)}
+    if command == "call":
+        return ns.method, getattr(ns, "call_params", None)
+    raise UsageError(f"unknown command {command!r}")  # pragma: no cover - argparse prevents it
