@@ -157,17 +157,23 @@ async def test_readers_see_only_complete_snapshots(synced_daemon, plex_emulator)
     assert seen <= {old, new} and new in seen, seen
 
 
-async def test_cancel_mid_sync_keeps_the_cache(synced_daemon, plex_emulator):
-    before = await cached_library(synced_daemon)
-    plex_emulator.slow_seconds = 3.0
-    plex_emulator.inject_fault("slow", page=3, times=1)
-    start = await synced_daemon.call("sync.start", mode="full")
+async def start_stalled_sync(daemon, emu) -> dict:
+    """Start a full sync that stalls (a slow page) after writing some tracks."""
+    emu.slow_seconds = 3.0
+    emu.inject_fault("slow", page=3, times=1)
+    start = await daemon.call("sync.start", mode="full")
 
     async def progressed():
-        job = await synced_daemon.call("sync.status")
+        job = await daemon.call("sync.status")
         return job["phase"] == "tracks" and job["current"] > 0
 
     await wait_until(progressed)
+    return start
+
+
+async def test_cancel_mid_sync_keeps_the_cache(synced_daemon, plex_emulator):
+    before = await cached_library(synced_daemon)
+    start = await start_stalled_sync(synced_daemon, plex_emulator)
     again = await synced_daemon.call("sync.start")
     assert again == {"started": False, "job_id": start["job_id"]}
     assert await synced_daemon.call("sync.cancel") == {"cancelled": True, "job_id": start["job_id"]}
@@ -179,14 +185,7 @@ async def test_cancel_mid_sync_keeps_the_cache(synced_daemon, plex_emulator):
 
 async def test_killed_daemon_mid_sync_loses_nothing(synced_daemon, plex_emulator):
     before = await cached_library(synced_daemon)
-    plex_emulator.slow_seconds = 3.0
-    plex_emulator.inject_fault("slow", page=3, times=1)
-    start = await synced_daemon.call("sync.start", mode="full")
-
-    async def progressed():
-        return (await synced_daemon.call("sync.status"))["current"] > 0
-
-    await wait_until(progressed)
+    start = await start_stalled_sync(synced_daemon, plex_emulator)
     synced_daemon.proc.kill()
     await synced_daemon.wait_exit()
     restarted = DaemonProcess(synced_daemon.dir, synced_daemon.config)
