@@ -41,9 +41,9 @@ def bind_unix_socket(path: Path, mode: int) -> socket.socket:
     """
     directory = path.parent
     directory.mkdir(mode=0o750, parents=True, exist_ok=True)
-    dir_mode = directory.stat().st_mode
-    if dir_mode & stat.S_IWOTH and not dir_mode & stat.S_ISVTX:
-        raise SocketError(f"socket directory {directory} is world-writable; refusing to use it")
+    if directory.stat().st_mode & stat.S_IWOTH:  # CONTRACT §6 (/tmp included: anyone could squat the name)
+        raise SocketError(f"socket directory {directory} is world-writable; refusing to use it "
+                          "(put the socket in a directory of its own)")
     if len(os.fsencode(path)) > 107:
         raise SocketError(f"socket path too long for a Unix socket ({len(os.fsencode(path))} > 107 bytes): {path}")
     if path.exists() or path.is_symlink():

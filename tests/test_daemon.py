@@ -194,6 +194,15 @@ async def test_socket_is_created_with_the_configured_mode(daemon_factory, sdir):
     assert d.socket.stat().st_mode & 0o777 == 0o600
 
 
+async def test_world_writable_socket_directory_is_refused(daemon_factory, sdir):
+    public = sdir / "public"
+    public.mkdir()
+    public.chmod(0o1777)
+    d = await daemon_factory(wait_ready=False, daemon={"socket": "public/d.sock"})
+    assert await d.wait_exit() == 3
+    assert "world-writable" in d.log()
+
+
 async def test_unusable_database_exits_3(daemon_factory, sdir):
     (sdir / "cache.db").write_bytes(b"this is not a database" * 100)
     d = await daemon_factory(wait_ready=False)
