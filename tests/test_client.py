@@ -18,7 +18,6 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 
 from tests.support import mediasagectl_path
 

@@ -111,7 +111,7 @@ def test_systemd_example_config_is_valid(tmp_path):
 
 def test_every_key_set(tmp_path):
     tf = write(tmp_path, f"  {TOKEN}\n", name="tok")
-    cfg = load_config(write(tmp_path, f"""\
+    cfg = load_config(write(tmp_path, """\
         plex:
           url: https://plex.example:32400/
           token: ""

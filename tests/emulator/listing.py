@@ -122,7 +122,7 @@ def _page(items: list, start: int | None, size: int | None) -> tuple[list, int]:
 def _listing_attrs(lib: Library, size: int, total: int, offset: int, title2: str,
                    view_group: str | None) -> dict:
     return {"size": size, "totalSize": total, "offset": offset, "allowSync": 1,
-            "art": f"/:/resources/artist-fanart.jpg", "identifier": "com.plexapp.plugins.library",
+            "art": "/:/resources/artist-fanart.jpg", "identifier": "com.plexapp.plugins.library",
             "librarySectionID": MUSIC_SECTION_ID, "librarySectionTitle": lib.music_title,
             "librarySectionUUID": "33333333-3333-3333-3333-333333333333",
             "mediaTagPrefix": "/system/bundle/media/flags/", "mediaTagVersion": 1700000000,

@@ -188,10 +188,10 @@ def _type_xml(key: str, typ: str, title: str, fields: list[tuple[str, str, str]]
         out.append(f'<Filter filter="{flt}" filterType="{ftype}" key="/library/sections/'
                    f'{MUSIC_SECTION_ID}/{flt.split(".")[-1]}?type={_TYPE_IDS[typ]}" '
                    f'title="{ftitle}" type="filter"/>')
-    out.append(f'<Sort default="asc" defaultDirection="asc" descKey="titleSort:desc" '
-               f'key="titleSort" title="Title"/>')
-    out.append(f'<Sort defaultDirection="desc" descKey="addedAt:desc" key="addedAt" '
-               f'title="Date Added"/>')
+    out.append('<Sort default="asc" defaultDirection="asc" descKey="titleSort:desc" '
+               'key="titleSort" title="Title"/>')
+    out.append('<Sort defaultDirection="desc" descKey="addedAt:desc" key="addedAt" '
+               'title="Date Added"/>')
     for fkey, ftype, ftitle in fields:
         out.append(f'<Field key="{fkey}" title="{ftitle}" type="{ftype}"/>')
     out.append("</Type>")
