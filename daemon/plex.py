@@ -335,22 +335,10 @@ class PlexLibrary:
             raise ValueError(f"unknown strategy {strategy!r}")
         found: dict[str, set[str]] = {}
         for key, title in choices:
-            start = 0
-            while True:
-                root = self._fetch(f"/library/sections/{self.section_id}/all",
-                                   params={"type": "9", "album.genre": key},
-                                   headers=self._page_headers(start, self.GENRE_PAGE),
-                                   what=f"the albums of genre {title!r}")
-                n = 0
-                for el in root.iterchildren("Directory"):
-                    n += 1
-                    rk = el.get("ratingKey")
-                    if rk:
-                        found.setdefault(rk, set()).add(title)
-                total = _int(root.get("totalSize"))
-                start += n
-                if n == 0 or total is None or start >= total:
-                    break
+            for el in self._album_pages({"type": "9", "album.genre": key}, f"the albums of genre {title!r}"):
+                rk = el.get("ratingKey")
+                if rk:
+                    found.setdefault(rk, set()).add(title)
         return {k: sorted(v, key=str.casefold) for k, v in found.items()}
 
     def _genre_choices(self) -> list[tuple[str, str]]:
@@ -364,22 +352,27 @@ class PlexLibrary:
                            headers=self._page_headers(0, 0), what="the album count")
         return _int(root.get("totalSize")) or 0
 
-    def _iter_album_listing(self) -> Iterator[tuple[str, list[str]]]:
-        start, total = 0, None
-        while total is None or start < total:
-            root = self._fetch(f"/library/sections/{self.section_id}/all", params={"type": "9"},
+    def _album_pages(self, params: dict, what: str) -> Iterator:
+        """Every album <Directory> of a listing, page by page (advancing by what arrived)."""
+        start = 0
+        while True:
+            root = self._fetch(f"/library/sections/{self.section_id}/all", params=params,
                                headers=self._page_headers(start, self.GENRE_PAGE),
-                               what=f"albums {start}\u2013{start + self.GENRE_PAGE - 1}")
+                               what=f"{what} ({start}\u2013{start + self.GENRE_PAGE - 1})")
             n = 0
             for el in root.iterchildren("Directory"):
                 n += 1
-                rk = el.get("ratingKey")
-                if rk:
-                    yield rk, [g.get("tag") or "" for g in el.iterchildren("Genre")]
+                yield el
             total = _int(root.get("totalSize"))
             start += n
-            if n == 0 or total is None:
-                break
+            if n == 0 or total is None or start >= total:
+                return
+
+    def _iter_album_listing(self) -> Iterator[tuple[str, list[str]]]:
+        for el in self._album_pages({"type": "9"}, "albums"):
+            rk = el.get("ratingKey")
+            if rk:
+                yield rk, [g.get("tag") or "" for g in el.iterchildren("Genre")]
 
     def _genres_by_listing(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
