@@ -278,50 +278,34 @@ class PlexEmulator:
         with self.library.lock:
             return xml_response(render.sections(self.library))
 
+    def _listing(self, section: str, query, start, size, **kw) -> web.Response:
+        """One listing as Plex answers it, or the HTTP error it would give."""
+        try:
+            return xml_response(serve_listing(self.library, section, query, start, size, **kw))
+        except ListingError as e:
+            return web.Response(text=str(e), status=e.status)
+
     async def _all(self, request):
         start, size = container_params(request)
         if request.get(_SHORT) and size:
             size = max(1, size // 2)
-        try:
-            body = serve_listing(self.library, request.match_info["sid"], request.query, start,
-                                 size, what="all")
-        except ListingError as e:
-            return web.Response(text=str(e), status=e.status)
-        return xml_response(body)
+        return self._listing(request.match_info["sid"], request.query, start, size, what="all")
 
     async def _collections(self, request):
         start, size = container_params(request)
-        try:
-            body = serve_listing(self.library, request.match_info["sid"], request.query, start,
-                                 size, what="collections")
-        except ListingError as e:
-            return web.Response(text=str(e), status=e.status)
-        return xml_response(body)
+        return self._listing(request.match_info["sid"], request.query, start, size, what="collections")
 
     async def _genres(self, request):
-        try:
-            body = serve_listing(self.library, request.match_info["sid"], request.query, None,
-                                 None, what="genre")
-        except ListingError as e:
-            return web.Response(text=str(e), status=e.status)
-        return xml_response(body)
+        return self._listing(request.match_info["sid"], request.query, None, None, what="genre")
 
     async def _metadata(self, request):
-        try:
-            body = serve_listing(self.library, MUSIC_SECTION_ID, request.query, None, None,
-                                 what="metadata", keys=request.match_info["keys"])
-        except ListingError as e:
-            return web.Response(text=str(e), status=e.status)
-        return xml_response(body)
+        return self._listing(MUSIC_SECTION_ID, request.query, None, None, what="metadata",
+                             keys=request.match_info["keys"])
 
     async def _children(self, request):
         start, size = container_params(request)
-        try:
-            body = serve_listing(self.library, MUSIC_SECTION_ID, request.query, start, size,
-                                 what="children", keys=request.match_info["key"])
-        except ListingError as e:
-            return web.Response(text=str(e), status=e.status)
-        return xml_response(body)
+        return self._listing(MUSIC_SECTION_ID, request.query, start, size, what="children",
+                             keys=request.match_info["key"])
 
     async def _websocket(self, request):
         ws = web.WebSocketResponse(heartbeat=None)
