@@ -115,6 +115,7 @@ class SyncConfig:
     live_keywords: tuple[str, ...] = ("live", "concert", "unplugged", "in concert", "bootleg")
     dated_titles_are_live: bool = True
     plex_events: bool = True
+    separate_cpus: bool = True  # during a sync, the sync and the daemon use separate CPUs (cpus.py)
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,7 @@ class Config:
                 "live_keywords": list(self.sync.live_keywords),
                 "dated_titles_are_live": self.sync.dated_titles_are_live,
                 "plex_events": self.sync.plex_events,
+                "separate_cpus": self.sync.separate_cpus,
             },
             "daemon": {
                 "socket": str(self.daemon.socket),
@@ -322,6 +324,7 @@ def load_config(path: str | os.PathLike | None = None,
         live_keywords = tuple(ok)
     dated = c.boolean("sync", "dated_titles_are_live", d_sync.dated_titles_are_live)
     plex_events = c.boolean("sync", "plex_events", d_sync.plex_events)
+    separate_cpus = c.boolean("sync", "separate_cpus", d_sync.separate_cpus)
 
     # ---- daemon
     sock = c.path("daemon", "socket", d_daemon.socket)
@@ -362,7 +365,8 @@ def load_config(path: str | os.PathLike | None = None,
         cache=CacheConfig(path=cache_path),
         sync=SyncConfig(page_size=page_size, interval=interval, stale_after=stale_after,
                         retries=retries, live_keywords=live_keywords,
-                        dated_titles_are_live=dated, plex_events=plex_events),
+                        dated_titles_are_live=dated, plex_events=plex_events,
+                        separate_cpus=separate_cpus),
         daemon=DaemonConfig(socket=sock, socket_mode=socket_mode, allowed_uids=allowed,
                             read_only_uids=read_only, log_level=level),
         source=source,

@@ -5,12 +5,14 @@ child process (``python -m mediasaged.sync_worker``) so that it never competes
 with request handling for this process's GIL. The child fills the *inactive*
 slot and reports progress as JSON lines; on success this process flips the live
 slot in one short transaction. Cancel, failure or a killed child leave the live
-slot exactly as it was (see docs/DESIGN.md, "Snapshots: two slots").
+slot exactly as it was (see docs/DESIGN.md, "Snapshots: two slots"). While the
+worker runs, it and this process use separate CPUs (``cpus.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -20,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
+from . import cpus
 from .timeutil import iso, now
 
 log = logging.getLogger(__name__)
@@ -166,10 +169,17 @@ class Syncer:
             "dated_titles_are_live": cfg.sync.dated_titles_are_live,
             "log_level": cfg.daemon.log_level,
         }
+        with cpus.separated(cfg.sync.separate_cpus) as sync_cpus:
+            return await self._watch_worker(job, state, spec, sync_cpus)
+
+    async def _watch_worker(self, job: Job, state: Any, spec: dict, sync_cpus: frozenset[int] | None) -> dict:
         self._proc = proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "mediasaged.sync_worker",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=worker_env(),
         )
+        if sync_cpus:  # before it reads its spec, so its reader process inherits this
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(proc.pid, sync_cpus)
         if self._cancel_requested:  # cancelled while the worker was starting
             proc.send_signal(signal.SIGTERM)
         proc.stdin.write(json.dumps(spec).encode())

@@ -239,3 +239,17 @@ class DaemonProcess:
 def mediasagectl_path() -> str:
     found = shutil.which("mediasagectl", path=str(Path(sys.executable).parent))
     return found or "mediasagectl"
+
+
+async def start_stalled_sync(daemon, emu) -> dict:
+    """Start a full sync that stalls (a slow page) after writing some tracks."""
+    emu.slow_seconds = 3.0
+    emu.inject_fault("slow", page=3, times=1)
+    start = await daemon.call("sync.start", mode="full")
+
+    async def progressed():
+        job = await daemon.call("sync.status")
+        return job["phase"] == "tracks" and job["current"] > 0
+
+    await wait_until(progressed)
+    return start

@@ -53,7 +53,7 @@ def test_empty_file_gives_contract_defaults(tmp_path):
     assert cfg.sync == SyncConfig(
         page_size=1000, interval=86400.0, stale_after=86400.0, retries=2,
         live_keywords=("live", "concert", "unplugged", "in concert", "bootleg"),
-        dated_titles_are_live=True, plex_events=True)
+        dated_titles_are_live=True, plex_events=True, separate_cpus=True)
     assert cfg.daemon == DaemonConfig(socket=tmp_path / "data/mediasaged.sock",
                                       socket_mode=0o660, allowed_uids=(), read_only_uids=(),
                                       log_level="info")
@@ -84,14 +84,15 @@ def test_shipped_config_yaml_loads_cleanly():
     assert cfg.sync.interval == 86400
 
 
-def test_shipped_config_has_exactly_the_contract_keys():
+def test_shipped_config_has_exactly_the_contract_keys_and_our_additions():
     import yaml
     data = yaml.safe_load((REPO / "config.yaml").read_text())
     assert {k: sorted(v) for k, v in data.items()} == {
         "plex": sorted(["url", "token", "library", "timeout", "verify_ssl"]),
         "cache": ["path"],
         "sync": sorted(["page_size", "interval", "stale_after", "retries", "live_keywords",
-                        "dated_titles_are_live", "plex_events"]),
+                        "dated_titles_are_live", "plex_events",
+                        "separate_cpus"]),  # added by us, documented in the README
         "daemon": sorted(["socket", "socket_mode", "allowed_uids", "read_only_uids", "log_level"]),
     }
 
@@ -129,6 +130,7 @@ def test_every_key_set(tmp_path):
           live_keywords: [Live, "en vivo"]
           dated_titles_are_live: false
           plex_events: false
+          separate_cpus: false
         daemon:
           socket: run/d.sock
           socket_mode: "0600"
@@ -142,7 +144,8 @@ def test_every_key_set(tmp_path):
     assert cfg.cache.path == Path("/var/tmp/x.db")
     assert cfg.sync == SyncConfig(page_size=10000, interval=900.0, stale_after=0.0, retries=0,
                                   live_keywords=("Live", "en vivo"),
-                                  dated_titles_are_live=False, plex_events=False)
+                                  dated_titles_are_live=False, plex_events=False,
+                                  separate_cpus=False)
     assert cfg.daemon == DaemonConfig(socket=tmp_path / "run/d.sock", socket_mode=0o600,
                                       allowed_uids=(1000, 0), read_only_uids=(1001,),
                                       log_level="debug")
@@ -409,6 +412,7 @@ def test_all_problems_reported_together(tmp_path):
     ("sync:\n  retries: -1\n", "sync.retries"),
     ("sync:\n  live_keywords: [live, '']\n", "sync.live_keywords[1]"),
     ("sync:\n  dated_titles_are_live: 'true'\n", "sync.dated_titles_are_live"),
+    ("sync:\n  separate_cpus: 2\n", "sync.separate_cpus"),
     ("daemon:\n  socket_mode: rw\n", "daemon.socket_mode"),
     ("daemon:\n  socket_mode: '1777'\n", "daemon.socket_mode"),
     ("daemon:\n  socket_mode: '0440'\n", "daemon.socket_mode"),

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from tests.support import DaemonProcess, wait_until
+from tests.support import DaemonProcess, start_stalled_sync, wait_until
 
 KEYWORDS = ["live", "concert", "unplugged", "in concert", "bootleg"]
 DATE = re.compile(r"(?<!\d)(?:(?:19|20)\d\d[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./](?:19|20)\d\d)(?!\d)")
@@ -155,20 +155,6 @@ async def test_readers_see_only_complete_snapshots(synced_daemon, plex_emulator)
         await conn.close()
     seen.add((await synced_daemon.call("tracks.query", limit=0))["total"])
     assert seen <= {old, new} and new in seen, seen
-
-
-async def start_stalled_sync(daemon, emu) -> dict:
-    """Start a full sync that stalls (a slow page) after writing some tracks."""
-    emu.slow_seconds = 3.0
-    emu.inject_fault("slow", page=3, times=1)
-    start = await daemon.call("sync.start", mode="full")
-
-    async def progressed():
-        job = await daemon.call("sync.status")
-        return job["phase"] == "tracks" and job["current"] > 0
-
-    await wait_until(progressed)
-    return start
 
 
 async def test_cancel_mid_sync_keeps_the_cache(synced_daemon, plex_emulator):
