@@ -1,23 +1,33 @@
 """Benchmark: query latency over the socket on a large cache, idle and during a sync.
 
-    .venv/bin/python scripts/bench_query.py [--tracks 100000] [--samples 400]
+    .venv/bin/python scripts/bench_query.py [--tracks 100000] [--samples 1000]
+                                            [--plex-cpus sync|any] [--no-separate-cpus]
 
 Syncs a generated library into a fresh daemon, then measures p50/p99 round-trip
 latency (one client connection, sequential calls, from a separate process) of:
 a filtered query (genres + decade + min_rating + exclude_live, limit 50), a text
 query, a random sample of 50, and `library.stats` — first idle, then while full
 syncs run back to back. Numbers go into docs/PERFORMANCE.md.
+
+The emulator stands in for the Plex server, which normally runs on another
+machine or at least other cores. By default it is kept on the CPUs the daemon
+gives its syncs (``sync.separate_cpus``, see daemon/cpus.py), so that serving
+Plex pages is not counted as interference from our sync; ``--plex-cpus any``
+lets it run anywhere instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import Rpc, daemon, emulator, percentiles  # noqa: E402
+
+from mediasaged.cpus import split  # noqa: E402
 
 
 def workloads(rpc: Rpc) -> dict[str, dict]:
@@ -47,11 +57,18 @@ def measure(rpc: Rpc, load: dict, samples: int) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracks", type=int, default=100_000)
-    parser.add_argument("--samples", type=int, default=400)
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--plex-cpus", choices=("sync", "any"), default="sync",
+                        help="run the emulator on the sync's CPUs (default) or anywhere")
+    parser.add_argument("--no-separate-cpus", action="store_true", help="run the daemon with sync.separate_cpus off")
     args = parser.parse_args()
-    print(f"Generating a {args.tracks:,}-track library and syncing it…", flush=True)
+    parts = split(os.sched_getaffinity(0))
+    plex_cpus = parts[1] if parts and args.plex_cpus == "sync" else None
+    print(f"Generating a {args.tracks:,}-track library and syncing it… (emulator on CPUs "
+          f"{sorted(plex_cpus) if plex_cpus else 'any'}, separate_cpus {not args.no_separate_cpus})", flush=True)
     results = {}
-    with emulator(args.tracks) as (url, token), daemon(url, token) as (_, path):
+    with emulator(args.tracks, cpus=plex_cpus) as (url, token), \
+            daemon(url, token, separate_cpus=not args.no_separate_cpus) as (_, path):
         rpc = Rpc(path)
         job_id = rpc.call("sync.start", mode="full")["job_id"]
         while rpc.call("sync.status", job_id=job_id)["state"] == "running":

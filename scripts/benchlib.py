@@ -25,10 +25,15 @@ BIN = Path(sys.executable).parent
 
 
 @contextmanager
-def emulator(tracks: int, seed: int = 0):
-    """The bundled Plex emulator in its own process: yields (url, token)."""
+def emulator(tracks: int, seed: int = 0, cpus: frozenset[int] | None = None):
+    """The bundled Plex emulator in its own process: yields (url, token).
+
+    ``cpus``: keep it on these CPUs (None: wherever the scheduler puts it).
+    """
     proc = subprocess.Popen([sys.executable, "-m", "tests.emulator", "--tracks", str(tracks), "--seed", str(seed)],
                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    if cpus:  # before it starts its server threads, which inherit this
+        os.sched_setaffinity(proc.pid, cpus)
     try:
         url, token = proc.stdout.readline().split()
         yield url, token
