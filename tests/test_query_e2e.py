@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import pytest
 
 from tests.support import RpcFailure
-from tests.test_sync import expected_library
+from tests.mirror import expected_library
 
 
 def fold(s: str) -> str:
