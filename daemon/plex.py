@@ -341,6 +341,22 @@ class PlexLibrary:
                     found.setdefault(rk, set()).add(title)
         return {k: sorted(v, key=str.casefold) for k, v in found.items()}
 
+    # ---- changes since a time (incremental sync) ------------------------------------------
+    def changed_album_keys(self, since: int) -> list[str]:
+        """Albums whose ``updatedAt`` is at or after ``since`` (an album edit does not touch its tracks)."""
+        pages = self._album_pages({"type": "9", "album.updatedAt>>": str(int(since))}, "changed albums")
+        return [rk for rk in (el.get("ratingKey") for el in pages) if rk]
+
+    def album_tracks(self, album_key: str) -> list[dict]:
+        """The track rows of one album (``/library/metadata/{key}/children``)."""
+        _, rows = self._fetch(f"/library/metadata/{album_key}/children", parse=TrackPageParser(),
+                              what=f"the tracks of album {album_key}")
+        return rows
+
+    def genres_of_albums(self, keys: list[str]) -> dict[str, list[str]]:
+        """Album ratingKey -> its full genre list (empty lists included) for ``keys``."""
+        return self._genres_from_metadata(keys, keep_empty=True)
+
     def _genre_choices(self) -> list[tuple[str, str]]:
         root = self._fetch(f"/library/sections/{self.section_id}/genre", params={"type": "9"},
                            what="the genre list")

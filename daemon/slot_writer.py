@@ -14,7 +14,7 @@ import sqlite3
 import time
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from .query import fold, order_by_sql
 from .store import WAL_SIZE_LIMIT, StoreError, _check_version, _connect, _read_state, _Tx
@@ -144,6 +144,43 @@ class SlotWriter:
                     c.executemany(self._update, [(*v, tid) for tid, v in changed.items()])
         except sqlite3.Error as exc:
             raise StoreError(f"writing tracks to slot {self.slot} failed: {exc}") from None
+
+    # -- incremental sync: start from a copy of the live slot, then apply the changes
+
+    def copy_from(self, live_slot: str) -> int:
+        """Copy the live slot's tracks into this (empty) slot, ids kept; returns how many.
+
+        ``write_tracks`` then updates the rows whose rating_key it already has and
+        adds the others; `finish` rebuilds the genre table and indexes from the result.
+        """
+        src = slot_tables(live_slot)["tracks"]
+        cols = "id, " + ", ".join(TRACK_FIELDS + KEY_FIELDS)
+        try:
+            with _Tx(self._conn) as c:
+                c.execute(f"INSERT INTO {self.t['tracks']} ({cols}) SELECT {cols} FROM {src}")
+                self._ids = dict(c.execute(f"SELECT rating_key, id FROM {self.t['tracks']}"))
+        except sqlite3.Error as exc:
+            raise StoreError(f"copying slot {live_slot} into slot {self.slot} failed: {exc}") from None
+        self._next_id = max(self._ids.values(), default=0) + 1
+        return len(self._ids)
+
+    def rating_keys(self) -> set[str]:
+        """The rating keys this slot holds so far."""
+        return set(self._ids)
+
+    @property
+    def track_count(self) -> int:
+        return len(self._ids)
+
+    def delete_tracks(self, rating_keys: Iterable[str]) -> int:
+        """Remove the tracks with these rating keys (unknown keys are ignored); returns how many."""
+        ids = [self._ids.pop(k) for k in set(rating_keys) if k in self._ids]
+        try:
+            with _Tx(self._conn) as c:
+                c.executemany(f"DELETE FROM {self.t['tracks']} WHERE id = ?", [(i,) for i in ids])
+        except sqlite3.Error as exc:
+            raise StoreError(f"deleting tracks from slot {self.slot} failed: {exc}") from None
+        return len(ids)
 
     def finish(self, other_slot: str) -> dict:
         """Build the FTS index and indexes, ANALYZE, and diff against ``other_slot`` (the live one).

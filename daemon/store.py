@@ -272,6 +272,19 @@ class Store:
     async def state(self) -> State:
         return await self.read(lambda ctx: ctx.state, require_synced=False)
 
+    async def changes_since(self, overlap: int) -> int | None:
+        """Where an incremental sync starts reading Plex's changes (unix seconds).
+
+        The start of the last successful sync minus ``overlap`` seconds, which
+        covers Plex comparing strictly or not and a clock difference between
+        Plex's host and ours (re-applying a change is harmless). None when the
+        cache holds no complete library.
+        """
+        def since(ctx: ReadContext) -> int | None:
+            started = ctx.run("SELECT max(started_at) FROM sync_jobs WHERE state = 'succeeded'")[0][0]
+            return None if started is None or ctx.state.synced_at is None else started - overlap
+        return await self.read(since, require_synced=False)
+
     # -- jobs
 
     async def create_job(self, *, mode: str, trigger: str, started_at: int) -> int:
@@ -317,6 +330,9 @@ class Store:
     async def activate_slot(self, slot: str, *, server_id: str | None, server_name: str | None, synced_at: int,
                             duration_ms: int | None, track_count: int, changed: bool) -> State:
         """Make ``slot`` (finished by a SlotWriter) the live one, in one short transaction.
+
+        ``slot`` may be the live one: an incremental sync that found nothing to
+        change only records that the cache is current.
 
         ``generation`` goes up by one if ``changed`` -- or if the cache had never
         been synced (readers go from not_synced to a library).
