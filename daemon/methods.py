@@ -95,8 +95,6 @@ async def library_status(ctx: CallContext, params: dict) -> dict:
 
 async def sync_start(ctx: CallContext, params: dict) -> dict:
     mode = params.get("mode", "auto")
-    if mode == "incremental":
-        raise invalid_param("mode", "incremental sync is not available yet; use \"full\" or \"auto\"")
     started, job_id = await ctx.services.syncer.start(mode, "manual")
     return {"started": started, "job_id": job_id}
 

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 0.25  # seconds between sync.progress pushes (~4/s)
 CANCEL_GRACE = 5.0  # seconds a cancelled worker gets before SIGKILL
+CHANGES_OVERLAP = 3600  # seconds an incremental sync re-reads before the last sync's start
 MODES = ("auto", "full", "incremental")
 
 
@@ -95,7 +96,10 @@ class Syncer:
         async with self._starting:  # two concurrent starts must not both create a job
             if self.running:
                 return False, self.job.job_id
-            effective = "full" if mode == "auto" else mode
+            effective = mode
+            if mode == "auto":  # incremental when a complete cache exists; the worker checks the server
+                state = await self._store.state()
+                effective = "incremental" if state.synced_at is not None and state.plex_server_id else "full"
             started = now()
             job_id = await self._store.create_job(mode=effective, trigger=trigger, started_at=started)
             self.job = Job(job_id=job_id, mode=effective, trigger=trigger, started_at=started)
@@ -168,7 +172,13 @@ class Syncer:
             "live_keywords": list(cfg.sync.live_keywords),
             "dated_titles_are_live": cfg.sync.dated_titles_are_live,
             "log_level": cfg.daemon.log_level,
+            "mode": job.mode,
+            "known_server_id": state.plex_server_id,
+            "live_count": state.track_count,
+            "since": await self._store.changes_since(CHANGES_OVERLAP) if job.mode == "incremental" else None,
         }
+        if spec["since"] is None:
+            spec["mode"] = job.mode = "full"
         with cpus.separated(cfg.sync.separate_cpus) as sync_cpus:
             return await self._watch_worker(job, state, spec, sync_cpus)
 
@@ -226,6 +236,7 @@ class Syncer:
 
     async def _swap(self, job: Job, done: dict, t0: float) -> None:
         job.phase = "swapping"
+        job.mode = done["mode"]  # an incremental job on a different server ran as a full one
         job.added, job.updated, job.removed = done["added"], done["updated"], done["removed"]
         job.current = job.total = done["track_count"]
         changed = bool(job.added or job.updated or job.removed)
@@ -252,7 +263,7 @@ class Syncer:
         if state == "failed":
             await self._store.record_error(error)
         final = Job(**{**asdict(job), "state": state, "error": error, "finished_at": now()})
-        fields = {k: v for k, v in asdict(final).items() if k not in ("job_id", "mode", "started_at", "server")}
+        fields = {k: v for k, v in asdict(final).items() if k not in ("job_id", "started_at", "server")}
         await self._store.update_job(job.job_id, **fields)
         self.job = final
         self._publish("sync.finished", final.view())

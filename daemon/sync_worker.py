@@ -1,7 +1,9 @@
-"""The sync worker: one full sync, run as a child process of the daemon.
+"""The sync worker: one sync job, run as a child process of the daemon.
 
-Reads the job spec (JSON, including the Plex token) from stdin, pages the
-library out of Plex into the inactive slot of the cache, and reports on stdout
+Reads the job spec (JSON, including the Plex token) from stdin, fills the
+inactive slot of the cache -- a full sync pages every track out of Plex; an
+incremental one copies the live slot and applies what changed since
+``spec["since"]`` -- and reports on stdout
 as JSON lines (see docs/DESIGN.md, "Sync worker protocol"). It never touches the
 live slot: the daemon flips slots after a ``done`` line. Killing it at any
 moment loses nothing but the half-built inactive slot.
@@ -38,15 +40,41 @@ def emit(event: str, **fields: Any) -> None:
 # -- the reader process ----------------------------------------------------------
 
 
-def read_plex(spec: dict, out: Any) -> None:
-    """Reader process: send ("server"|"total"|"rows"|"error"|"end", ...) messages to ``out``.
+def incremental_for(spec: dict, server_id: str) -> bool:
+    """Apply changes to a copy of the live slot (True), or load every track (False).
 
-    Album genres are fetched in a thread while the first pages come in; those
-    pages wait for them (at most ``MAX_WAITING_PAGES``) because every row
-    carries its album's genres.
+    An incremental job falls back to a full one when Plex turns out to be
+    another server than the one cached (the daemon wipes the cache then).
     """
+    return spec.get("mode") == "incremental" and bool(server_id) and server_id == spec.get("known_server_id")
+
+
+class Decorate:
+    """Adds ``is_live`` and the album's full genre list to track rows as they leave Plex."""
+
+    def __init__(self, spec: dict, genres: dict[str, list[str]]):
+        from .live import live_matcher
+
+        self.genres = genres  # album rating key -> genres; may still be filling up
+        self._is_live_title = live_matcher(spec["live_keywords"], spec["dated_titles_are_live"])
+        self._album_live: dict[str, bool] = {}
+        self._album_genres: dict[str, list] = {}
+
+    def __call__(self, rows: list[dict]) -> list[dict]:
+        for row in rows:
+            album = row["album"]
+            live = self._album_live.get(album)
+            if live is None:
+                live = self._album_live[album] = self._is_live_title("", album)
+            row["is_live"] = live or self._is_live_title(row["title"], "")
+            key = row["album_rating_key"]
+            row["genres"] = self._album_genres.get(key) or self._album_genres.setdefault(key, self.genres.get(key, []))
+        return rows
+
+
+def read_plex(spec: dict, out: Any) -> None:
+    """Reader process: send ("server"|"total"|"rows"|"error"|"end", ...) messages to ``out``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from .live import live_matcher
     from .plex import PlexError, PlexLibrary, PlexUnreachable
 
     p = spec["plex"]
@@ -56,48 +84,10 @@ def read_plex(spec: dict, out: Any) -> None:
         with plex:
             out.send(("server", plex.server_id, plex.server_name))
             out.send(("total", plex.track_count()))
-            genres: dict = {}
-            failure: list[BaseException] = []
-
-            def fetch_genres() -> None:
-                try:
-                    genres.update(plex.album_genres())
-                except BaseException as exc:  # noqa: BLE001 - re-raised below
-                    failure.append(exc)
-
-            genre_thread = threading.Thread(target=fetch_genres, name="album-genres", daemon=True)
-            genre_thread.start()
-            is_live_title = live_matcher(spec["live_keywords"], spec["dated_titles_are_live"])
-            album_live: dict[str, bool] = {}
-            album_genres: dict[str, list] = {}
-
-            def send(rows: list[dict]) -> None:
-                for row in rows:
-                    album = row["album"]
-                    live = album_live.get(album)
-                    if live is None:
-                        live = album_live[album] = is_live_title("", album)
-                    row["is_live"] = live or is_live_title(row["title"], "")
-                    key = row["album_rating_key"]
-                    row["genres"] = album_genres.get(key) or album_genres.setdefault(key, genres.get(key, []))
-                out.send(("rows", rows))
-
-            waiting: list[list[dict]] = []  # pages parsed while the genres are still coming
-            for rows in plex.iter_track_pages(spec["page_size"]):
-                waiting.append(rows)
-                if genre_thread.is_alive() and len(waiting) < MAX_WAITING_PAGES:
-                    continue
-                genre_thread.join()
-                if failure:
-                    raise failure[0]
-                for page in waiting:
-                    send(page)
-                waiting.clear()
-            genre_thread.join()
-            if failure:
-                raise failure[0]
-            for page in waiting:
-                send(page)
+            if incremental_for(spec, plex.server_id):
+                read_changes(plex, spec, out)
+            else:
+                read_all(plex, spec, out)
             out.send(("end",))
     except PlexError as exc:  # user-facing, token-free by design
         out.send(("error", str(exc), isinstance(exc, PlexUnreachable)))
@@ -106,6 +96,66 @@ def read_plex(spec: dict, out: Any) -> None:
     except Exception:  # noqa: BLE001
         log.exception("reading from Plex failed")
         out.send(("error", "internal error while reading from Plex; see the daemon log", False))
+
+
+def read_all(plex: Any, spec: dict, out: Any) -> None:
+    """Every track, page by page (a full sync).
+
+    Album genres are fetched in a thread while the first pages come in; those
+    pages wait for them (at most ``MAX_WAITING_PAGES``) because every row
+    carries its album's genres.
+    """
+    genres: dict = {}
+    failure: list[BaseException] = []
+
+    def fetch_genres() -> None:
+        try:
+            genres.update(plex.album_genres())
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            failure.append(exc)
+
+    genre_thread = threading.Thread(target=fetch_genres, name="album-genres", daemon=True)
+    genre_thread.start()
+    decorate = Decorate(spec, genres)
+    waiting: list[list[dict]] = []  # pages parsed while the genres are still coming
+    for rows in plex.iter_track_pages(spec["page_size"]):
+        waiting.append(rows)
+        if genre_thread.is_alive() and len(waiting) < MAX_WAITING_PAGES:
+            continue
+        genre_thread.join()
+        if failure:
+            raise failure[0]
+        for page in waiting:
+            out.send(("rows", decorate(page)))
+        waiting.clear()
+    genre_thread.join()
+    if failure:
+        raise failure[0]
+    for page in waiting:
+        out.send(("rows", decorate(page)))
+
+
+def read_changes(plex: Any, spec: dict, out: Any) -> None:
+    """What changed since ``spec["since"]`` (an incremental sync).
+
+    Changed tracks come from ``track.updatedAt>>=``; an album edit (genres,
+    year) only moves the album's updatedAt, so the tracks of changed albums are
+    fetched too. Deletions never show up here: the writer reconciles counts.
+    """
+    since = spec["since"]
+    decorate = Decorate(spec, {})
+
+    def send(rows: list[dict]) -> None:
+        albums = {r["album_rating_key"] for r in rows if r.get("album_rating_key")}
+        decorate.genres.update(plex.genres_of_albums(sorted(albums - decorate.genres.keys())))
+        out.send(("rows", decorate(rows)))
+
+    for rows in plex.iter_track_pages(spec["page_size"], updated_since=since):
+        send(rows)
+    for album_key in plex.changed_album_keys(since):
+        rows = plex.album_tracks(album_key)
+        if rows:
+            send(rows)
 
 
 # -- the writer (this process) ------------------------------------------------
@@ -131,8 +181,18 @@ def run(spec: dict) -> dict:
     reader.start()
     send.close()  # ours; EOF on `receive` now means the reader is gone
     writer = None
+    incremental = False
+
+    def slot_writer() -> Any:
+        """The inactive slot, emptied -- or, for an incremental sync, a copy of the live one."""
+        new = SlotWriter(Path(spec["db_path"]), spec["slot"])
+        if incremental:
+            new.copy_from(spec["live_slot"])
+        return new
+
     try:
-        current, total = 0, None
+        current, total, plex_total = 0, None, 0
+        phase = "tracks"
         while True:
             try:
                 message = receive.recv()
@@ -140,24 +200,33 @@ def run(spec: dict) -> dict:
                 raise SyncFailed("the Plex reader process stopped unexpectedly") from None
             kind = message[0]
             if kind == "rows":
-                if writer is None:
-                    writer = SlotWriter(Path(spec["db_path"]), spec["slot"])
+                writer = writer or slot_writer()
                 writer.write_tracks(message[1])
                 current += len(message[1])
-                total = max(total or 0, current)
-                emit("progress", phase="tracks", current=current, total=total)
+                total = None if incremental else max(total or 0, current)
+                emit("progress", phase=phase, current=current, total=total)
             elif kind == "server":
                 emit("server", server_id=message[1], server_name=message[2])
+                incremental = incremental_for(spec, message[1])
+                phase = "changes" if incremental else "tracks"
             elif kind == "total":
-                total = message[1]
-                emit("progress", phase="tracks", current=0, total=total)
+                plex_total = message[1]
+                total = None if incremental else plex_total
+                emit("progress", phase=phase, current=0, total=total)
             elif kind == "error":
                 raise SyncFailed(message[1], message[2])
             elif kind == "end":
                 break
-        if writer is None:  # an empty library
-            writer = SlotWriter(Path(spec["db_path"]), spec["slot"])
-        emit("progress", phase="indexing", current=current, total=current)
+        if incremental and writer is None and plex_total == spec["live_count"]:
+            # Nothing changed: the live slot stays live (the daemon only records the sync).
+            return {"added": 0, "updated": 0, "removed": 0, "track_count": plex_total,
+                    "slot": spec["live_slot"], "mode": "incremental"}
+        writer = writer or slot_writer()  # (a full sync of an empty library writes no rows)
+        if incremental and writer.track_count != plex_total:
+            emit("progress", phase="checking", current=0, total=plex_total)
+            reconcile(spec, writer)
+        count = writer.track_count
+        emit("progress", phase="indexing", current=count, total=count)
         summary = writer.finish(spec["live_slot"])
     finally:
         if writer is not None:
@@ -166,7 +235,39 @@ def run(spec: dict) -> dict:
         reader.join(timeout=5)
         if reader.is_alive():
             reader.kill()
-    return {**summary, "slot": spec["slot"]}
+    return {**summary, "slot": spec["slot"], "mode": "incremental" if incremental else "full"}
+
+
+def reconcile(spec: dict, writer: Any) -> None:
+    """Make the slot hold exactly Plex's tracks, when the counts say it does not.
+
+    Deleted tracks never appear in a "changed since" listing, so after applying
+    the changes the slot can hold more tracks than Plex (deletions), or -- if
+    Plex's clock or listing missed something -- fewer. Then every track key is
+    listed: keys Plex no longer has are removed, tracks the slot lacks are added.
+    """
+    from .plex import PlexError, PlexLibrary, PlexUnreachable
+
+    p = spec["plex"]
+    known = writer.rating_keys()
+    seen: set[str] = set()
+    missing: list[dict] = []
+    try:
+        with PlexLibrary.connect(p["url"], p["token"], p["library"], timeout=p["timeout"],
+                                 verify_ssl=p["verify_ssl"], retries=spec["retries"]) as plex:
+            for rows in plex.iter_track_pages(spec["page_size"]):
+                for row in rows:
+                    seen.add(row["rating_key"])
+                    if row["rating_key"] not in known:
+                        missing.append(row)
+            albums = sorted({r["album_rating_key"] for r in missing if r.get("album_rating_key")})
+            genres = plex.genres_of_albums(albums)
+    except PlexError as exc:
+        raise SyncFailed(str(exc), isinstance(exc, PlexUnreachable)) from None
+    removed = writer.delete_tracks(known - seen)
+    if missing:
+        writer.write_tracks(Decorate(spec, genres)(missing))
+    log.info("reconciled with Plex's track list: %d removed, %d added", removed, len(missing))
 
 
 def main() -> int:

@@ -1,0 +1,130 @@
+"""Incremental sync: only what changed since the last sync is read, and the cache still equals Plex."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+
+from tests.mirror import assert_mirror, cached_library, expected_library
+
+
+def full_track_listings(emu) -> int:
+    """Track listings without a "changed since" filter (a full paging, or the track count)."""
+    return sum(1 for p in emu.request_log if "/all?" in p and "type=10" in p and "updatedAt" not in p)
+
+
+async def incremental(daemon) -> dict:
+    job = await daemon.sync(mode="incremental")
+    assert job["state"] == "succeeded", (job, daemon.log())
+    return job
+
+
+async def test_edits_additions_and_album_edits_are_read_as_changes_only(synced_daemon, plex_emulator):
+    emu = plex_emulator
+    before = expected_library(emu)
+    keys = sorted(before, key=int)
+    emu.add_track(title="Brand New Song", album_key=before[keys[10]]["album_rating_key"])
+    emu.edit_track(keys[200], title="Renamed Track", user_rating=7.0)
+    emu.edit_track(keys[300], view_count=42)
+    emu.set_album_genres(before[keys[500]]["album_rating_key"], ["Rock", "Shoegaze", "Dream Pop"])
+    emu.edit_album(before[keys[700]]["album_rating_key"], year=1977)  # the tracks' updatedAt stays
+    after = expected_library(emu)
+    updated = sum(1 for k in before if before[k] != after[k])
+    emu.request_log.clear()
+
+    job = await incremental(synced_daemon)
+
+    assert job["mode"] == "incremental"
+    assert (job["added"], job["removed"], job["updated"]) == (1, 0, updated)
+    assert_mirror(await cached_library(synced_daemon), after)
+    assert full_track_listings(emu) == 1, "only the track count, no full paging"
+    assert (await synced_daemon.call("library.status"))["generation"] == 2
+
+
+async def test_deleted_tracks_are_found_by_their_count(synced_daemon, plex_emulator):
+    emu = plex_emulator
+    keys = sorted(expected_library(emu), key=int)
+    for key in keys[100:103]:
+        emu.delete_track(key)
+    emu.add_track(title="Jóga (Live at Royal Opera)", album_title="Homogenic Live", artist="Björk",
+                  album_year=1998, album_genres=["Electronic", "Art Pop", "Trip Hop", "Experimental"])
+
+    job = await incremental(synced_daemon)
+
+    assert (job["added"], job["removed"], job["updated"]) == (1, 3, 0)
+    assert_mirror(await cached_library(synced_daemon), expected_library(emu))
+
+
+async def test_an_addition_plex_did_not_report_is_found_by_the_count(synced_daemon, plex_emulator):
+    """A new track whose updatedAt lies before the window (Plex's clock far behind ours)."""
+    emu = plex_emulator
+    keys = sorted(expected_library(emu), key=int)
+    old = emu.add_track(title="Backdated", album_key=expected_library(emu)[keys[6]]["album_rating_key"])
+    emu.edit_track(old, updated_at=1_000_000_000)  # 2001: outside any window
+
+    job = await incremental(synced_daemon)
+
+    assert (job["added"], job["removed"], job["updated"]) == (1, 0, 0)
+    assert_mirror(await cached_library(synced_daemon), expected_library(emu))
+
+
+def live_slot(daemon) -> str:
+    with closing(sqlite3.connect(f"file:{daemon.db}?mode=ro", uri=True)) as db:
+        return db.execute("SELECT live_slot FROM sync_state").fetchone()[0]
+
+
+async def test_nothing_changed_keeps_the_snapshot_and_generation(synced_daemon, plex_emulator):
+    before = await synced_daemon.call("library.status")
+    slot = live_slot(synced_daemon)
+    job = await incremental(synced_daemon)
+    assert (job["added"], job["updated"], job["removed"]) == (0, 0, 0)
+    after = await synced_daemon.call("library.status")
+    assert after["generation"] == before["generation"] == 1
+    assert after["synced_at"] >= before["synced_at"] and after["stale"] is False
+    assert live_slot(synced_daemon) == slot, "nothing to change: no new snapshot was built"
+    assert_mirror(await cached_library(synced_daemon), expected_library(plex_emulator))
+
+
+async def test_auto_is_full_on_an_empty_cache_then_incremental(plex_daemon, plex_emulator):
+    first = await plex_daemon.sync(mode="auto")
+    assert (first["state"], first["mode"]) == ("succeeded", "full")
+    plex_emulator.edit_track(sorted(expected_library(plex_emulator), key=int)[0], title="Changed")
+    second = await plex_daemon.sync(mode="auto")
+    assert (second["state"], second["mode"], second["updated"]) == ("succeeded", "incremental", 1)
+    history = await plex_daemon.call("sync.history")
+    assert [j["mode"] for j in history["jobs"]] == ["incremental", "full"]
+
+
+async def test_incremental_on_an_empty_cache_runs_full(plex_daemon, plex_emulator):
+    job = await plex_daemon.sync(mode="incremental")
+    assert (job["state"], job["mode"]) == ("succeeded", "full")
+    assert_mirror(await cached_library(plex_daemon), expected_library(plex_emulator))
+
+
+async def test_another_server_makes_it_a_full_sync(daemon_factory, plex_emulator_factory):
+    first = plex_emulator_factory(600, seed=1)
+    daemon = await daemon_factory(plex_url=first.url)
+    assert (await daemon.sync())["state"] == "succeeded"
+    port = first.port
+    first.stop()
+    second = plex_emulator_factory(400, seed=2, port=port)
+    second.set_machine_identifier("another-server-0000000000000000000000002")
+
+    job = await daemon.sync(mode="incremental")
+
+    assert (job["state"], job["mode"]) == ("succeeded", "full")
+    assert_mirror(await cached_library(daemon), expected_library(second))
+
+
+async def test_a_failing_incremental_sync_keeps_the_cache(synced_daemon, plex_emulator):
+    emu = plex_emulator
+    before = await cached_library(synced_daemon)
+    emu.set_album_genres(sorted(emu.library.albums)[0], ["Noise"])
+    emu.inject_fault("500", path_contains="/children", times=10)
+
+    job = await synced_daemon.sync(mode="incremental")
+
+    assert job["state"] == "failed" and "500" in job["error"], job
+    assert await cached_library(synced_daemon) == before
+    emu.clear_faults()
+    assert (await incremental(synced_daemon))["updated"] > 0
