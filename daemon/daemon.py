@@ -1,8 +1,9 @@
 """The daemon's lifecycle: startup, main loop, shutdown — plain awaits in order.
 
 Signal handlers only set flags and wake the main loop (as uvicorn does); the
-loop then reloads config, pings the systemd watchdog, starts scheduled syncs,
-and on a stop request falls through to an orderly shutdown.
+loop then reloads config, pings the systemd watchdog, starts scheduled syncs
+and syncs for changes Plex notified, and on a stop request falls through to an
+orderly shutdown.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from . import systemd
 from .config import Config, ConfigError, load_config
 from .methods import build_methods
+from .plex_events import NotificationListener
 from .rpc import CallContext, dispatch, jsonrpc_methods
 from .server import Connection, Server, SocketError, bind_unix_socket
 from .store import Store, StoreError
@@ -28,6 +30,7 @@ from .timeutil import now
 log = logging.getLogger("mediasaged")
 
 TICK = 1.0  # seconds between main-loop housekeeping passes
+PLEX_QUIET = 2.0  # seconds Plex must be quiet after a change it notified before the sync starts
 
 
 class StartupError(Exception):
@@ -52,6 +55,8 @@ class Daemon:
         self._should_reload = False
         self._wake: asyncio.Event | None = None
         self._status = ""
+        self._listener: NotificationListener | None = None
+        self._plex_changed_at: float | None = None  # monotonic time of the last change Plex notified
 
     # -- what RPC handlers use --------------------------------------------
 
@@ -126,6 +131,25 @@ class Daemon:
         log.info("mediasaged listening on %s (cache %s)", self.socket_path, self.config.cache.path)
         systemd.ready()
         await self._start_sync_if_stale()
+        self._follow_plex()
+
+    def _follow_plex(self) -> None:
+        """(Re)start following Plex's notifications if ``sync.plex_events`` is on."""
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
+        if not self.config.sync.plex_events:
+            return
+        loop = asyncio.get_running_loop()
+        p = self.config.plex
+        self._listener = NotificationListener(
+            p.url, p.token, verify_ssl=p.verify_ssl, timeout=p.timeout,
+            on_change=lambda: loop.call_soon_threadsafe(self._plex_changed),
+            section_id=lambda: self.syncer.section_id)
+        self._listener.start()
+
+    def _plex_changed(self) -> None:
+        self._plex_changed_at = time.monotonic()
 
     async def _start_sync_if_stale(self) -> None:
         stale_after = self.config.sync.stale_after
@@ -160,6 +184,10 @@ class Daemon:
         due = self.next_sync_at(state.synced_at)
         if due is not None and now() >= due and not self.syncer.running:
             await self.syncer.start("auto", "schedule")
+        changed = self._plex_changed_at
+        if changed is not None and time.monotonic() - changed >= PLEX_QUIET and not self.syncer.running:
+            self._plex_changed_at = None  # changes notified from here on get a sync of their own
+            await self.syncer.start("auto", "plex_event")
         progress = self.syncer.progress()
         if progress:
             status = f"Syncing {progress['current']:,} / {progress['total'] or 0:,} ({progress['phase']})"
@@ -194,6 +222,8 @@ class Daemon:
             daemon=dataclasses.replace(new.daemon, socket=old.daemon.socket, socket_mode=old.daemon.socket_mode),
         )
         self.server.configure(new.daemon.allowed_uids, new.daemon.read_only_uids)
+        if (old.plex, old.sync.plex_events) != (new.plex, new.sync.plex_events):
+            self._follow_plex()
         logging.getLogger().setLevel(new.daemon.log_level.upper())
         for warning in new.warnings:
             log.warning("%s", warning)
@@ -203,6 +233,10 @@ class Daemon:
     async def shutdown(self) -> None:
         systemd.stopping()
         log.info("stopping")
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()
+            await asyncio.to_thread(listener.join)
         await self.syncer.shutdown()
         await self.server.close()
         await self.store.close()

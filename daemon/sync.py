@@ -86,6 +86,7 @@ class Syncer:
         self._cancel_requested = False
         self._starting = asyncio.Lock()
         self.plex_reachable: bool | None = None
+        self.section_id: str | None = None  # the music section's key on Plex, once a sync has connected
         self.last_attempt: int | None = None
 
     @property
@@ -202,6 +203,7 @@ class Syncer:
                 last = msg if msg["event"] in ("done", "error") else last
                 if msg["event"] == "server":
                     self.plex_reachable = True
+                    self.section_id = msg.get("section_id")
                     await self._check_server(job, state, msg)
                 elif msg["event"] == "progress":
                     job.phase = msg["phase"]

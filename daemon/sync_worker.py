@@ -82,7 +82,7 @@ def read_plex(spec: dict, out: Any) -> None:
         plex = PlexLibrary.connect(p["url"], p["token"], p["library"], timeout=p["timeout"],
                                    verify_ssl=p["verify_ssl"], retries=spec["retries"])
         with plex:
-            out.send(("server", plex.server_id, plex.server_name))
+            out.send(("server", plex.server_id, plex.server_name, plex.section_id))
             out.send(("total", plex.track_count()))
             if incremental_for(spec, plex.server_id):
                 read_changes(plex, spec, out)
@@ -206,7 +206,7 @@ def run(spec: dict) -> dict:
                 total = None if incremental else max(total or 0, current)
                 emit("progress", phase=phase, current=current, total=total)
             elif kind == "server":
-                emit("server", server_id=message[1], server_name=message[2])
+                emit("server", server_id=message[1], server_name=message[2], section_id=message[3])
                 incremental = incremental_for(spec, message[1])
                 phase = "changes" if incremental else "tracks"
             elif kind == "total":

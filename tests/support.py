@@ -38,7 +38,9 @@ def write_config(directory: Path, plex_url: str = "http://127.0.0.1:9", token: s
     config = {
         "plex": {"url": plex_url, "token": token, "library": "Music", "timeout": 5},
         "cache": {"path": "cache.db"},
-        "sync": {"interval": "off", "stale_after": "off", "retries": 1, "page_size": 200},
+        # plex_events off: a test's own emulator edits must not start syncs of their own
+        # (tests/test_plex_events.py turns it on)
+        "sync": {"interval": "off", "stale_after": "off", "retries": 1, "page_size": 200, "plex_events": False},
         "daemon": {"socket": "d.sock", "log_level": "debug"},
     }
     for name, values in sections.items():

@@ -1,0 +1,100 @@
+"""Following Plex's notification websocket (``sync.plex_events``).
+
+Plex pushes a "timeline" frame when a library item is created, edited
+(state 5) or deleted (state 9). A `NotificationListener` runs in its own
+thread, keeps one websocket open -- Plex restarts and network drops are
+normal, so it reconnects with backoff (1 s doubling to 60 s) -- and calls
+``on_change()`` for every frame that names a music item (artist, album,
+track) of our section. The daemon turns those calls into one incremental
+sync once Plex has been quiet for a moment (see ``daemon.py``); the periodic
+sync stays as the safety net.
+
+This talks to Plex without plexapi (whose AlertListener does not reconnect),
+using websocket-client. The URL carries the token (Plex takes it only in the
+query string), so it is never logged: messages name ``plex.url`` without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+import websocket
+
+from .plex_support import _redact, _safe_url, notifications_url, timeline_entries
+
+log = logging.getLogger(__name__)
+
+MUSIC_TYPES = frozenset({8, 9, 10})  # artist, album, track
+CHANGE_STATES = frozenset({0, 5, 9})  # created, done (also after edits), deleted
+RECV_TIMEOUT = 1.0  # seconds; how quickly stop() is noticed
+MAX_BACKOFF = 60.0
+
+
+class NotificationListener:
+    """One thread holding Plex's notification websocket open; see the module docstring."""
+
+    def __init__(self, url: str, token: str, *, verify_ssl: bool, timeout: float,
+                 on_change: Callable[[], None], section_id: Callable[[], str | None] = lambda: None):
+        self._url = url
+        self._token = token
+        self._verify_ssl = verify_ssl
+        self._timeout = timeout
+        self._on_change = on_change
+        self._section_id = section_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="plex-notifications", daemon=True)
+        self.connected = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to end (within about RECV_TIMEOUT); does not wait."""
+        self._stop.set()
+
+    def join(self, timeout: float = 5.0) -> None:
+        """Wait for the thread to end (blocking: run it off the event loop)."""
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        delay = 1.0
+        where = _safe_url(self._url)
+        while not self._stop.is_set():
+            try:
+                self._follow(where)
+                reason = "the connection closed"
+            except (websocket.WebSocketException, OSError) as exc:
+                reason = _redact(str(exc), self._token) or type(exc).__name__
+            if self.connected.is_set():  # it was up: a drop is news, retry soon
+                delay = 1.0
+            self.connected.clear()
+            if self._stop.is_set():
+                break
+            log.warning("Plex notifications at %s: %s; reconnecting in %.0f s", where, reason, delay)
+            self._stop.wait(delay)
+            delay = min(MAX_BACKOFF, delay * 2)
+
+    def _follow(self, where: str) -> None:
+        """Connect and read frames until the connection ends or stop() is called."""
+        sslopt = None if self._verify_ssl else {"cert_reqs": 0}
+        ws = websocket.create_connection(notifications_url(self._url, self._token), timeout=self._timeout,
+                                         sslopt=sslopt, enable_multithread=True)
+        try:
+            ws.settimeout(RECV_TIMEOUT)
+            self.connected.set()
+            log.info("following Plex notifications at %s", where)
+            while not self._stop.is_set():
+                try:
+                    frame = ws.recv()
+                except websocket.WebSocketTimeoutException:
+                    continue
+                if not frame:  # closed by Plex
+                    return
+                entries = timeline_entries(frame, self._section_id())
+                if any(e["type"] in MUSIC_TYPES and e["state"] in CHANGE_STATES for e in entries):
+                    self._on_change()
+        finally:
+            ws.close()
