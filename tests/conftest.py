@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+import pytest_asyncio
 
 from tests.support import DaemonProcess, short_tmpdir, write_config
 
@@ -55,3 +56,22 @@ async def synced_daemon(plex_daemon):
     job = await plex_daemon.sync()
     assert job["state"] == "succeeded", (job, plex_daemon.log())
     return plex_daemon
+
+
+# ---- one synced daemon shared by a whole module of read-only tests ----------------
+# Use with ``pytestmark = pytest.mark.asyncio(loop_scope="module")`` in that module.
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_synced_daemon(module_emulator):
+    """A daemon after one full sync of ``module_emulator``, shared by a module's read-only tests."""
+    directory = short_tmpdir()
+    daemon = DaemonProcess(directory, write_config(directory, module_emulator.url, module_emulator.token))
+    try:
+        await daemon.start()
+        job = await daemon.sync()
+        assert job["state"] == "succeeded", (job, daemon.log())
+        yield daemon
+    finally:
+        await daemon.close()
+        shutil.rmtree(directory, ignore_errors=True)

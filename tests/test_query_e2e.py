@@ -74,9 +74,13 @@ def python_filter(tracks: dict, f: dict) -> set[str]:
     return {k for k, t in tracks.items() if keep(t)}
 
 
-@pytest.fixture
-async def library(synced_daemon, plex_emulator):
-    return synced_daemon, expected_library(plex_emulator)
+# Every test here only reads: they share one synced daemon (conftest.py).
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest.fixture(scope="module")
+def library(module_synced_daemon, module_emulator):
+    return module_synced_daemon, expected_library(module_emulator)
 
 
 async def query_keys(daemon, **params) -> set[str]:

@@ -20,6 +20,14 @@ def plex_emulator():
         yield emu
 
 
+@pytest.fixture(scope="module")
+def module_emulator():
+    """Like ``plex_emulator``, but one per test module: its tests must not change it."""
+    with PlexEmulator(generate_library(1500, seed=7), token=EMULATOR_TOKEN,
+                      slow_seconds=3.0) as emu:
+        yield emu
+
+
 @pytest.fixture
 def plex_emulator_factory():
     """Call with (n_tracks, seed=..., token=..., port=...) to get more emulators; all stopped at teardown."""
