@@ -101,21 +101,6 @@ async def test_incremental_on_an_empty_cache_runs_full(plex_daemon, plex_emulato
     assert_mirror(await cached_library(plex_daemon), expected_library(plex_emulator))
 
 
-async def test_another_server_makes_it_a_full_sync(daemon_factory, plex_emulator_factory):
-    first = plex_emulator_factory(600, seed=1)
-    daemon = await daemon_factory(plex_url=first.url)
-    assert (await daemon.sync())["state"] == "succeeded"
-    port = first.port
-    first.stop()
-    second = plex_emulator_factory(400, seed=2, port=port)
-    second.set_machine_identifier("another-server-0000000000000000000000002")
-
-    job = await daemon.sync(mode="incremental")
-
-    assert (job["state"], job["mode"]) == ("succeeded", "full")
-    assert_mirror(await cached_library(daemon), expected_library(second))
-
-
 async def test_a_failing_incremental_sync_keeps_the_cache(synced_daemon, plex_emulator):
     emu = plex_emulator
     before = await cached_library(synced_daemon)

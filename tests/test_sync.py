@@ -135,7 +135,8 @@ async def test_killed_daemon_mid_sync_loses_nothing(synced_daemon, plex_emulator
         await restarted.close()
 
 
-async def test_server_change_replaces_the_library(daemon_factory, plex_emulator_factory):
+@pytest.mark.parametrize("mode", ["full", "incremental"])
+async def test_server_change_replaces_the_library(daemon_factory, plex_emulator_factory, mode):
     first = plex_emulator_factory(600, seed=1)
     daemon = await daemon_factory(plex_url=first.url)
     assert (await daemon.sync())["state"] == "succeeded"
@@ -143,8 +144,8 @@ async def test_server_change_replaces_the_library(daemon_factory, plex_emulator_
     first.stop()
     second = plex_emulator_factory(400, seed=2, port=port)
     second.set_machine_identifier("another-server-0000000000000000000000002")
-    job = await daemon.sync()
-    assert job["state"] == "succeeded", job
+    job = await daemon.sync(mode=mode)
+    assert (job["state"], job["mode"]) == ("succeeded", "full"), job  # another server: never incremental
     assert_mirror(await cached_library(daemon), expected_library(second))
     status = await daemon.call("library.status")
     assert status["plex_server_id"] == "another-server-0000000000000000000000002"
