@@ -190,7 +190,8 @@ class Daemon:
             await self.syncer.start("auto", "plex_event")
         progress = self.syncer.progress()
         if progress:
-            status = f"Syncing {progress['current']:,} / {progress['total'] or 0:,} ({progress['phase']})"
+            of = f" / {progress['total']:,}" if progress["total"] else ""
+            status = f"Syncing {progress['current']:,}{of} ({progress['phase']})"
         elif state.synced_at is None:
             status = "Not synced"
         else:
