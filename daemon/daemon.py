@@ -144,12 +144,13 @@ class Daemon:
         p = self.config.plex
         self._listener = NotificationListener(
             p.url, p.token, verify_ssl=p.verify_ssl, timeout=p.timeout,
-            on_change=lambda: loop.call_soon_threadsafe(self._plex_changed),
+            on_change=lambda deleted: loop.call_soon_threadsafe(self._plex_changed, deleted),
             section_id=lambda: self.syncer.section_id)
         self._listener.start()
 
-    def _plex_changed(self) -> None:
+    def _plex_changed(self, deleted: list[str]) -> None:
         self._plex_changed_at = time.monotonic()
+        self.syncer.deleted_on_plex.update(deleted)
 
     async def _start_sync_if_stale(self) -> None:
         stale_after = self.config.sync.stale_after

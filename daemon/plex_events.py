@@ -4,8 +4,8 @@ Plex pushes a "timeline" frame when a library item is created, edited
 (state 5) or deleted (state 9). A `NotificationListener` runs in its own
 thread, keeps one websocket open -- Plex restarts and network drops are
 normal, so it reconnects with backoff (1 s doubling to 60 s) -- and calls
-``on_change()`` for every frame that names a music item (artist, album,
-track) of our section. The daemon turns those calls into one incremental
+``on_change(deleted)`` for every frame that names a music item (artist, album,
+track) of our section, with the rating keys of the tracks it says were deleted. The daemon turns those calls into one incremental
 sync once Plex has been quiet for a moment (see ``daemon.py``); the periodic
 sync stays as the safety net.
 
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 MUSIC_TYPES = frozenset({8, 9, 10})  # artist, album, track
 CHANGE_STATES = frozenset({0, 5, 9})  # created, done (also after edits), deleted
+TRACK, DELETED = 10, 9
 RECV_TIMEOUT = 1.0  # seconds; how quickly stop() is noticed
 MAX_BACKOFF = 60.0
 
@@ -36,7 +37,7 @@ class NotificationListener:
     """One thread holding Plex's notification websocket open; see the module docstring."""
 
     def __init__(self, url: str, token: str, *, verify_ssl: bool, timeout: float,
-                 on_change: Callable[[], None], section_id: Callable[[], str | None] = lambda: None):
+                 on_change: Callable[[list[str]], None], section_id: Callable[[], str | None] = lambda: None):
         self._url = url
         self._token = token
         self._verify_ssl = verify_ssl
@@ -93,8 +94,9 @@ class NotificationListener:
                     continue
                 if not frame:  # closed by Plex
                     return
-                entries = timeline_entries(frame, self._section_id())
-                if any(e["type"] in MUSIC_TYPES and e["state"] in CHANGE_STATES for e in entries):
-                    self._on_change()
+                entries = [e for e in timeline_entries(frame, self._section_id())
+                           if e["type"] in MUSIC_TYPES and e["state"] in CHANGE_STATES]
+                if entries:
+                    self._on_change([e["item_id"] for e in entries if e["type"] == TRACK and e["state"] == DELETED])
         finally:
             ws.close()

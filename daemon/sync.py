@@ -87,6 +87,9 @@ class Syncer:
         self._starting = asyncio.Lock()
         self.plex_reachable: bool | None = None
         self.section_id: str | None = None  # the music section's key on Plex, once a sync has connected
+        # Tracks Plex notified as deleted: the next incremental sync removes them
+        # without listing every key (its count check still has the last word).
+        self.deleted_on_plex: set[str] = set()
         self.last_attempt: int | None = None
 
     @property
@@ -180,6 +183,7 @@ class Syncer:
         }
         if spec["since"] is None:
             spec["mode"] = job.mode = "full"
+        spec["deleted"], self.deleted_on_plex = sorted(self.deleted_on_plex), set()
         with cpus.separated(cfg.sync.separate_cpus) as sync_cpus:
             return await self._watch_worker(job, state, spec, sync_cpus)
 

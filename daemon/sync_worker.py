@@ -188,6 +188,7 @@ def run(spec: dict) -> dict:
         new = SlotWriter(Path(spec["db_path"]), spec["slot"])
         if incremental:
             new.copy_from(spec["live_slot"])
+            new.delete_tracks(spec.get("deleted", ()))  # as Plex notified them (sync.plex_events)
         return new
 
     try:
@@ -217,7 +218,7 @@ def run(spec: dict) -> dict:
                 raise SyncFailed(message[1], message[2])
             elif kind == "end":
                 break
-        if incremental and writer is None and plex_total == spec["live_count"]:
+        if incremental and writer is None and not spec.get("deleted") and plex_total == spec["live_count"]:
             # Nothing changed: the live slot stays live (the daemon only records the sync).
             return {"added": 0, "updated": 0, "removed": 0, "track_count": plex_total,
                     "slot": spec["live_slot"], "mode": "incremental"}

@@ -52,3 +52,8 @@ def assert_mirror(cached: dict, expected: dict) -> None:
     assert not missing, f"{len(missing)} missing, e.g. {sorted(missing)[:5]}"
     assert not phantom, f"{len(phantom)} phantom, e.g. {sorted(phantom)[:5]}"
     assert not wrong, f"{len(wrong)} wrong, e.g. {next(iter(wrong.values()))}"
+
+
+def full_track_listings(emu) -> int:
+    """Track listings without a "changed since" filter (a full paging, or the track count)."""
+    return sum(1 for p in emu.request_log if "/all?" in p and "type=10" in p and "updatedAt" not in p)

@@ -5,12 +5,7 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 
-from tests.mirror import assert_mirror, cached_library, expected_library
-
-
-def full_track_listings(emu) -> int:
-    """Track listings without a "changed since" filter (a full paging, or the track count)."""
-    return sum(1 for p in emu.request_log if "/all?" in p and "type=10" in p and "updatedAt" not in p)
+from tests.mirror import assert_mirror, cached_library, expected_library, full_track_listings
 
 
 async def incremental(daemon) -> dict:
