@@ -29,8 +29,8 @@ import requests  # noqa: E402
 from lxml import etree  # noqa: E402
 from plexapi.server import PlexServer  # noqa: E402
 
-from .plex_support import (_connection_reason, _int, _parser, _redact,  # noqa: E402
-                           _safe_url, TrackPageParser, parse_track_rows)
+from .plex_support import _connection_reason, _parser, TrackPageParser, parse_track_rows  # noqa: E402
+from .plex_text import _int, _redact, _safe_url  # noqa: E402
 
 plexapi.CONFIG.data = {}  # in case plexapi was imported before us with a user config
 

@@ -22,7 +22,7 @@ from typing import Callable
 
 import websocket
 
-from .plex_support import _redact, _safe_url, notifications_url, timeline_entries
+from .plex_text import _redact, _safe_url, notifications_url, timeline_entries
 
 log = logging.getLogger(__name__)
 
