@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 from tests.mirror import assert_mirror, cached_library, expected_library, full_track_listings
 from tests.support import wait_until
@@ -79,3 +80,20 @@ async def test_off_means_no_socket(daemon_factory, plex_emulator):
                                   sync={"plex_events": False})
     assert (await daemon.sync())["state"] == "succeeded"
     assert plex_emulator.ws_client_count == 0
+
+
+async def test_sighup_turns_following_on_and_off(daemon_factory, plex_emulator):
+    emu = plex_emulator
+    daemon = await daemon_factory(plex_url=emu.url, token=emu.token, sync={"plex_events": False})
+    text = daemon.config.read_text()
+    assert "plex_events: false" in text
+    daemon.config.write_text(text.replace("plex_events: false", "plex_events: true"))
+    daemon.proc.send_signal(signal.SIGHUP)
+    await connected(emu)
+
+    daemon.config.write_text(text)
+    daemon.proc.send_signal(signal.SIGHUP)
+
+    async def closed():
+        return emu.ws_client_count == 0
+    await wait_until(closed)
