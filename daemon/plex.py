@@ -267,14 +267,15 @@ class PlexLibrary:
         raise SectionNotFound(f"Library section {self.section_title!r} (id {self.section_id}) "
                               f"no longer exists on Plex server {self.server_name!r}")
 
-    def iter_track_pages(self, page_size: int, *, updated_since: int | None = None
-                         ) -> Iterator[list[dict]]:
+    def iter_track_pages(self, page_size: int, *, updated_since: int | None = None,
+                         artist_key: str | None = None) -> Iterator[list[dict]]:
         """Yield lists of track rows, ``page_size`` tracks per request.
 
         Advances by the number of tracks actually received (a short page never skips
         tracks), stops when totalSize is reached or a page comes back empty, and drops
         rating keys already yielded (the library may shift while we page).
-        ``updated_since`` (unix seconds) adds Plex's ``track.updatedAt>>=`` filter."""
+        ``updated_since`` (unix seconds) adds Plex's ``track.updatedAt>>=`` filter,
+        ``artist_key`` its ``artist.id=`` filter."""
         if page_size < 1:
             raise ValueError("page_size must be >= 1")
         path = f"/library/sections/{self.section_id}/all"
@@ -283,7 +284,11 @@ class PlexLibrary:
         if updated_since is not None:
             params["track.updatedAt>>"] = str(int(updated_since))
             noun = "changed tracks"
-        total = self._last_total if updated_since is None else None
+        if artist_key is not None:
+            params["artist.id"] = artist_key
+            noun = f"tracks of artist {artist_key}"
+        whole = updated_since is None and artist_key is None
+        total = self._last_total if whole else None
         parse_page = TrackPageParser()
         start = 0
         seen: set[str] = set()
@@ -295,7 +300,7 @@ class PlexLibrary:
                                           headers=self._page_headers(start, page_size))
             new_total = _int(container.get("totalSize"))
             total = new_total if new_total is not None else (start + len(rows) if len(rows) < page_size else None)
-            if updated_since is None and total is not None:
+            if whole and total is not None:
                 self._last_total = total
             if not rows:
                 break
@@ -347,6 +352,11 @@ class PlexLibrary:
         pages = self._album_pages({"type": "9", "album.updatedAt>>": str(int(since))}, "changed albums")
         return [rk for rk in (el.get("ratingKey") for el in pages) if rk]
 
+    def changed_artist_keys(self, since: int) -> list[str]:
+        """Artists whose ``updatedAt`` is at or after ``since`` (a rename need not touch their tracks)."""
+        pages = self._album_pages({"type": "8", "artist.updatedAt>>": str(int(since))}, "changed artists")
+        return [rk for rk in (el.get("ratingKey") for el in pages) if rk]
+
     def album_tracks(self, album_key: str) -> list[dict]:
         """The track rows of one album (``/library/metadata/{key}/children``)."""
         _, rows = self._fetch(f"/library/metadata/{album_key}/children", parse=TrackPageParser(),
@@ -369,7 +379,7 @@ class PlexLibrary:
         return _int(root.get("totalSize")) or 0
 
     def _album_pages(self, params: dict, what: str) -> Iterator:
-        """Every album <Directory> of a listing, page by page (advancing by what arrived)."""
+        """Every <Directory> (album, or artist) of a listing, page by page (advancing by what arrived)."""
         start = 0
         while True:
             root = self._fetch(f"/library/sections/{self.section_id}/all", params=params,

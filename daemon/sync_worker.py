@@ -139,8 +139,9 @@ def read_changes(plex: Any, spec: dict, out: Any) -> None:
     """What changed since ``spec["since"]`` (an incremental sync).
 
     Changed tracks come from ``track.updatedAt>>=``; an album edit (genres,
-    year) only moves the album's updatedAt, so the tracks of changed albums are
-    fetched too. Deletions never show up here: the writer reconciles counts.
+    year) only moves the album's updatedAt and an artist rename the artist's,
+    so the tracks of changed albums and artists are fetched too. Deletions
+    never show up here: the writer reconciles counts.
     """
     since = spec["since"]
     decorate = Decorate(spec, {})
@@ -155,6 +156,9 @@ def read_changes(plex: Any, spec: dict, out: Any) -> None:
     for album_key in plex.changed_album_keys(since):
         rows = plex.album_tracks(album_key)
         if rows:
+            send(rows)
+    for artist_key in plex.changed_artist_keys(since):
+        for rows in plex.iter_track_pages(spec["page_size"], artist_key=artist_key):
             send(rows)
 
 

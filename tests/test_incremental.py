@@ -36,6 +36,21 @@ async def test_edits_additions_and_album_edits_are_read_as_changes_only(synced_d
     assert (await synced_daemon.call("library.status"))["generation"] == 2
 
 
+async def test_an_artist_rename_reaches_all_its_tracks(synced_daemon, plex_emulator):
+    emu = plex_emulator
+    before = expected_library(emu)
+    artist = emu.library.albums[before[sorted(before, key=int)[0]]["album_rating_key"]].artist_key
+    emu.edit_artist(artist, title="Björk Guðmundsdóttir")  # the tracks' and albums' updatedAt stay
+    after = expected_library(emu)
+    renamed = sum(1 for k in before if before[k] != after[k])
+    assert renamed > 0
+
+    job = await incremental(synced_daemon)
+
+    assert (job["added"], job["removed"], job["updated"]) == (0, 0, renamed)
+    assert_mirror(await cached_library(synced_daemon), after)
+
+
 async def test_deleted_tracks_are_found_by_their_count(synced_daemon, plex_emulator):
     emu = plex_emulator
     keys = sorted(expected_library(emu), key=int)

@@ -176,6 +176,9 @@ class PlexEmulator:
     def edit_album(self, album_key: str, **kw) -> int:
         return self.library.edit_album(album_key, **kw)
 
+    def edit_artist(self, artist_key: str, **kw) -> int:
+        return self.library.edit_artist(artist_key, **kw)
+
     def set_machine_identifier(self, new: str) -> None:
         self.library.set_machine_identifier(new)
 

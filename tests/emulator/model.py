@@ -289,6 +289,25 @@ class Library:
         self._notify([entry])
         return now
 
+    def edit_artist(self, artist_key: str, *, title: str) -> int:
+        """Rename an artist: only the ARTIST's updatedAt changes (its albums' and tracks' stay)."""
+        artist_key = str(artist_key)
+        with self.lock:
+            ar = self.artists[artist_key]
+            ar.title = title
+            now = self.clock()
+            ar.updated_at = now
+            self._order = self._album_order = None
+            for al in self.albums.values():
+                if al.artist_key == artist_key:  # parentTitle / grandparentTitle live in their XML
+                    self.album_xml.pop(al.rating_key, None)
+                    for rk in self.album_tracks.get(al.rating_key, []):
+                        self.track_xml.pop(rk, None)
+            self._touch_section(now)
+            entry = self._entry(artist_key, TYPE_ARTIST, STATE_DONE, now)
+        self._notify([entry])
+        return now
+
     def set_album_genres(self, album_key: str, genres: Iterable[str]) -> int:
         return self.edit_album(album_key, genres=genres)
 
