@@ -67,6 +67,9 @@ class NotificationListener:
             try:
                 self._follow(where)
                 reason = "the connection closed"
+            except websocket.WebSocketBadStatusException as exc:  # its text carries headers and body
+                reason = ("Plex rejected the token (HTTP 401)" if exc.status_code == 401
+                          else f"HTTP {exc.status_code}")
             except (websocket.WebSocketException, OSError) as exc:
                 reason = _redact(str(exc), self._token) or type(exc).__name__
             if self.connected.is_set():  # it was up: a drop is news, retry soon

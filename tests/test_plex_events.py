@@ -97,3 +97,14 @@ async def test_sighup_turns_following_on_and_off(daemon_factory, plex_emulator):
     async def closed():
         return emu.ws_client_count == 0
     await wait_until(closed)
+
+
+async def test_a_rejected_token_is_logged_briefly_and_never_shown(daemon_factory, plex_emulator):
+    daemon = await daemon_factory(plex_url=plex_emulator.url, token="wrong-secret-token",
+                                  sync={"plex_events": True})
+
+    async def logged():
+        return "Plex rejected the token (HTTP 401)" in daemon.log()
+    await wait_until(logged)
+    assert "wrong-secret-token" not in daemon.log()
+    assert "<html>" not in daemon.log()
