@@ -38,9 +38,9 @@ def setup_logging(level: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    path = config_path(args.config, os.environ)
+    path = config_path(args.config, os.environ)  # for messages
     try:
-        config = load_config(path)
+        config = load_config(args.config)  # None: a missing ./config.yaml means defaults
     except ConfigError as exc:
         print(f"mediasaged: invalid config {path}:", file=sys.stderr)
         for problem in exc.problems:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(config.daemon.log_level)
     from .daemon import Daemon  # imported late: --check-config stays light
 
-    return asyncio.run(Daemon(config, path).run())
+    return asyncio.run(Daemon(config, args.config).run())
 
 
 if __name__ == "__main__":

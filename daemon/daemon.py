@@ -40,7 +40,8 @@ class StartupError(Exception):
 class Daemon:
     """Owns the store, the syncer and the server; the ``services`` RPC handlers see."""
 
-    def __init__(self, config: Config, config_path: Path | None):
+    def __init__(self, config: Config, config_path: str | None):
+        """``config_path``: the ``--config`` argument (None: as load_config resolves it)."""
         self.config = config
         self.config_path = config_path
         self.store = Store(config.cache.path)
@@ -207,7 +208,7 @@ class Daemon:
         try:
             new = load_config(self.config_path)
         except ConfigError as exc:
-            log.error("reload: config %s is invalid, keeping the current one:", self.config_path)
+            log.error("reload: config %s is invalid, keeping the current one:", self.config.source or "./config.yaml")
             for problem in exc.problems:
                 log.error("  %s", problem)
             systemd.ready()
@@ -229,7 +230,7 @@ class Daemon:
         logging.getLogger().setLevel(new.daemon.log_level.upper())
         for warning in new.warnings:
             log.warning("%s", warning)
-        log.info("reloaded config from %s", self.config_path)
+        log.info("reloaded config from %s", new.source or "defaults")
         systemd.ready()
 
     async def shutdown(self) -> None:

@@ -273,3 +273,13 @@ async def test_socket_activation_uses_the_passed_listening_socket(sdir):
         assert path.exists()  # the service manager owns the socket file
     finally:
         await daemon.close()
+
+
+def test_a_missing_default_config_means_defaults(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("MEDIASAGE_CONFIG", "MEDIASAGE_PLEX_TOKEN")}
+    run = subprocess.run([sys.executable, "-m", "mediasaged", "--check-config"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    named = subprocess.run([sys.executable, "-m", "mediasaged", "--check-config", "--config", "nope.yaml"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+    assert named.returncode == 2 and "not found" in named.stderr
