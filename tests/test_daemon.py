@@ -283,3 +283,10 @@ def test_a_missing_default_config_means_defaults(tmp_path):
     named = subprocess.run([sys.executable, "-m", "mediasaged", "--check-config", "--config", "nope.yaml"],
                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
     assert named.returncode == 2 and "not found" in named.stderr
+
+
+async def test_info_shows_the_plex_url_without_credentials(daemon_factory):
+    daemon = await daemon_factory(plex_url="http://someone:hunter2@127.0.0.1:9")
+    info = await daemon.call("daemon.info")
+    assert info["plex"]["url"] == "http://127.0.0.1:9"
+    assert "hunter2" not in json.dumps(info)
