@@ -43,6 +43,17 @@ def _positive_float(text: str) -> float:
     return value
 
 
+SORTS = ("artist", "title", "album", "year", "duration", "rating", "added", "random")  # CONTRACT §3
+MAX_HISTORY = 1000  # what the daemon accepts for sync.history's limit
+
+
+def _history_limit(text: str) -> int:
+    value = _nonneg_int(text)
+    if not 1 <= value <= MAX_HISTORY:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_HISTORY}: {text!r}")
+    return value
+
+
 def _nonneg_int(text: str) -> int:
     try:
         value = int(text)
@@ -126,12 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("cancel", "cancel the running sync")
 
     p = add("history", "recent sync jobs")
-    p.add_argument("--limit", type=_nonneg_int, metavar="N", help="number of jobs (daemon default 20)")
+    p.add_argument("--limit", type=_history_limit, metavar="N", help="number of jobs, 1-1000 (daemon default 20)")
 
     p = add("query", "find tracks")
     _filter_options(p)
     g = p.add_argument_group("order and paging")
-    g.add_argument("--sort", metavar="F",
+    g.add_argument("--sort", metavar="F", choices=SORTS,
                    help="artist (default), title, album, year, duration, rating, added, random")
     g.add_argument("--desc", action="store_true", help="descending order")
     g.add_argument("--random", action="store_true", help="random order (same as --sort random)")

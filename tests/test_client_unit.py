@@ -109,6 +109,8 @@ def test_query_random_and_seed():
     ["query", "--seed", "3"],                         # seed without random order
     ["query", "--random", "--sort", "title"],         # contradictory order
     ["query", "--limit", "-1"],
+    ["query", "--sort", "nope"],
+    ["history", "--limit", "0"],
     ["query", "--year-min", "nineteen"],
     ["query", "--genre-mode", "some"],
     ["--timeout", "0", "status"],
