@@ -179,7 +179,10 @@ class Daemon:
             if watchdog and time.monotonic() - last_ping >= watchdog:
                 systemd.watchdog_ping()
                 last_ping = time.monotonic()
-            await self._housekeeping()
+            try:
+                await self._housekeeping()
+            except StoreError as exc:  # e.g. a full disk: keep serving, say why
+                log.error("%s", exc)
 
     async def _housekeeping(self) -> None:
         state = await self.store.state()

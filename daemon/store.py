@@ -325,8 +325,6 @@ class Store:
 
     # -- snapshot
 
-    inactive_slot = staticmethod(inactive_slot)
-
     async def activate_slot(self, slot: str, *, server_id: str | None, server_name: str | None, synced_at: int,
                             duration_ms: int | None, track_count: int, changed: bool) -> State:
         """Make ``slot`` (finished by a SlotWriter) the live one, in one short transaction.

@@ -19,10 +19,11 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
 from . import cpus
+from .store import StoreError, inactive_slot
 from .timeutil import iso, now
 
 log = logging.getLogger(__name__)
@@ -104,11 +105,10 @@ class Syncer:
             if mode == "auto":  # incremental when a complete cache exists; the worker checks the server
                 state = await self._store.state()
                 effective = "incremental" if state.synced_at is not None and state.plex_server_id else "full"
-            started = now()
+            started = self.last_attempt = now()  # a failing database is not retried every tick
             job_id = await self._store.create_job(mode=effective, trigger=trigger, started_at=started)
             self.job = Job(job_id=job_id, mode=effective, trigger=trigger, started_at=started)
             self._cancel_requested = False
-            self.last_attempt = started
             self._task = asyncio.create_task(self._run(self.job), name=f"sync-{job_id}")
         self._publish("sync.started", self.job.view())
         return True, job_id
@@ -120,7 +120,7 @@ class Syncer:
         if self._proc is not None and self._proc.returncode is None:
             self._proc.send_signal(signal.SIGTERM)
         await asyncio.shield(self._task)
-        return True, self.job.job_id
+        return self.job.state == "cancelled", self.job.job_id  # it may have finished meanwhile
 
     async def shutdown(self) -> None:
         if self.running:
@@ -142,8 +142,9 @@ class Syncer:
 
     async def _run(self, job: Job) -> None:
         t0 = time.monotonic()
+        deleted, self.deleted_on_plex = self.deleted_on_plex, set()
         try:
-            outcome = await self._run_worker(job)
+            outcome = await self._run_worker(job, sorted(deleted))
             if self._cancel_requested:
                 state, error = "cancelled", "cancelled"
             elif outcome.get("event") == "done":
@@ -154,15 +155,17 @@ class Syncer:
         except Exception:  # noqa: BLE001 - a sync must never take the daemon down
             log.exception("sync job %d crashed", job.job_id)
             state, error = "failed", "internal error during sync (see the daemon log)"
+        if state != "succeeded":  # the next sync removes them then
+            self.deleted_on_plex |= deleted
         # Readers see the job as running until its outcome is on disk.
         await self._finish(job, state, error)
 
-    async def _run_worker(self, job: Job) -> dict:
+    async def _run_worker(self, job: Job, deleted: list[str]) -> dict:
         cfg = self._config()
         state = await self._store.state()
         spec = {
             "db_path": str(cfg.cache.path),
-            "slot": "b" if state.live_slot == "a" else "a",
+            "slot": inactive_slot(state),
             "live_slot": state.live_slot,
             "plex": {
                 "url": cfg.plex.url,
@@ -183,7 +186,7 @@ class Syncer:
         }
         if spec["since"] is None:
             spec["mode"] = job.mode = "full"
-        spec["deleted"], self.deleted_on_plex = sorted(self.deleted_on_plex), set()
+        spec["deleted"] = deleted
         with cpus.separated(cfg.sync.separate_cpus) as sync_cpus:
             return await self._watch_worker(job, state, spec, sync_cpus)
 
@@ -201,6 +204,7 @@ class Syncer:
         proc.stdin.close()
         last: dict = {}
         last_push = 0.0
+        read_all = False
         try:
             async for raw in proc.stdout:
                 msg = json.loads(raw)
@@ -218,8 +222,11 @@ class Syncer:
                         self._publish("sync.progress", job.view())
                 elif msg["event"] == "error" and msg.get("unreachable"):
                     self.plex_reachable = False
+            read_all = True
         finally:
-            if proc.returncode is None and self._cancel_requested:
+            if proc.returncode is None and (self._cancel_requested or not read_all):
+                if not self._cancel_requested:  # we failed reading it: its work is lost anyway
+                    proc.send_signal(signal.SIGTERM)
                 try:
                     await asyncio.wait_for(proc.wait(), CANCEL_GRACE)
                 except asyncio.TimeoutError:
@@ -266,11 +273,14 @@ class Syncer:
             log.info("sync job %d succeeded: +%s ~%s -%s", job.job_id, job.added, job.updated, job.removed)
         else:
             log.warning("sync job %d %s: %s", job.job_id, state, error)
-        if state == "failed":
-            await self._store.record_error(error)
-        final = Job(**{**asdict(job), "state": state, "error": error, "finished_at": now()})
+        final = replace(job, state=state, error=error, finished_at=now())
         fields = {k: v for k, v in asdict(final).items() if k not in ("job_id", "started_at", "server")}
-        await self._store.update_job(job.job_id, **fields)
+        try:
+            if state == "failed":
+                await self._store.record_error(error)
+            await self._store.update_job(job.job_id, **fields)
+        except StoreError as exc:  # the outcome still reaches clients; the row says "running"
+            log.error("recording the end of sync job %d failed: %s", job.job_id, exc)
         self.job = final
         self._publish("sync.finished", final.view())
 
