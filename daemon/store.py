@@ -53,10 +53,11 @@ class State:
     sync_duration_ms: int | None
     track_count: int
     last_error: str | None
+    sync_settings: str | None = None  # what the live library was built with (see Syncer)
 
 
 _STATE_SQL = ("SELECT live_slot, generation, synced_at, plex_server_id, plex_server_name, sync_duration_ms, "
-              "track_count, last_error FROM sync_state WHERE id = 1")
+              "track_count, last_error, sync_settings FROM sync_state WHERE id = 1")
 
 
 def inactive_slot(state: State) -> str:
@@ -326,7 +327,8 @@ class Store:
     # -- snapshot
 
     async def activate_slot(self, slot: str, *, server_id: str | None, server_name: str | None, synced_at: int,
-                            duration_ms: int | None, track_count: int, changed: bool) -> State:
+                            duration_ms: int | None, track_count: int, changed: bool,
+                            sync_settings: str | None = None) -> State:
         """Make ``slot`` (finished by a SlotWriter) the live one, in one short transaction.
 
         ``slot`` may be the live one: an incremental sync that found nothing to
@@ -344,8 +346,9 @@ class Store:
             c.execute("UPDATE sync_state SET generation = generation + (CASE WHEN ? OR synced_at IS NULL "
                       "THEN 1 ELSE 0 END), live_slot = ?, synced_at = ?, "
                       "plex_server_id = coalesce(?, plex_server_id), plex_server_name = coalesce(?, plex_server_name), "
-                      "sync_duration_ms = ?, track_count = ?, last_error = NULL WHERE id = 1",
-                      (bool(changed), slot, synced_at, server_id, server_name, duration_ms, track_count))
+                      "sync_duration_ms = ?, track_count = ?, last_error = NULL, sync_settings = ? WHERE id = 1",
+                      (bool(changed), slot, synced_at, server_id, server_name, duration_ms, track_count,
+                       sync_settings))
             return _read_state(c)
         return await self._write(tx)
 

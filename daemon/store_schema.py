@@ -111,7 +111,13 @@ def _migrate_v1(conn: Any) -> None:
         recreate_slot(conn, slot, indexes=True)
 
 
+def _migrate_v2(conn: Any) -> None:
+    # The settings the live library was built with (library, live rule): an
+    # incremental sync only applies when they are still the same.
+    conn.execute("ALTER TABLE sync_state ADD COLUMN sync_settings TEXT")
+
+
 # Forward migrations: MIGRATIONS[i] takes user_version i to i + 1, inside one
-# write transaction. Adding v2 = appending one function.
-MIGRATIONS: list[Callable[[Any], None]] = [_migrate_v1]
+# write transaction. Adding one = appending one function.
+MIGRATIONS: list[Callable[[Any], None]] = [_migrate_v1, _migrate_v2]
 SCHEMA_VERSION = len(MIGRATIONS)

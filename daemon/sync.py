@@ -104,7 +104,7 @@ class Syncer:
             effective = mode
             if mode == "auto":  # incremental when a complete cache exists; the worker checks the server
                 state = await self._store.state()
-                effective = "incremental" if state.synced_at is not None and state.plex_server_id else "full"
+                effective = "incremental" if self._can_apply_changes(state) else "full"
             started = self.last_attempt = now()  # a failing database is not retried every tick
             job_id = await self._store.create_job(mode=effective, trigger=trigger, started_at=started)
             self.job = Job(job_id=job_id, mode=effective, trigger=trigger, started_at=started)
@@ -160,6 +160,15 @@ class Syncer:
         # Readers see the job as running until its outcome is on disk.
         await self._finish(job, state, error)
 
+    def _can_apply_changes(self, state: Any) -> bool:
+        """Whether the live library can be brought up to date incrementally.
+
+        It needs a complete library built with today's settings: another
+        library section or another live rule needs every track read again.
+        """
+        return (state.synced_at is not None and bool(state.plex_server_id)
+                and state.sync_settings == sync_settings(self._config()))
+
     async def _run_worker(self, job: Job, deleted: list[str]) -> dict:
         cfg = self._config()
         state = await self._store.state()
@@ -182,13 +191,16 @@ class Syncer:
             "mode": job.mode,
             "known_server_id": state.plex_server_id,
             "live_count": state.track_count,
-            "since": await self._store.changes_since(CHANGES_OVERLAP) if job.mode == "incremental" else None,
+            "since": None,
+            "deleted": deleted,
         }
+        if job.mode == "incremental" and self._can_apply_changes(state):
+            spec["since"] = await self._store.changes_since(CHANGES_OVERLAP)
         if spec["since"] is None:
             spec["mode"] = job.mode = "full"
-        spec["deleted"] = deleted
         with cpus.separated(cfg.sync.separate_cpus) as sync_cpus:
-            return await self._watch_worker(job, state, spec, sync_cpus)
+            outcome = await self._watch_worker(job, state, spec, sync_cpus)
+        return {**outcome, "settings": sync_settings(cfg)}
 
     async def _watch_worker(self, job: Job, state: Any, spec: dict, sync_cpus: frozenset[int] | None) -> dict:
         self._proc = proc = await asyncio.create_subprocess_exec(
@@ -262,6 +274,7 @@ class Syncer:
             duration_ms=int((time.monotonic() - t0) * 1000),
             track_count=done["track_count"],
             changed=changed,
+            sync_settings=done["settings"],
         )
         job.phase = "done"
         if changed:
@@ -283,6 +296,12 @@ class Syncer:
             log.error("recording the end of sync job %d failed: %s", job.job_id, exc)
         self.job = final
         self._publish("sync.finished", final.view())
+
+
+def sync_settings(cfg: Any) -> str:
+    """The settings a cached library depends on, as one comparable string."""
+    return json.dumps({"library": cfg.plex.library, "live_keywords": list(cfg.sync.live_keywords),
+                       "dated_titles_are_live": cfg.sync.dated_titles_are_live}, sort_keys=True)
 
 
 def worker_env() -> dict[str, str]:

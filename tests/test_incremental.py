@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import signal
 import sqlite3
 from contextlib import closing
 
+import yaml
+
 from tests.mirror import assert_mirror, cached_library, expected_library, full_track_listings
+from tests.support import wait_until
 
 
 async def incremental(daemon) -> dict:
@@ -123,3 +128,23 @@ async def test_a_failing_incremental_sync_keeps_the_cache(synced_daemon, plex_em
     assert await cached_library(synced_daemon) == before
     emu.clear_faults()
     assert (await incremental(synced_daemon))["updated"] > 0
+
+
+async def test_changed_live_rule_makes_the_next_sync_full(synced_daemon, plex_emulator):
+    track = next(t for t in expected_library(plex_emulator).values() if not t["is_live"])
+    word = re.findall(r"\w+", track["title"])[0]
+    config = yaml.safe_load(synced_daemon.config.read_text())
+    config["sync"]["live_keywords"] = ["live", word]
+    synced_daemon.config.write_text(yaml.safe_dump(config, allow_unicode=True))
+    synced_daemon.proc.send_signal(signal.SIGHUP)
+
+    async def reloaded():
+        return "reloaded config" in synced_daemon.log()
+    await wait_until(reloaded)
+
+    job = await synced_daemon.sync(mode="auto")
+
+    assert (job["state"], job["mode"]) == ("succeeded", "full"), job
+    got = await synced_daemon.call("tracks.get", rating_keys=[track["rating_key"]])
+    assert got["tracks"][0]["is_live"] is True
+    assert (await synced_daemon.sync(mode="auto"))["mode"] == "incremental"  # same rule again
