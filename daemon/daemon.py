@@ -188,7 +188,9 @@ class Daemon:
         state = await self.store.state()
         due = self.next_sync_at(state.synced_at)
         if due is not None and now() >= due and not self.syncer.running:
-            await self.syncer.start("auto", "schedule")
+            # Full: the safety net for what incremental syncs cannot see (a rating
+            # or play count Plex may not timestamp, an edit missed while down).
+            await self.syncer.start("full", "schedule")
         changed = self._plex_changed_at
         if changed is not None and time.monotonic() - changed >= PLEX_QUIET and not self.syncer.running:
             self._plex_changed_at = None  # changes notified from here on get a sync of their own

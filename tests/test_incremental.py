@@ -148,3 +148,14 @@ async def test_changed_live_rule_makes_the_next_sync_full(synced_daemon, plex_em
     got = await synced_daemon.call("tracks.get", rating_keys=[track["rating_key"]])
     assert got["tracks"][0]["is_live"] is True
     assert (await synced_daemon.sync(mode="auto"))["mode"] == "incremental"  # same rule again
+
+
+async def test_scheduled_syncs_are_full(daemon_factory, plex_emulator):
+    daemon = await daemon_factory(plex_url=plex_emulator.url, token=plex_emulator.token, sync={"interval": "1s"})
+
+    async def two_scheduled():
+        jobs = [j for j in (await daemon.call("sync.history"))["jobs"] if j["trigger"] == "schedule"]
+        return jobs if len(jobs) >= 2 and jobs[0]["state"] != "running" else None
+    jobs = await wait_until(two_scheduled, timeout=40, interval=0.2)
+
+    assert {(j["mode"], j["state"]) for j in jobs} == {("full", "succeeded")}
