@@ -105,9 +105,6 @@ class Connection:
             return
         self.writer.write(text.encode() + b"\n")
 
-    def notify(self, method: str, params: object) -> None:
-        body = {"jsonrpc": "2.0", "method": method, "params": params}
-        self.send_line(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
 
 
 Dispatch = Callable[[str, Connection], Awaitable["str | None"]]
@@ -142,10 +139,14 @@ class Server:
             await self._server.wait_closed()
 
     def publish(self, event: str, params: object) -> None:
-        """Push an event notification to every connection subscribed to it."""
+        """Push an event notification to every connection subscribed to it (encoded once)."""
+        line = None
         for conn in list(self.connections):
             if event in conn.subscriptions:
-                conn.notify(event, params)
+                if line is None:
+                    body = {"jsonrpc": "2.0", "method": event, "params": params}
+                    line = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+                conn.send_line(line)
 
     def _admits(self, peer: Peer) -> bool:
         # Read-only uids are implicitly allowed to connect (to read).

@@ -49,6 +49,15 @@ def incremental_for(spec: dict, server_id: str) -> bool:
     return spec.get("mode") == "incremental" and bool(server_id) and server_id == spec.get("known_server_id")
 
 
+def connect(spec: dict) -> Any:
+    """A PlexLibrary for the spec's server and section (imports plexapi: call it in a child)."""
+    from .plex import PlexLibrary
+
+    p = spec["plex"]
+    return PlexLibrary.connect(p["url"], p["token"], p["library"], timeout=p["timeout"],
+                               verify_ssl=p["verify_ssl"], retries=spec["retries"])
+
+
 class Decorate:
     """Adds ``is_live`` and the album's full genre list to track rows as they leave Plex."""
 
@@ -58,7 +67,6 @@ class Decorate:
         self.genres = genres  # album rating key -> genres; may still be filling up
         self._is_live_title = live_matcher(spec["live_keywords"], spec["dated_titles_are_live"])
         self._album_live: dict[str, bool] = {}
-        self._album_genres: dict[str, list] = {}
 
     def __call__(self, rows: list[dict]) -> list[dict]:
         for row in rows:
@@ -67,21 +75,17 @@ class Decorate:
             if live is None:
                 live = self._album_live[album] = self._is_live_title("", album)
             row["is_live"] = live or self._is_live_title(row["title"], "")
-            key = row["album_rating_key"]
-            row["genres"] = self._album_genres.get(key) or self._album_genres.setdefault(key, self.genres.get(key, []))
+            row["genres"] = self.genres.get(row["album_rating_key"], [])
         return rows
 
 
 def read_plex(spec: dict, out: Any) -> None:
     """Reader process: send ("server"|"total"|"rows"|"error"|"end", ...) messages to ``out``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from .plex import PlexError, PlexLibrary, PlexUnreachable
+    from .plex import PlexError, PlexUnreachable
 
-    p = spec["plex"]
     try:
-        plex = PlexLibrary.connect(p["url"], p["token"], p["library"], timeout=p["timeout"],
-                                   verify_ssl=p["verify_ssl"], retries=spec["retries"])
-        with plex:
+        with connect(spec) as plex:
             out.send(("server", plex.server_id, plex.server_name, plex.section_id))
             out.send(("total", plex.track_count()))
             if incremental_for(spec, plex.server_id):
@@ -251,15 +255,13 @@ def reconcile(spec: dict, writer: Any) -> None:
     Plex's clock or listing missed something -- fewer. Then every track key is
     listed: keys Plex no longer has are removed, tracks the slot lacks are added.
     """
-    from .plex import PlexError, PlexLibrary, PlexUnreachable
+    from .plex import PlexError, PlexUnreachable
 
-    p = spec["plex"]
     known = writer.rating_keys()
     seen: set[str] = set()
     missing: list[dict] = []
     try:
-        with PlexLibrary.connect(p["url"], p["token"], p["library"], timeout=p["timeout"],
-                                 verify_ssl=p["verify_ssl"], retries=spec["retries"]) as plex:
+        with connect(spec) as plex:
             for rows in plex.iter_track_pages(spec["page_size"]):
                 for row in rows:
                     seen.add(row["rating_key"])
