@@ -29,7 +29,7 @@ Rules decided here (the contract is silent on them; they are in the README):
   empty is an error naming ``plex.token_file``; not read at all when the env
   var is set) > ``plex.token``. An empty token is allowed (Plex servers that
   allow unauthenticated local access).
-* ``plex.url`` must be ``http(s)://host[:port]``; a trailing ``/`` is dropped.
+* ``plex.url`` must be ``http(s)://host[:port][/path]`` (no query); a trailing ``/`` is dropped.
 * ``daemon.log_level`` is case-insensitive and stored lower-case.
 * Duplicate keys in the YAML are errors (PyYAML would silently keep the last).
 * Warnings (non-fatal, in ``Config.warnings``): the config file holds a token
