@@ -153,12 +153,16 @@ class Daemon:
         self._plex_changed_at = time.monotonic()
         self.syncer.deleted_on_plex.update(deleted)
 
-    async def _start_sync_if_stale(self) -> None:
+    def is_stale(self, state) -> bool:
+        """Never synced, or synced longer ago than ``sync.stale_after``."""
         stale_after = self.config.sync.stale_after
-        if stale_after is None:
+        return state.synced_at is None or (stale_after is not None and now() - state.synced_at > stale_after)
+
+    async def _start_sync_if_stale(self) -> None:
+        if self.config.sync.stale_after is None:
             return
         state = await self.store.state()
-        if state.synced_at is None or now() - state.synced_at > stale_after:
+        if self.is_stale(state):
             log.info("cache is %s: starting a sync", "empty" if state.synced_at is None else "stale")
             await self.syncer.start("auto", "startup")
 

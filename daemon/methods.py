@@ -13,7 +13,7 @@ from . import __version__, query
 from .plex_text import _safe_url
 from .rpc import CallContext, Method, invalid_param, openrpc_document
 from .sync import job_view
-from .timeutil import iso, now
+from .timeutil import iso
 
 EVENTS = ("sync.started", "sync.progress", "sync.finished", "library.changed")
 
@@ -78,8 +78,7 @@ async def daemon_info(ctx: CallContext, params: dict) -> dict:
 async def library_status(ctx: CallContext, params: dict) -> dict:
     s = ctx.services
     state = await s.store.state()
-    stale_after = s.config.sync.stale_after
-    stale = state.synced_at is None or (stale_after is not None and now() - state.synced_at > stale_after)
+    stale = s.is_stale(state)
     return {
         "track_count": state.track_count,
         "synced_at": iso(state.synced_at),
