@@ -19,12 +19,12 @@ from pathlib import Path
 
 from . import systemd
 from .config import Config, ConfigError, load_config
-from .methods import build_methods
-from .plex_events import NotificationListener
-from .rpc import CallContext, dispatch, jsonrpc_methods
-from .server import Connection, Server, SocketError, bind_unix_socket
+from .rpc.methods import build_methods
+from .plex.events import NotificationListener
+from .rpc.dispatch import CallContext, dispatch, jsonrpc_methods
+from .rpc.server import Connection, Server, SocketError, bind_unix_socket
 from .store import Store, StoreError
-from .sync import Syncer
+from .sync.jobs import Syncer
 from .timeutil import now
 
 log = logging.getLogger("mediasaged")

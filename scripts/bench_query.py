@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import Rpc, daemon, emulator, percentiles  # noqa: E402
 
-from mediasaged.cpus import split  # noqa: E402
+from mediasaged.sync.cpus import split  # noqa: E402
 
 
 def workloads(rpc: Rpc) -> dict[str, dict]:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from mediasaged.cpus import split
+from mediasaged.sync.cpus import split
 from tests.support import start_stalled_sync, wait_until
 
 MINE = frozenset(os.sched_getaffinity(0))

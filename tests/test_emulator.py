@@ -150,7 +150,7 @@ def test_emulator_restart_on_same_port():
 
 
 async def test_notification_helpers_follow_the_emulator(plex_emulator):
-    from mediasaged.plex_text import notifications_url, timeline_entries
+    from mediasaged.plex.frames import notifications_url, timeline_entries
     emu = plex_emulator
     url = notifications_url(emu.url, TOKEN)
     assert url == emu.ws_url

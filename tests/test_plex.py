@@ -8,9 +8,11 @@ from datetime import datetime, timezone
 import pytest
 import requests
 
-from mediasaged import plex as mplex
-from mediasaged.plex import (PlexBadResponse, PlexError, PlexHTTPError, PlexLibrary,
-                             PlexUnauthorized, PlexUnreachable, SectionNotFound)
+from mediasaged.plex.client import PlexLibrary
+from mediasaged.plex.errors import (PlexBadResponse, PlexError, PlexHTTPError, PlexUnauthorized, PlexUnreachable,
+                                    SectionNotFound)
+from mediasaged.plex.redact import safe_url
+from mediasaged.plex.xml import parse_track_rows
 
 pytestmark = pytest.mark.timeout(30)
 TOKEN = "test-token"
@@ -222,7 +224,7 @@ def test_token_never_in_messages_even_in_url(plex_emulator):
     plex_emulator.inject_fault("500", page=0, times=None)
     with PlexLibrary.connect(url, TOKEN, "Music", timeout=5, backoff=0.01) as p:
         expect_error(PlexHTTPError, lambda: all_rows(p, 500))
-    assert TOKEN not in mplex._safe_url(url)
+    assert TOKEN not in safe_url(url)
 
 
 # ---- changes since a time -------------------------------------------------------------------
@@ -309,7 +311,7 @@ def test_row_parsing_tolerates_odd_numbers():
         '<MediaContainer size="2"><Track ratingKey="1" title="A" grandparentTitle="G" '
         'index="3.0" duration="abc" parentYear="1999" userRating="7"/>'
         '<Track ratingKey="2" year="2001" parentYear="1999"/></MediaContainer>'.encode())
-    a, b = mplex.parse_track_rows(root)
+    a, b = parse_track_rows(root)
     assert (a["track_number"], a["duration_ms"], a["year"], a["user_rating"]) == (3, None, 1999, 7.0)
     assert (a["artist"], a["album_artist"], a["album"], a["view_count"]) == ("G", "G", "", 0)
     assert (b["title"], b["artist"], b["year"], b["album_rating_key"]) == ("", "", 2001, None)

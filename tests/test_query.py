@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from mediasaged import query
-from mediasaged.query import InvalidParam, fold, shuffled_prefix
+from mediasaged.query import InvalidParam, filters, plans
+from mediasaged.query.plans import shuffled_prefix
+from mediasaged.track import TRACK_SCHEMA, RawJSON, fold
 from mediasaged.store import SlotWriter, Store
 from mediasaged.timeutil import parse_iso
 
@@ -232,12 +234,12 @@ async def test_filter_matches_python(store, params):
     assert got["generation"] == 1 and got["synced_at"] == "2020-01-01T00:00:00Z"
 
 
-@pytest.mark.parametrize("small", [query.SMALL_RESULT, 3])
+@pytest.mark.parametrize("small", [plans.SMALL_RESULT, 3])
 @pytest.mark.parametrize("params", FILTER_CASES + [{"exclude_genres": ["Pop"], "min_rating": 5}],
                          ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()))
 async def test_small_pages_of_every_filter(store, monkeypatch, params, small):
     """Short pages take other plans (walking the sort index, the genre index's rank, ...)."""
-    monkeypatch.setattr(query, "SMALL_RESULT", small)
+    monkeypatch.setattr(plans, "SMALL_RESULT", small)
     for sort, order in (("artist", "asc"), ("title", "desc")):
         expected = [r["rating_key"] for r in py_sort([r for r in ROWS if py_match(r, params)], sort, order)]
         for limit, offset in ((5, 0), (7, 3), (1, len(expected) - 1)):
@@ -264,8 +266,8 @@ async def test_text_is_never_fts_syntax(store, text):
 
 
 def test_fts_query_quotes_every_word():
-    assert query.fts_query('Beyoncé "x" AC/DC') == '"beyoncé"* "x"* "ac"* "dc"*'
-    assert query.split_words("坂本龍一 — Merry") == ["坂本龍一", "merry"]
+    assert filters.fts_query('Beyoncé "x" AC/DC') == '"beyoncé"* "x"* "ac"* "dc"*'
+    assert filters.split_words("坂本龍一 — Merry") == ["坂本龍一", "merry"]
 
 
 # --------------------------------------------------------------------------- sorting and paging
@@ -314,7 +316,7 @@ async def test_track_object_shape(store):
         "track_number": 3, "disc_number": 1, "view_count": 0, "last_viewed_at": "2020-01-01T00:00:02Z",
         "added_at": "2020-01-03T00:00:00Z", "updated_at": "2020-01-03T00:00:00Z",
     }
-    assert set(t) == set(query.TRACK_SCHEMA["properties"])
+    assert set(t) == set(TRACK_SCHEMA["properties"])
 
 
 async def test_json_tracks_equal_the_python_shape(store):
@@ -322,7 +324,7 @@ async def test_json_tracks_equal_the_python_shape(store):
     keys = [r["rating_key"] for r in ROWS] + ["nope"]
     as_dicts = await store.read(query.tracks_get({"rating_keys": keys}))
     as_json = await store.read(query.tracks_get({"rating_keys": keys}, as_json=True))
-    assert isinstance(as_json["tracks"], query.RawJSON)
+    assert isinstance(as_json["tracks"], RawJSON)
     assert as_json["tracks"].value() == as_dicts["tracks"] and len(as_dicts["tracks"]) == len(ROWS)
     assert as_json["missing"] == as_dicts["missing"] == ["nope"]
     for params in ({"genres": ["pop"], "limit": 30}, {"sort": "random", "seed": 3, "limit": 7}, {"limit": 0},
@@ -380,11 +382,11 @@ def test_matching_ids_of_the_whole_library_with_and_without_gaps(tmp_path):
     conn = sqlite3.connect(tmp_path / "ids.db")
     conn.execute("CREATE TABLE tracks_a (id INTEGER PRIMARY KEY)")
     ctx = ReadContext(conn, State("a", 1, 1, None, None, None, 0, None))
-    assert list(query.matching_ids(ctx, [])) == []
+    assert list(plans.matching_ids(ctx, [])) == []
     conn.executemany("INSERT INTO tracks_a (id) VALUES (?)", [(i,) for i in range(3, 9)])
-    assert query.matching_ids(ctx, []) == range(3, 9)
+    assert plans.matching_ids(ctx, []) == range(3, 9)
     conn.execute("DELETE FROM tracks_a WHERE id = 5")
-    assert sorted(map(int, query.matching_ids(ctx, []))) == [3, 4, 6, 7, 8]
+    assert sorted(map(int, plans.matching_ids(ctx, []))) == [3, 4, 6, 7, 8]
 
 
 def test_shuffled_prefix_is_uniform_and_consistent():
@@ -511,6 +513,6 @@ def test_params_must_be_an_object_and_null_means_absent():
 
 
 def test_schemas_list_every_param():
-    assert set(query.QUERY_PARAMS_SCHEMA["properties"]) == set(query.FILTER_PARAMS + query.PAGE_PARAMS)
+    assert set(query.QUERY_PARAMS_SCHEMA["properties"]) == set(filters.FILTER_PARAMS + filters.PAGE_PARAMS)
     assert set(query.GET_PARAMS_SCHEMA["properties"]) == {"rating_keys"}
     assert query.QUERY_PARAMS_SCHEMA["additionalProperties"] is False

@@ -8,8 +8,8 @@ import json
 import pytest
 from jsonrpcserver.main import default_validator
 
-from mediasaged.query import RawJSON
-from mediasaged.rpc import _to_json, validate_request
+from mediasaged.track import RawJSON
+from mediasaged.rpc.dispatch import _to_json, validate_request
 
 VALUES = [None, True, False, 0, 1, 1.5, -2, "", "2.0", "x", [], [1], {}, {"a": 1}]
 BASE = {"jsonrpc": "2.0", "method": "m"}

@@ -1,7 +1,7 @@
 """tracks.query / tracks.get / library.stats: plans, SQL and results (pure).
 
 No I/O here and no sqlite3: each public function validates its params at once
-(`query_filters`, raising `InvalidParam` before anything touches the database)
+(`filters`, raising `InvalidParam` before anything touches the database)
 and returns a function of a ``store.ReadContext`` that only calls
 ``ctx.run(sql, params)``. SQL names tables through ``{tracks}``/``{genres}``/
 ``{fts}`` (the store fills in the live slot); every value is bound; column
@@ -14,15 +14,10 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Sequence
 
-from .query_filters import (  # noqa: F401 - re-exported: the public names live here
-    _DECADE, DEFAULT_LIMIT, FILTER_PARAMS, GENRE_MODES, MAX_LIMIT, MAX_LIST, MAX_OFFSET, MAX_RATING_KEYS,
-    MAX_STRING, ORDERS, PAGE_PARAMS, SORTS, Artist, Compare, ExcludeGenres, Filter, GenresAll, GenresAny,
-    InvalidParam, Page, Text, YearRanges, _and, _Params, fold, fts_query, parse_filters, parse_page, split_words,
-)
-from .query_rows import (  # noqa: F401 - re-exported
-    SELECT_SQL, TRACK_COLUMNS, TRACK_JSON_SQL, RawJSON, fetch_tracks, row_to_track, tracks_by_key,
-)
-from .timeutil import iso
+from ..timeutil import iso
+from ..track import fetch_tracks, order_by_sql, tracks_by_key
+from .filters import (FILTER_PARAMS, MAX_RATING_KEYS, PAGE_PARAMS, ExcludeGenres, Filter, GenresAll, GenresAny,
+                      InvalidParam, Page, Text, _and, _Params, parse_filters, parse_page)
 
 # --------------------------------------------------------------------------- plans
 
@@ -81,34 +76,6 @@ def _meta(ctx: Any) -> dict:
 
 
 # --------------------------------------------------------------------------- sorting
-
-# (column, nullable); `order` applies to these. Other sorts continue with the
-# artist keys ascending; the last tiebreak is always t.id ascending.
-_SORT_KEYS: dict[str, tuple[tuple[str, bool], ...]] = {
-    "artist": (("t.artist_key", False), ("t.album_key", False), ("t.disc_number", True), ("t.track_number", True)),
-    "title": (("t.title_key", False),),
-    "album": (("t.album_key", False), ("t.album_artist_key", False), ("t.disc_number", True),
-              ("t.track_number", True)),
-    "year": (("t.year", True),),
-    "duration": (("t.duration_ms", True),),
-    "rating": (("t.user_rating", True),),
-    "added": (("t.added_at", True),),
-}
-
-
-def order_by_sql(sort: str, order: str) -> str:
-    """ORDER BY text: NULLs last in both directions (SQLite puts NULLs last on DESC by itself)."""
-    def term(col: str, nullable: bool, direction: str) -> str:
-        return f"{col} {direction}" + (" NULLS LAST" if nullable and direction == "ASC" else "")
-
-    direction = "DESC" if order == "desc" else "ASC"
-    keys = _SORT_KEYS[sort]
-    parts = [term(c, n, direction) for c, n in keys]
-    if sort != "artist":
-        parts += [term(c, n, "ASC") for c, n in _SORT_KEYS["artist"] if (c, n) not in keys]
-    parts.append("t.id ASC")
-    return ", ".join(parts)
-
 
 def shuffled_prefix(ids: list, k: int, rng: random.Random) -> list:
     """The first ``k`` items of a uniform random permutation of ``ids`` (partial Fisher-Yates).
@@ -277,90 +244,3 @@ def library_stats(params: dict) -> Callable[[Any], dict]:
         }
 
     return run
-
-
-# --------------------------------------------------------------------------- JSON Schemas (OpenRPC)
-
-_TIME = {"type": ["string", "null"], "format": "date-time"}
-_INT_OR_NULL = {"type": ["integer", "null"]}
-_STRINGS = {"type": ["array", "null"], "items": {"type": "string", "maxLength": MAX_STRING}, "maxItems": MAX_LIST}
-
-FILTERS_SCHEMA: dict = {
-    "genres": {**_STRINGS, "description": "case-insensitive; a track matches if it has any of them "
-                                          "(genre_mode \"all\": all of them); [] = no filter"},
-    "genre_mode": {"enum": list(GENRE_MODES) + [None], "default": "any"},
-    "exclude_genres": {**_STRINGS, "description": "drop tracks with any of these genres"},
-    "decades": {**_STRINGS, "items": {"type": "string", "pattern": _DECADE.pattern},
-                "description": "e.g. [\"1990s\", \"2000s\"]: year within any of them"},
-    "year_min": {"type": ["integer", "null"], "minimum": 0, "maximum": 9999, "description": "inclusive"},
-    "year_max": {"type": ["integer", "null"], "minimum": 0, "maximum": 9999, "description": "inclusive"},
-    "min_rating": {"type": ["number", "null"], "minimum": 0, "maximum": 10,
-                   "description": "user_rating >= it; unrated tracks are excluded when set"},
-    "exclude_live": {"type": ["boolean", "null"], "default": False},
-    "artist": {"type": ["string", "null"], "maxLength": MAX_STRING,
-               "description": "case-insensitive exact match of artist or album_artist"},
-    "album": {"type": ["string", "null"], "maxLength": MAX_STRING, "description": "case-insensitive exact match"},
-    "text": {"type": ["string", "null"], "maxLength": MAX_STRING,
-             "description": "every word must prefix-match a word of title, artist, album artist or album; case- "
-                            "and accent-insensitive. Blank = no filter; text without letters or digits is an error"},
-    "added_after": {**_TIME, "description": "ISO 8601 time or date (UTC if no offset); strictly after"},
-    "updated_after": {**_TIME, "description": "ISO 8601 time or date (UTC if no offset); strictly after"},
-}
-PAGE_SCHEMA: dict = {
-    "sort": {"enum": list(SORTS) + [None], "default": "artist",
-             "description": "artist = artist, album, disc, track; others continue with those; "
-                            "NULLs last in both orders; final tiebreak: internal id"},
-    "order": {"enum": list(ORDERS) + [None], "default": "asc"},
-    "seed": {"type": ["integer", "null"], "description": "makes sort \"random\" reproducible (and pageable)"},
-    "limit": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT,
-              "description": "0 returns only total"},
-    "offset": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
-}
-QUERY_PARAMS_SCHEMA: dict = {"type": "object", "additionalProperties": False,
-                             "properties": {**FILTERS_SCHEMA, **PAGE_SCHEMA}}
-STATS_PARAMS_SCHEMA: dict = {"type": "object", "additionalProperties": False,
-                             "properties": {**FILTERS_SCHEMA, **PAGE_SCHEMA},
-                             "description": "the tracks.query filters; sort/order/seed/limit/offset are ignored"}
-GET_PARAMS_SCHEMA: dict = {
-    "type": "object", "additionalProperties": False, "required": ["rating_keys"],
-    "properties": {"rating_keys": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_RATING_KEYS}},
-}
-TRACK_SCHEMA: dict = {
-    "type": "object",
-    "required": list(TRACK_COLUMNS),
-    "properties": {
-        "rating_key": {"type": "string"}, "title": {"type": "string"}, "artist": {"type": "string"},
-        "album_artist": {"type": "string"}, "album": {"type": "string"},
-        "album_rating_key": {"type": ["string", "null"]}, "duration_ms": _INT_OR_NULL, "year": _INT_OR_NULL,
-        "genres": {"type": "array", "items": {"type": "string"}},
-        "user_rating": {"type": ["number", "null"], "minimum": 0, "maximum": 10},
-        "is_live": {"type": "boolean"}, "track_number": _INT_OR_NULL, "disc_number": _INT_OR_NULL,
-        "view_count": {"type": "integer"},
-        "last_viewed_at": _TIME, "added_at": _TIME, "updated_at": _TIME,
-    },
-}
-_SNAPSHOT = {"generation": {"type": "integer"}, "synced_at": _TIME}
-QUERY_RESULT_SCHEMA: dict = {
-    "type": "object", "required": ["total", "tracks", "generation", "synced_at"],
-    "properties": {"total": {"type": "integer"}, "tracks": {"type": "array", "items": TRACK_SCHEMA}, **_SNAPSHOT},
-}
-GET_RESULT_SCHEMA: dict = {
-    "type": "object", "required": ["tracks", "missing", "generation", "synced_at"],
-    "properties": {"tracks": {"type": "array", "items": TRACK_SCHEMA},
-                   "missing": {"type": "array", "items": {"type": "string"}}, **_SNAPSHOT},
-}
-STATS_RESULT_SCHEMA: dict = {
-    "type": "object",
-    "required": ["track_count", "artist_count", "album_count", "total_duration_ms", "live_count", "genres",
-                 "decades", "generation", "synced_at"],
-    "properties": {
-        "track_count": {"type": "integer"}, "artist_count": {"type": "integer"},
-        "album_count": {"type": "integer"}, "total_duration_ms": {"type": "integer"},
-        "live_count": {"type": "integer"},
-        "genres": {"type": "array", "items": {"type": "object", "properties": {
-            "name": {"type": "string"}, "count": {"type": "integer"}}}},
-        "decades": {"type": "array", "items": {"type": "object", "properties": {
-            "decade": {"type": "string"}, "count": {"type": "integer"}}}},
-        **_SNAPSHOT,
-    },
-}

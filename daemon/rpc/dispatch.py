@@ -21,9 +21,10 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from jsonrpcserver import Error, Success, async_dispatch
 
-from . import __version__
-from .query import InvalidParam, RawJSON
-from .store import NotSynced
+from .. import __version__
+from ..query import InvalidParam
+from ..track import RawJSON
+from ..store import NotSynced
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class CallContext:
     """What a handler sees: the daemon's services and the calling connection."""
 
     services: Any  # mediasaged.daemon.Services
-    connection: Any  # mediasaged.server.Connection (peer, subscriptions)
+    connection: Any  # mediasaged.rpc.server.Connection (peer, subscriptions)
 
 
 async def invoke(method: Method, ctx: CallContext, params: dict) -> Any:

@@ -27,7 +27,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("mediasaged.sync_worker")
+log = logging.getLogger("mediasaged.sync.worker")
 
 MAX_WAITING_PAGES = 8  # pages the reader holds while album genres are still loading
 
@@ -51,7 +51,7 @@ def incremental_for(spec: dict, server_id: str) -> bool:
 
 def connect(spec: dict) -> Any:
     """A PlexLibrary for the spec's server and section (imports plexapi: call it in a child)."""
-    from .plex import PlexLibrary
+    from ..plex.client import PlexLibrary
 
     p = spec["plex"]
     return PlexLibrary.connect(p["url"], p["token"], p["library"], timeout=p["timeout"],
@@ -82,7 +82,7 @@ class Decorate:
 def read_plex(spec: dict, out: Any) -> None:
     """Reader process: send ("server"|"total"|"rows"|"error"|"end", ...) messages to ``out``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from .plex import PlexError, PlexUnreachable
+    from ..plex.errors import PlexError, PlexUnreachable
 
     try:
         with connect(spec) as plex:
@@ -177,7 +177,7 @@ class SyncFailed(Exception):
 
 def run(spec: dict) -> dict:
     """Do the sync described by ``spec``; return the ``done`` summary."""
-    from .store import SlotWriter
+    from ..store import SlotWriter
 
     # fork: cheap, and this process is still single-threaded with no database
     # open (the SlotWriter is created after the fork); spawn would also start
@@ -255,7 +255,7 @@ def reconcile(spec: dict, writer: Any) -> None:
     Plex's clock or listing missed something -- fewer. Then every track key is
     listed: keys Plex no longer has are removed, tracks the slot lacks are added.
     """
-    from .plex import PlexError, PlexUnreachable
+    from ..plex.errors import PlexError, PlexUnreachable
 
     known = writer.rating_keys()
     seen: set[str] = set()

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 
-from . import __version__, query
-from .plex_text import _safe_url
-from .rpc import CallContext, Method, invalid_param, openrpc_document
-from .sync import job_view
-from .timeutil import iso
+from .. import __version__, query
+from ..plex.redact import safe_url
+from .dispatch import CallContext, Method, invalid_param, openrpc_document
+from ..sync.jobs import job_view
+from ..timeutil import iso
 
 EVENTS = ("sync.started", "sync.progress", "sync.finished", "library.changed")
 
@@ -67,7 +67,7 @@ async def daemon_info(ctx: CallContext, params: dict) -> dict:
         "socket": str(s.socket_path),
         "database": str(cfg.cache.path),
         "plex": {
-            "url": _safe_url(cfg.plex.url),  # no user:password@, no query
+            "url": safe_url(cfg.plex.url),  # no user:password@, no query
             "library": cfg.plex.library,
             "server_id": state.plex_server_id,
             "server_name": state.plex_server_name,

@@ -1,57 +1,14 @@
-"""Helpers for plex.py that do not need plexapi: track rows from listing XML (the hot
-loop of a sync) and short reasons for network failures. URLs and messages that can
-never leak the token, and notification frames, are in plex_text.py (standard library
-only, so the daemon process can use them without loading requests or lxml)."""
+"""Plex listing XML -> plain track rows (the hot loop of a sync), with lxml, no plexapi.
+
+`_track_row` is the one place that maps Plex's attributes to Track fields."""
 from __future__ import annotations
 
-import requests
 from lxml import etree
 
-from .plex_text import _int
-
-
-def _connection_reason(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, requests.exceptions.SSLError):
-        if "WRONG_VERSION_NUMBER" in str(exc) or "wrong version number" in str(exc):
-            return "the server does not speak TLS on this port (try http:// in plex.url)"
-        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-            return ("TLS certificate verification failed (for a self-signed certificate set "
-                    "plex.verify_ssl: false)")
-        return ("TLS handshake or certificate verification failed (for a self-signed "
-                "certificate set plex.verify_ssl: false)")
-    if isinstance(exc, requests.exceptions.Timeout):
-        return f"timed out after {timeout:g}s"
-    chain, e = [], exc
-    while e is not None and len(chain) < 10:
-        chain.append(e)
-        e = e.__cause__ or e.__context__ or (e.args[0] if e.args and isinstance(e.args[0], BaseException) else None)
-    text = " ".join(f"{type(c).__name__} {c}" for c in chain)
-    if any(isinstance(c, ConnectionRefusedError) for c in chain) or "refused" in text.lower():
-        return "connection refused"
-    if "Name or service not known" in text or "nodename nor servname" in text \
-            or "getaddrinfo" in text or "NameResolution" in text or "No address" in text:
-        return "host name could not be resolved"
-    if any(isinstance(c, ConnectionResetError) for c in chain) or "reset" in text.lower():
-        return "connection reset"
-    if "RemoteDisconnected" in text or "closed connection" in text or "aborted" in text.lower():
-        return "connection closed without an answer"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError) or "IncompleteRead" in text:
-        return "connection dropped in the middle of an answer"
-    if "No route to host" in text or "Network is unreachable" in text:
-        return "no route to host"
-    return "connection failed"
+from .attrs import to_float, to_int
 
 
 # ---- XML -> rows -------------------------------------------------------------------------
-
-def _float(v: str | None) -> float | None:
-    if not v:
-        return None
-    try:
-        return float(v)
-    except ValueError:
-        return None
-
 
 def _track_row(a: dict, i=int, f=float) -> dict:
     """One track row from a <Track> element's attributes (a plain dict).
@@ -83,7 +40,7 @@ def _track_row(a: dict, i=int, f=float) -> dict:
             "updated_at": i(upd) if upd else None,
         }
     except ValueError:
-        return _track_row(a, _int, _float)
+        return _track_row(a, to_int, to_float)
 
 
 def parse_track_rows(root) -> list[dict]:
@@ -143,6 +100,6 @@ class TrackPageParser:
         return container, [_track_row(a) for a in tracks]
 
 
-def _parser() -> etree.XMLParser:
+def strict_parser() -> etree.XMLParser:
     return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True,
                            collect_ids=False, recover=False)

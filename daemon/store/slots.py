@@ -1,6 +1,6 @@
 """Filling a slot: the bulk writer the sync worker uses (part of the store).
 
-`store.py` and this module are the only ones that import sqlite3. A
+The `store` package is the only one that imports sqlite3. A
 `SlotWriter` owns its own connection in the sync worker process and fills the
 *inactive* slot; the daemon later makes it live with `Store.activate_slot`.
 See docs/DESIGN.md, "Snapshots: two slots".
@@ -16,9 +16,9 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, Iterable
 
-from .query import fold, order_by_sql
-from .store import WAL_SIZE_LIMIT, StoreError, _check_version, _connect, _read_state, _Tx
-from .store_schema import KEY_FIELDS, SCHEMA_VERSION, TRACK_FIELDS, recreate_slot, slot_index_ddl, slot_tables
+from ..track import fold, order_by_sql
+from .connection import WAL_SIZE_LIMIT, StoreError, Transaction, check_version, connect, read_state
+from .schema import KEY_FIELDS, SCHEMA_VERSION, TRACK_FIELDS, recreate_slot, slot_index_ddl, slot_tables
 
 _json = json.JSONEncoder(ensure_ascii=False).encode
 log = logging.getLogger(__name__)
@@ -64,8 +64,8 @@ class SlotWriter:
         self._fold_cache: dict[str, str] = {}
         path = Path(db_path)
         try:
-            self._conn = conn = _connect(str(path))
-            if _check_version(conn, path) != SCHEMA_VERSION:
+            self._conn = conn = connect(str(path))
+            if check_version(conn, path) != SCHEMA_VERSION:
                 raise StoreError(f"cache database {path} is not at schema version {SCHEMA_VERSION}; "
                                  "the daemon migrates it at startup")
             # A modest page cache and on-disk sort files keep the worker's memory
@@ -73,8 +73,8 @@ class SlotWriter:
             for pragma in ("synchronous = NORMAL", "wal_autocheckpoint = 20000", "cache_size = -8192", "temp_store = FILE", "threads = 2", f"journal_size_limit = {WAL_SIZE_LIMIT}"):
                 conn.execute(f"PRAGMA {pragma}")
             conn.create_function("mediasage_fold", 1, self._fold, deterministic=True)
-            with _Tx(conn):
-                if _read_state(conn).live_slot == slot:
+            with Transaction(conn):
+                if read_state(conn).live_slot == slot:
                     raise StoreError(f"slot {slot} is live; a SlotWriter only fills the inactive slot")
                 recreate_slot(conn, slot, indexes=False)
         except sqlite3.Error as exc:
@@ -138,7 +138,7 @@ class SlotWriter:
             else:
                 changed[tid] = values
         try:
-            with _Tx(self._conn) as c:
+            with Transaction(self._conn) as c:
                 c.executemany(self._insert, [(tid, *v) for tid, v in new.items()])
                 if changed:
                     c.executemany(self._update, [(*v, tid) for tid, v in changed.items()])
@@ -156,7 +156,7 @@ class SlotWriter:
         src = slot_tables(live_slot)["tracks"]
         cols = "id, " + ", ".join(TRACK_FIELDS + KEY_FIELDS)
         try:
-            with _Tx(self._conn) as c:
+            with Transaction(self._conn) as c:
                 c.execute(f"INSERT INTO {self.t['tracks']} ({cols}) SELECT {cols} FROM {src}")
                 self._ids = dict(c.execute(f"SELECT rating_key, id FROM {self.t['tracks']}"))
         except sqlite3.Error as exc:
@@ -176,7 +176,7 @@ class SlotWriter:
         """Remove the tracks with these rating keys (unknown keys are ignored); returns how many."""
         ids = [self._ids.pop(k) for k in set(rating_keys) if k in self._ids]
         try:
-            with _Tx(self._conn) as c:
+            with Transaction(self._conn) as c:
                 c.executemany(f"DELETE FROM {self.t['tracks']} WHERE id = ?", [(i,) for i in ids])
         except sqlite3.Error as exc:
             raise StoreError(f"deleting tracks from slot {self.slot} failed: {exc}") from None
@@ -193,7 +193,7 @@ class SlotWriter:
         c = self._conn
         step = _Steps(log)
         try:
-            with _Tx(c):
+            with Transaction(c):
                 c.execute(f"INSERT INTO {t['genres']} (genre_key, track_id, name, year, user_rating, is_live, "
                           "artist_rank) SELECT mediasage_fold(j.value), r.id, j.value, r.year, r.user_rating, "
                           "r.is_live, r.artist_rank FROM (SELECT t.id, t.genres, t.year, t.user_rating, t.is_live, "
@@ -209,7 +209,7 @@ class SlotWriter:
             c.execute(f"ANALYZE {t['tracks']}")
             c.execute(f"ANALYZE {t['genres']}")
             step("analyze")
-            with _Tx(c, "BEGIN"):
+            with Transaction(c, "BEGIN"):
                 count = c.execute(f"SELECT count(*) FROM {t['tracks']}").fetchone()[0]
                 added, updated, removed = count, 0, 0
                 synced = c.execute("SELECT synced_at FROM sync_state WHERE id = 1").fetchone()[0] is not None

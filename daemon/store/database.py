@@ -1,6 +1,6 @@
-"""The SQLite cache: schema and migrations, the writer thread, read-only readers, slots.
+"""The daemon's handle on the SQLite cache: the writer thread, read-only readers, jobs, slot flips.
 
-The only module that imports sqlite3. The daemon's event loop never waits on
+Inside the `store` package (the only importer of sqlite3). The daemon's event loop never waits on
 SQLite: writes run on one writer thread that owns the single read-write
 connection, reads on a small pool of threads with read-only connections, each
 request in one read transaction (so it sees one snapshot: the slot named by
@@ -15,147 +15,20 @@ import asyncio
 import os
 import queue
 import sqlite3
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, TypeVar
 
-from .store_schema import (  # noqa: F401 - SCHEMA_VERSION, MIGRATIONS, slot_tables are part of this API
-    APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, finished_marker, recreate_slot, slot_tables,
-)
-from .timeutil import now
+from .connection import (WAL_SIZE_LIMIT, NotSynced, State, StoreError, Transaction, check_version, connect,
+                         read_state)
+from .reads import ReadContext, SnapshotMemo
+from .schema import MIGRATIONS, SCHEMA_VERSION, finished_marker, recreate_slot, slot_tables
+from ..timeutil import now
 
 T = TypeVar("T")
 
-BUSY_TIMEOUT_S = 30.0
-WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the WAL is truncated back to this after a checkpoint
 
-__all__ = ["Store", "SlotWriter", "ReadContext", "State", "StoreError", "NotSynced", "SCHEMA_VERSION",
-           "inactive_slot", "slot_tables"]
-
-
-class StoreError(Exception):
-    """The database cannot be used (message says why and names the file)."""
-
-
-class NotSynced(Exception):
-    """A read needs a completed sync and there has never been one."""
-
-
-@dataclass(frozen=True)
-class State:
-    live_slot: str
-    generation: int
-    synced_at: int | None
-    plex_server_id: str | None
-    plex_server_name: str | None
-    sync_duration_ms: int | None
-    track_count: int
-    last_error: str | None
-    sync_settings: str | None = None  # what the live library was built with (see Syncer)
-
-
-_STATE_SQL = ("SELECT live_slot, generation, synced_at, plex_server_id, plex_server_name, sync_duration_ms, "
-              "track_count, last_error, sync_settings FROM sync_state WHERE id = 1")
-
-
-def inactive_slot(state: State) -> str:
-    return "b" if state.live_slot == "a" else "a"
-
-
-def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
-    conn = sqlite3.connect(target, uri=uri, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-    return conn
-
-
-def _check_version(conn: sqlite3.Connection, path: Path) -> int:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise StoreError(f"cache database {path} has schema version {version}, newer than this mediasaged "
-                         f"understands ({SCHEMA_VERSION}); upgrade mediasaged or remove the file")
-    if app_id not in (0, APPLICATION_ID) or (version == 0 and conn.execute(
-            "SELECT count(*) FROM sqlite_master").fetchone()[0]):
-        raise StoreError(f"{path} is an SQLite database but not a mediasaged cache; refusing to touch it")
-    return version
-
-
-class _Tx:
-    """``with _Tx(conn):`` = BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error."""
-
-    def __init__(self, conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE"):
-        self.conn, self.begin = conn, begin
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute(self.begin)
-        return self.conn
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.conn.execute("COMMIT")
-        elif self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
-
-
-def _read_state(conn: sqlite3.Connection) -> State:
-    row = conn.execute(_STATE_SQL).fetchone()
-    if row is None:
-        raise StoreError("sync_state row is missing")
-    return State(*row)
-
-
-# --------------------------------------------------------------------------- reads
-
-
-class SnapshotMemo:
-    """Values computed from one snapshot, kept until the live snapshot changes (thread-safe).
-
-    A snapshot is named by (live slot, generation, synced_at, track_count): a sync
-    that flips the slot or a wipe changes it, nothing else writes a live slot.
-    """
-
-    MAX_ITEMS = 32
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._snapshot: tuple | None = None
-        self._items: dict[Any, Any] = {}
-
-    def get(self, snapshot: tuple, key: Any, compute: Callable[[], T]) -> T:
-        with self._lock:
-            if snapshot == self._snapshot and key in self._items:
-                return self._items[key]
-        value = compute()  # outside the lock: other readers go on meanwhile
-        with self._lock:
-            if snapshot != self._snapshot:
-                self._snapshot, self._items = snapshot, {}
-            if len(self._items) < self.MAX_ITEMS:
-                self._items[key] = value
-        return value
-
-
-class ReadContext:
-    """What a read function gets: the snapshot's state, the live slot's tables, ``run``, ``cached``."""
-
-    def __init__(self, conn: sqlite3.Connection, state: State, memo: SnapshotMemo | None = None):
-        self._conn = conn
-        self._memo = memo
-        self.state = state
-        self.tables = slot_tables(state.live_slot)
-
-    def run(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
-        for name, table in self.tables.items():
-            sql = sql.replace("{" + name + "}", table)
-        return self._conn.execute(sql, tuple(params)).fetchall()
-
-    def cached(self, key: Any, compute: Callable[[], T]) -> T:
-        """``compute()``, remembered for this snapshot under ``key``; the value must not be mutated."""
-        if self._memo is None:
-            return compute()
-        s = self.state
-        return self._memo.get((s.live_slot, s.generation, s.synced_at, s.track_count), key, compute)
+__all__ = ["Store"]
 
 
 JOB_COLUMNS = ("job_id", "state", "mode", "trigger", "phase", "current", "total", "started_at", "finished_at",
@@ -201,20 +74,20 @@ class Store:
         if path.exists() and not os.access(path, os.R_OK | os.W_OK):
             raise StoreError(f"the cache database {path} is not readable and writable")
         try:
-            conn = self._wconn = _connect(str(path))
+            conn = self._wconn = connect(str(path))
             if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
                 raise StoreError(f"cannot put the cache database {path} in WAL mode")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
-            version = _check_version(conn, path)
+            version = check_version(conn, path)
             for v in range(version, SCHEMA_VERSION):
-                with _Tx(conn):
+                with Transaction(conn):
                     MIGRATIONS[v](conn)
                     conn.execute(f"PRAGMA user_version = {v + 1}")
-            _read_state(conn)
+            read_state(conn)
             uri = path.resolve().as_uri() + "?mode=ro"
             for _ in range(self._nreaders):
-                rconn = _connect(uri, uri=True)
+                rconn = connect(uri, uri=True)
                 rconn.execute("PRAGMA mmap_size = 268435456")
                 rconn.execute("PRAGMA cache_size = -16000")
                 self._rconns.append(rconn)
@@ -245,7 +118,7 @@ class Store:
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def run() -> T:
             try:
-                with _Tx(self._wconn) as conn:
+                with Transaction(self._wconn) as conn:
                     return fn(conn)
             except sqlite3.Error as exc:
                 raise StoreError(f"cache database write failed: {exc}") from None
@@ -254,8 +127,8 @@ class Store:
     def _read_sync(self, fn: Callable[[ReadContext], T], require_synced: bool) -> T:
         conn = self._idle.get()
         try:
-            with _Tx(conn, "BEGIN"):
-                state = _read_state(conn)
+            with Transaction(conn, "BEGIN"):
+                state = read_state(conn)
                 if require_synced and state.synced_at is None:
                     raise NotSynced("the library has never been synced")
                 return fn(ReadContext(conn, state, self._memo))
@@ -349,7 +222,7 @@ class Store:
                       "sync_duration_ms = ?, track_count = ?, last_error = NULL, sync_settings = ? WHERE id = 1",
                       (bool(changed), slot, synced_at, server_id, server_name, duration_ms, track_count,
                        sync_settings))
-            return _read_state(c)
+            return read_state(c)
         return await self._write(tx)
 
     async def record_error(self, message: str | None) -> None:
@@ -358,7 +231,7 @@ class Store:
     async def wipe(self, *, server_id: str | None, server_name: str | None) -> None:
         """A different Plex server: empty the live slot and forget the sync."""
         def tx(c: sqlite3.Connection) -> None:
-            recreate_slot(c, _read_state(c).live_slot, indexes=True)
+            recreate_slot(c, read_state(c).live_slot, indexes=True)
             c.execute("UPDATE sync_state SET synced_at = NULL, track_count = 0, generation = generation + 1, "
                       "sync_duration_ms = NULL, plex_server_id = ?, plex_server_name = ? WHERE id = 1",
                       (server_id, server_name))
@@ -369,4 +242,3 @@ class Store:
 
 
 
-from .slot_writer import SlotWriter  # noqa: E402,F401 - re-exported; it builds on the helpers above

@@ -1,7 +1,7 @@
 """Sync jobs: one at a time, progress in memory, events, and the snapshot swap.
 
 The heavy part of a sync — HTTP, XML parsing, bulk SQLite writes — runs in a
-child process (``python -m mediasaged.sync_worker``) so that it never competes
+child process (``python -m mediasaged.sync.worker``) so that it never competes
 with request handling for this process's GIL. The child fills the *inactive*
 slot and reports progress as JSON lines; on success this process flips the live
 slot in one short transaction. Cancel, failure or a killed child leave the live
@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
 from . import cpus
-from .store import StoreError, inactive_slot
-from .timeutil import iso, now
+from ..store import StoreError, inactive_slot
+from ..timeutil import iso, now
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class Syncer:
 
     async def _watch_worker(self, job: Job, state: Any, spec: dict, sync_cpus: frozenset[int] | None) -> dict:
         self._proc = proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mediasaged.sync_worker",
+            sys.executable, "-m", "mediasaged.sync.worker",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=worker_env(),
         )
         if sync_cpus:  # before it reads its spec, so its reader process inherits this

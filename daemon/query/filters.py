@@ -4,7 +4,7 @@ Everything here is free of I/O: `parse_filters` / `parse_page` check a params
 object (raising `InvalidParam` naming the param) and turn it into small filter
 objects, each yielding one ``(sql, params)`` fragment on the tracks table
 (alias ``t``) or, for the pushable ones, on the genre table (alias ``g``).
-`query.py` plans and runs them.
+`plans.py` plans and runs them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .timeutil import parse_iso
+from ..timeutil import parse_iso
+from ..track import fold
 
 MAX_LIMIT = 10000
 DEFAULT_LIMIT = 100
@@ -28,11 +29,6 @@ SORTS = ("artist", "title", "album", "year", "duration", "rating", "added", "ran
 ORDERS = ("asc", "desc")
 GENRE_MODES = ("any", "all")
 _DECADE = re.compile(r"^([0-9]{3})0s$")
-
-
-def fold(s: str) -> str:
-    """The match/sort key of a name: ``casefold(NFC(s))`` (Unicode-correct, "BJÖRK" == "Björk")."""
-    return unicodedata.normalize("NFC", s).casefold()
 
 
 class InvalidParam(Exception):

@@ -22,7 +22,8 @@ from typing import Callable
 
 import websocket
 
-from .plex_text import _redact, _safe_url, notifications_url, timeline_entries
+from .frames import notifications_url, timeline_entries
+from .redact import redact, safe_url
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class NotificationListener:
 
     def _run(self) -> None:
         delay = 1.0
-        where = _safe_url(self._url)
+        where = safe_url(self._url)
         while not self._stop.is_set():
             try:
                 self._follow(where)
@@ -71,7 +72,7 @@ class NotificationListener:
                 reason = ("Plex rejected the token (HTTP 401)" if exc.status_code == 401
                           else f"HTTP {exc.status_code}")
             except (websocket.WebSocketException, OSError) as exc:
-                reason = _redact(str(exc), self._token) or type(exc).__name__
+                reason = redact(str(exc), self._token) or type(exc).__name__
             if self.connected.is_set():  # it was up: a drop is news, retry soon
                 delay = 1.0
             self.connected.clear()

@@ -1,4 +1,4 @@
-"""The cache's schema: per-slot DDL and the forward migrations (used by store.py).
+"""The cache's schema: per-slot DDL and the forward migrations (used by database.py and slots.py).
 
 No sqlite3 here: the functions take a connection and only call ``execute``.
 See docs/DESIGN.md, "Schema".
@@ -42,7 +42,7 @@ def slot_table_ddl(slot: str) -> list[str]:
         # One row per (track, genre). year/user_rating/is_live are copies of the
         # track's and artist_rank is its place in the default (artist) order, so
         # genre + decade/rating/live filters and the default sort are answered
-        # inside one covering index (query.py pushes those conditions down).
+        # inside one covering index (query/plans.py pushes those conditions down).
         # A plain rowid table: filled in one INSERT ... SELECT at finish and
         # indexed afterwards, which is much faster than a WITHOUT ROWID b-tree;
         # (genre_key, track_id) is unique by construction.

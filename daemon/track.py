@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
+import unicodedata
+
 from .timeutil import iso
 
 TRACK_COLUMNS = ("rating_key", "title", "artist", "album_artist", "album", "album_rating_key", "duration_ms",
@@ -108,3 +110,59 @@ def tracks_by_key(ctx: Any, keys: list[str], as_json: bool = False) -> tuple[lis
     present = [found[k] for k in keys if k in found]
     tracks = _json_array([r[0] for r in present]) if as_json else [row_to_track(r) for r in present]
     return tracks, [k for k in keys if k not in found]
+
+
+# ---- folding and sorting ----------------------------------------------------------------
+
+def fold(s: str) -> str:
+    """The match/sort key of a name: ``casefold(NFC(s))`` (Unicode-correct, "BJÖRK" == "Björk")."""
+    return unicodedata.normalize("NFC", s).casefold()
+
+
+# (column, nullable); `order` applies to these. Other sorts continue with the
+# artist keys ascending; the last tiebreak is always t.id ascending.
+_SORT_KEYS: dict[str, tuple[tuple[str, bool], ...]] = {
+    "artist": (("t.artist_key", False), ("t.album_key", False), ("t.disc_number", True), ("t.track_number", True)),
+    "title": (("t.title_key", False),),
+    "album": (("t.album_key", False), ("t.album_artist_key", False), ("t.disc_number", True),
+              ("t.track_number", True)),
+    "year": (("t.year", True),),
+    "duration": (("t.duration_ms", True),),
+    "rating": (("t.user_rating", True),),
+    "added": (("t.added_at", True),),
+}
+
+
+def order_by_sql(sort: str, order: str) -> str:
+    """ORDER BY text: NULLs last in both directions (SQLite puts NULLs last on DESC by itself)."""
+    def term(col: str, nullable: bool, direction: str) -> str:
+        return f"{col} {direction}" + (" NULLS LAST" if nullable and direction == "ASC" else "")
+
+    direction = "DESC" if order == "desc" else "ASC"
+    keys = _SORT_KEYS[sort]
+    parts = [term(c, n, direction) for c, n in keys]
+    if sort != "artist":
+        parts += [term(c, n, "ASC") for c, n in _SORT_KEYS["artist"] if (c, n) not in keys]
+    parts.append("t.id ASC")
+    return ", ".join(parts)
+
+
+# ---- the published Track schema ----------------------------------------------------------
+
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+_INT_OR_NULL = {"type": ["integer", "null"]}
+
+TRACK_SCHEMA: dict = {
+    "type": "object",
+    "required": list(TRACK_COLUMNS),
+    "properties": {
+        "rating_key": {"type": "string"}, "title": {"type": "string"}, "artist": {"type": "string"},
+        "album_artist": {"type": "string"}, "album": {"type": "string"},
+        "album_rating_key": {"type": ["string", "null"]}, "duration_ms": _INT_OR_NULL, "year": _INT_OR_NULL,
+        "genres": {"type": "array", "items": {"type": "string"}},
+        "user_rating": {"type": ["number", "null"], "minimum": 0, "maximum": 10},
+        "is_live": {"type": "boolean"}, "track_number": _INT_OR_NULL, "disc_number": _INT_OR_NULL,
+        "view_count": {"type": "integer"},
+        "last_viewed_at": _TIME, "added_at": _TIME, "updated_at": _TIME,
+    },
+}

@@ -7,7 +7,7 @@ and read with lxml: no plexapi objects (slow, and they auto-reload on ``None``
 attributes), no plexapi paging loop (it skips items when a page comes back short).
 
 Every failure surfaces as a :class:`PlexError` subclass whose message is meant for
-the user and never contains the token (see ``_redact``).
+the user and never contains the token (see ``redact``).
 """
 from __future__ import annotations
 
@@ -29,8 +29,11 @@ import requests  # noqa: E402
 from lxml import etree  # noqa: E402
 from plexapi.server import PlexServer  # noqa: E402
 
-from .plex_support import _connection_reason, _parser, TrackPageParser, parse_track_rows  # noqa: E402
-from .plex_text import _int, _redact, _safe_url  # noqa: E402
+from .attrs import to_int  # noqa: E402
+from .errors import (PlexBadResponse, PlexError, PlexHTTPError, PlexUnauthorized,  # noqa: E402
+                     PlexUnreachable, SectionNotFound, connection_reason)
+from .redact import redact, safe_url  # noqa: E402
+from .xml import TrackPageParser, parse_track_rows, strict_parser  # noqa: E402
 
 plexapi.CONFIG.data = {}  # in case plexapi was imported before us with a user config
 
@@ -38,34 +41,6 @@ log = logging.getLogger("mediasaged.plex")
 
 __all__ = ["PlexError", "PlexUnauthorized", "PlexUnreachable", "SectionNotFound",
            "PlexHTTPError", "PlexBadResponse", "PlexLibrary", "parse_track_rows"]
-
-
-class PlexError(Exception):
-    """A user-actionable failure talking to Plex. str(e) never contains the token."""
-
-
-class PlexUnauthorized(PlexError):
-    """Plex answered 401: the token is wrong or revoked."""
-
-
-class PlexUnreachable(PlexError):
-    """No answer: connection refused, DNS failure, timeout, TLS failure, dropped connection."""
-
-
-class SectionNotFound(PlexError):
-    """The configured library section does not exist (the message lists those that do)."""
-
-
-class PlexHTTPError(PlexError):
-    """Plex answered with an HTTP error status (after retries, for retryable ones)."""
-
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status
-
-
-class PlexBadResponse(PlexError):
-    """Plex answered 200 but with a body that is not the expected XML (e.g. truncated)."""
 
 
 class _Retryable(Exception):
@@ -88,12 +63,12 @@ class PlexLibrary:
         self._session: requests.Session = server._session
         self._base = url.rstrip("/")
         self._token = token
-        self.url = _safe_url(url)
+        self.url = safe_url(url)
         self.timeout = timeout
         self.retries = max(0, int(retries))
         self.backoff = backoff
         self._sleep = sleep
-        self._parser = _parser()
+        self._parser = strict_parser()
         self._last_total: int | None = None
         self.request_count = 0
         self.bytes_received = 0
@@ -110,7 +85,7 @@ class PlexLibrary:
         """Connect, check the token, find the music section named ``library``
         (case-insensitive). Raises PlexUnauthorized / PlexUnreachable / SectionNotFound /
         PlexHTTPError / PlexError."""
-        safe = _safe_url(url)
+        safe = safe_url(url)
         if not url or urllib.parse.urlsplit(url).scheme not in ("http", "https") \
                 or not urllib.parse.urlsplit(url).hostname:
             raise PlexError(f"Plex URL {safe!r} is not an http(s) URL (plex.url)")
@@ -144,7 +119,7 @@ class PlexLibrary:
             why = (f"is a {matches[0].type} section, not a music section" if matches
                    else "was not found")
             session.close()
-            raise SectionNotFound(_redact(
+            raise SectionNotFound(redact(
                 f"Library section {library!r} {why} on Plex server "
                 f"{server.friendlyName!r} at {safe}; sections: {listing} (plex.library)", token))
         return cls(server, music[0], url=url, token=token, timeout=timeout, retries=retries,
@@ -163,12 +138,12 @@ class PlexLibrary:
             return PlexUnauthorized(msg)
         if isinstance(exc, requests.exceptions.RequestException):
             return PlexUnreachable(f"Plex unreachable at {safe}: "
-                                   f"{_connection_reason(exc, timeout)}")
+                                   f"{connection_reason(exc, timeout)}")
         if isinstance(exc, plex_exc.NotFound):
             return PlexHTTPError(f"{safe} answered HTTP 404 Not Found: is this the URL of a "
                                  f"Plex Media Server? (plex.url)", 404)
         if isinstance(exc, plex_exc.BadRequest):
-            status = _int(str(exc)[1:4]) if str(exc).startswith("(") else None
+            status = to_int(str(exc)[1:4]) if str(exc).startswith("(") else None
             return PlexHTTPError(f"Plex at {safe} returned HTTP {status or 'error'} while "
                                  f"connecting", status)
         if isinstance(exc, TypeError):  # plexapi's codes.get() on an unknown status
@@ -176,7 +151,7 @@ class PlexLibrary:
         if isinstance(exc, etree.LxmlError) or type(exc).__name__ == "ParseError":
             return PlexBadResponse(f"{safe} did not answer with Plex XML: is this the URL of a "
                                    f"Plex Media Server? (plex.url)")
-        return PlexError(_redact(f"unexpected error talking to Plex at {safe}: "
+        return PlexError(redact(f"unexpected error talking to Plex at {safe}: "
                                  f"{type(exc).__name__}", token))
 
     def close(self) -> None:
@@ -210,7 +185,7 @@ class PlexLibrary:
                     body = resp.content
                     self.bytes_received += len(body)
                 except requests.exceptions.RequestException as exc:
-                    raise _Retryable("net", _connection_reason(exc, self.timeout)) from None
+                    raise _Retryable("net", connection_reason(exc, self.timeout)) from None
                 status = resp.status_code
                 if status == 401:
                     raise PlexUnauthorized(
@@ -253,7 +228,7 @@ class PlexLibrary:
         root = self._fetch(f"/library/sections/{self.section_id}/all",
                            params={"type": "10"}, headers=self._page_headers(0, 0),
                            what="the track count")
-        self._last_total = _int(root.get("totalSize")) or _int(root.get("size")) or 0
+        self._last_total = to_int(root.get("totalSize")) or to_int(root.get("size")) or 0
         return self._last_total
 
     def section_state(self) -> dict:
@@ -261,9 +236,9 @@ class PlexLibrary:
         root = self._fetch("/library/sections", what="the library sections")
         for d in root.iterchildren("Directory"):
             if d.get("key") == self.section_id:
-                return {"updated_at": _int(d.get("updatedAt")),
-                        "scanned_at": _int(d.get("scannedAt")),
-                        "content_changed_at": _int(d.get("contentChangedAt"))}
+                return {"updated_at": to_int(d.get("updatedAt")),
+                        "scanned_at": to_int(d.get("scannedAt")),
+                        "content_changed_at": to_int(d.get("contentChangedAt"))}
         raise SectionNotFound(f"Library section {self.section_title!r} (id {self.section_id}) "
                               f"no longer exists on Plex server {self.server_name!r}")
 
@@ -298,7 +273,7 @@ class PlexLibrary:
             what = f"page {page_no}{of} ({noun} {start}\u2013{start + page_size - 1})"
             container, rows = self._fetch(path, params=params, what=what, parse=parse_page,
                                           headers=self._page_headers(start, page_size))
-            new_total = _int(container.get("totalSize"))
+            new_total = to_int(container.get("totalSize"))
             total = new_total if new_total is not None else (start + len(rows) if len(rows) < page_size else None)
             if whole and total is not None:
                 self._last_total = total
@@ -376,7 +351,7 @@ class PlexLibrary:
     def _album_count(self) -> int:
         root = self._fetch(f"/library/sections/{self.section_id}/all", params={"type": "9"},
                            headers=self._page_headers(0, 0), what="the album count")
-        return _int(root.get("totalSize")) or 0
+        return to_int(root.get("totalSize")) or 0
 
     def _album_pages(self, params: dict, what: str) -> Iterator:
         """Every <Directory> (album, or artist) of a listing, page by page (advancing by what arrived)."""
@@ -389,7 +364,7 @@ class PlexLibrary:
             for el in root.iterchildren("Directory"):
                 n += 1
                 yield el
-            total = _int(root.get("totalSize"))
+            total = to_int(root.get("totalSize"))
             start += n
             if n == 0 or total is None or start >= total:
                 return

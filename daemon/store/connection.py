@@ -1,0 +1,84 @@
+"""SQLite plumbing shared by the daemon's store and the sync worker's slot writer:
+opening a connection, checking the file is ours, transactions, the one-row sync state."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from .schema import APPLICATION_ID, SCHEMA_VERSION
+
+BUSY_TIMEOUT_S = 30.0
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the WAL is truncated back to this after a checkpoint
+
+
+class StoreError(Exception):
+    """The database cannot be used (message says why and names the file)."""
+
+
+class NotSynced(Exception):
+    """A read needs a completed sync and there has never been one."""
+
+
+@dataclass(frozen=True)
+class State:
+    live_slot: str
+    generation: int
+    synced_at: int | None
+    plex_server_id: str | None
+    plex_server_name: str | None
+    sync_duration_ms: int | None
+    track_count: int
+    last_error: str | None
+    sync_settings: str | None = None  # what the live library was built with (see Syncer)
+
+
+_STATE_SQL = ("SELECT live_slot, generation, synced_at, plex_server_id, plex_server_name, sync_duration_ms, "
+              "track_count, last_error, sync_settings FROM sync_state WHERE id = 1")
+
+
+def inactive_slot(state: State) -> str:
+    return "b" if state.live_slot == "a" else "a"
+
+
+def connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(target, uri=uri, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    return conn
+
+
+def check_version(conn: sqlite3.Connection, path: Path) -> int:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"cache database {path} has schema version {version}, newer than this mediasaged "
+                         f"understands ({SCHEMA_VERSION}); upgrade mediasaged or remove the file")
+    if app_id not in (0, APPLICATION_ID) or (version == 0 and conn.execute(
+            "SELECT count(*) FROM sqlite_master").fetchone()[0]):
+        raise StoreError(f"{path} is an SQLite database but not a mediasaged cache; refusing to touch it")
+    return version
+
+
+class Transaction:
+    """``with Transaction(conn):`` = BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error."""
+
+    def __init__(self, conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE"):
+        self.conn, self.begin = conn, begin
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute(self.begin)
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        elif self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+
+def read_state(conn: sqlite3.Connection) -> State:
+    row = conn.execute(_STATE_SQL).fetchone()
+    if row is None:
+        raise StoreError("sync_state row is missing")
+    return State(*row)

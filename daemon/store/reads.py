@@ -1,0 +1,61 @@
+"""Reading one snapshot: what a read function gets (`ReadContext`) and the per-snapshot memo."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from typing import Any, Callable, Iterable, TypeVar
+
+from .connection import State
+from .schema import slot_tables
+
+T = TypeVar("T")
+
+
+class SnapshotMemo:
+    """Values computed from one snapshot, kept until the live snapshot changes (thread-safe).
+
+    A snapshot is named by (live slot, generation, synced_at, track_count): a sync
+    that flips the slot or a wipe changes it, nothing else writes a live slot.
+    """
+
+    MAX_ITEMS = 32
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshot: tuple | None = None
+        self._items: dict[Any, Any] = {}
+
+    def get(self, snapshot: tuple, key: Any, compute: Callable[[], T]) -> T:
+        with self._lock:
+            if snapshot == self._snapshot and key in self._items:
+                return self._items[key]
+        value = compute()  # outside the lock: other readers go on meanwhile
+        with self._lock:
+            if snapshot != self._snapshot:
+                self._snapshot, self._items = snapshot, {}
+            if len(self._items) < self.MAX_ITEMS:
+                self._items[key] = value
+        return value
+
+
+class ReadContext:
+    """What a read function gets: the snapshot's state, the live slot's tables, ``run``, ``cached``."""
+
+    def __init__(self, conn: sqlite3.Connection, state: State, memo: SnapshotMemo | None = None):
+        self._conn = conn
+        self._memo = memo
+        self.state = state
+        self.tables = slot_tables(state.live_slot)
+
+    def run(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        for name, table in self.tables.items():
+            sql = sql.replace("{" + name + "}", table)
+        return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def cached(self, key: Any, compute: Callable[[], T]) -> T:
+        """``compute()``, remembered for this snapshot under ``key``; the value must not be mutated."""
+        if self._memo is None:
+            return compute()
+        s = self.state
+        return self._memo.get((s.live_slot, s.generation, s.synced_at, s.track_count), key, compute)
