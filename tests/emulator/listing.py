@@ -192,7 +192,7 @@ def _metadata(lib: Library, keys: str) -> bytes:
     parts = []
     for k in keys.split(","):
         if k in lib.tracks:
-            parts.append(render.track_fragment(lib, k))
+            parts.append(lib.raw_full_xml.get(k) or render.track_fragment(lib, k))
         elif k in lib.albums:
             parts.append(render.album_full(lib, k))
         elif k in lib.artists:

@@ -104,6 +104,9 @@ class Library:
         self._album_order: list[str] | None = None
         self.track_xml: dict[str, bytes] = {}  # ratingKey -> rendered listing fragment
         self.album_xml: dict[str, bytes] = {}
+        # captured elements served as they are (tests/emulator/corpus.py): ratingKey -> bytes
+        self.raw_xml: dict[str, bytes] = {}       # listing form (tracks, albums)
+        self.raw_full_xml: dict[str, bytes] = {}  # /library/metadata form (tracks, albums)
         self._genre_ids: dict[str, int] = {}
         self.listeners: list[Listener] = []
         self.strict_since_filters = False  # Plex's >>= strictness is unknown; inclusive here

@@ -32,7 +32,7 @@ def _rating(r: float | None) -> str | None:
 
 
 def track_fragment(lib: Library, rk: str) -> bytes:
-    frag = lib.track_xml.get(rk)
+    frag = lib.raw_xml.get(rk) or lib.track_xml.get(rk)
     if frag is None:
         frag = lib.track_xml[rk] = _render_track(lib, rk).encode()
     return frag
@@ -96,7 +96,7 @@ def _genre_tags(lib: Library, genres: list[str]) -> str:
 
 def album_fragment(lib: Library, key: str) -> bytes:
     """Listing form: at most 2 Genre tags (Plex truncates them in listings)."""
-    frag = lib.album_xml.get(key)
+    frag = lib.raw_xml.get(key) or lib.album_xml.get(key)
     if frag is None:
         al = lib.albums[key]
         frag = lib.album_xml[key] = (f"<Directory {attrs(album_attrs(lib, al))}>"
@@ -106,6 +106,9 @@ def album_fragment(lib: Library, key: str) -> bytes:
 
 def album_full(lib: Library, key: str) -> bytes:
     """/library/metadata/{album}: every Genre tag."""
+    raw = lib.raw_full_xml.get(key) or lib.raw_xml.get(key)
+    if raw is not None:
+        return raw
     al = lib.albums[key]
     return (f"<Directory {attrs(album_attrs(lib, al))}>"
             f"{_genre_tags(lib, al.genres)}</Directory>\n").encode()
