@@ -1,115 +1,105 @@
-"""Track rows -> CONTRACT track objects, as Python dicts or as JSON text built by SQLite (pure).
+"""The Track: one ordered table of its fields, and everything derived from it (pure).
 
-The daemon answers with `RawJSON`: SQLite's ``json_object`` writes each track
-object, so the hot path never builds (and the RPC layer never re-encodes) one
-dict per track. `row_to_track` is the same shape in Python, for callers that
-want objects; tests hold the two equal.
+`FIELDS` is the only list of a Track's fields. From it come the slot table's
+columns (`columns_ddl`), the values a row is stored as (`to_sql_values`), the
+SELECT list and the SQLite-built JSON the daemon answers with (`SELECT_SQL`,
+`TRACK_JSON_SQL`), the Python object (`row_to_track`) and the published JSON
+Schema (`TRACK_SCHEMA`). The order of `FIELDS` is the key order of a track
+object on the wire. Adding a field = one `Field` here, its reading from Plex
+(``plex/xml.py``), a migration (``store/schema.py``) and, if people should see
+it, the client's column.
+
+Also here: how names are folded for matching and sorting (`fold`) and the sort
+orders (`order_by_sql`). The daemon answers with `RawJSON`: SQLite's
+``json_object`` writes each track object, so the hot path never builds (and the
+RPC layer never re-encodes) one dict per track.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
-
 import unicodedata
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any, Callable, Sequence
 
 from .timeutil import iso
 
-TRACK_COLUMNS = ("rating_key", "title", "artist", "album_artist", "album", "album_rating_key", "duration_ms",
-                 "year", "genres", "user_rating", "is_live", "track_number", "disc_number", "view_count",
-                 "last_viewed_at", "added_at", "updated_at")
-_TIMES = ("last_viewed_at", "added_at", "updated_at")
+# Wire kinds: how a stored value becomes a JSON value.
+TEXT, TEXT_OR_NULL, INT_OR_NULL, NUMBER_OR_NULL, BOOL, COUNT, TIME, NAMES = (
+    "text", "text_or_null", "int_or_null", "number_or_null", "bool", "count", "time", "names")
 
-
-def _iso_sql(column: str) -> str:
-    # Times are formatted by SQLite (much cheaper than datetime); row_to_track takes either form.
-    return f"strftime('%Y-%m-%dT%H:%M:%SZ', t.{column}, 'unixepoch')"
-
-
-SELECT_SQL = ", ".join(_iso_sql(c) if c in _TIMES else f"t.{c}" for c in TRACK_COLUMNS)
-
-_JSON_VALUE = {
-    "genres": "json(coalesce(nullif(t.genres, ''), '[]'))",
-    "is_live": "json(CASE WHEN t.is_live THEN 'true' ELSE 'false' END)",
-    "view_count": "coalesce(t.view_count, 0)",
+TIME_SCHEMA = {"type": ["string", "null"], "format": "date-time"}
+_SCHEMA = {
+    TEXT: {"type": "string"},
+    TEXT_OR_NULL: {"type": ["string", "null"]},
+    INT_OR_NULL: {"type": ["integer", "null"]},
+    NUMBER_OR_NULL: {"type": ["number", "null"]},
+    BOOL: {"type": "boolean"},
+    COUNT: {"type": "integer"},
+    TIME: TIME_SCHEMA,
+    NAMES: {"type": "array", "items": {"type": "string"}},
 }
-# One track object per row, in the key order of row_to_track.
-TRACK_JSON_SQL = "json_object(" + ", ".join(
-    f"'{c}', " + (_iso_sql(c) if c in _TIMES else _JSON_VALUE.get(c, f"t.{c}")) for c in TRACK_COLUMNS) + ")"
+_SQL_TYPE = {TEXT: "TEXT NOT NULL", TEXT_OR_NULL: "TEXT", INT_OR_NULL: "INTEGER", NUMBER_OR_NULL: "REAL",
+             BOOL: "INTEGER NOT NULL", COUNT: "INTEGER NOT NULL DEFAULT 0", TIME: "INTEGER",
+             NAMES: "TEXT NOT NULL"}
 
 
-class RawJSON:
-    """JSON text that the RPC serializer writes out as is (see rpc._to_json)."""
+@dataclass(frozen=True)
+class Field:
+    """One field of a Track.
 
-    __slots__ = ("text",)
+    ``kind`` says how it is stored and shown (times are unix seconds in the
+    database, ISO 8601 on the wire; ``names`` is a JSON array in one column).
+    ``key`` names a second column holding ``fold(value)``, used to match and
+    sort case- and accent-insensitively (and for the full-text index).
+    """
 
-    def __init__(self, text: str):
-        self.text = text
+    name: str
+    kind: str
+    plex: str  # where Plex has it (documentation; plex/xml.py reads it)
+    key: str | None = None
+    repeats: bool = False  # its values repeat across tracks: fold each distinct value once
+    unique: bool = False
+    schema_extra: tuple[tuple[str, Any], ...] = ()
 
-    def value(self) -> Any:
-        return json.loads(self.text)
+    @property
+    def sql(self) -> str:
+        return f"{self.name} {_SQL_TYPE[self.kind]}" + (" UNIQUE" if self.unique else "")
 
-    def __repr__(self) -> str:
-        return f"RawJSON({self.text[:60]!r})"
-
-
-def _time(v: Any) -> str | None:
-    return v if v is None or type(v) is str else iso(v)
-
-
-def row_to_track(row: Sequence[Any]) -> dict:
-    """A row in `TRACK_COLUMNS` order (times as unix seconds or ISO text) -> the CONTRACT track object."""
-    (rating_key, title, artist, album_artist, album, album_rating_key, duration_ms, year, genres, user_rating,
-     is_live, track_number, disc_number, view_count, last_viewed_at, added_at, updated_at) = row[:17]
-    return {
-        "rating_key": rating_key,
-        "title": title,
-        "artist": artist,
-        "album_artist": album_artist,
-        "album": album,
-        "album_rating_key": album_rating_key,
-        "duration_ms": duration_ms,
-        "year": year,
-        "genres": json.loads(genres) if genres else [],
-        "user_rating": user_rating,
-        "is_live": bool(is_live),
-        "track_number": track_number,
-        "disc_number": disc_number,
-        "view_count": view_count or 0,
-        "last_viewed_at": _time(last_viewed_at),
-        "added_at": _time(added_at),
-        "updated_at": _time(updated_at),
-    }
+    @property
+    def schema(self) -> dict:
+        return {**_SCHEMA[self.kind], **dict(self.schema_extra)}
 
 
-def _json_array(items: list[str]) -> RawJSON:
-    return RawJSON("[" + ",".join(items) + "]")
+FIELDS: tuple[Field, ...] = (
+    Field("rating_key", TEXT, "ratingKey", unique=True),
+    Field("title", TEXT, "title", key="title_key"),
+    Field("artist", TEXT, "originalTitle, else grandparentTitle", key="artist_key", repeats=True),
+    Field("album_artist", TEXT, "grandparentTitle", key="album_artist_key", repeats=True),
+    Field("album", TEXT, "parentTitle", key="album_key", repeats=True),
+    Field("album_rating_key", TEXT_OR_NULL, "parentRatingKey"),
+    Field("duration_ms", INT_OR_NULL, "duration"),
+    Field("year", INT_OR_NULL, "year, else parentYear, else the album's year"),
+    Field("genres", NAMES, "the track's Genre tags, else the album's (full list)"),
+    Field("user_rating", NUMBER_OR_NULL, "userRating", schema_extra=(("minimum", 0), ("maximum", 10))),
+    Field("is_live", BOOL, "computed at sync time (sync.live_keywords)"),
+    Field("track_number", INT_OR_NULL, "index"),
+    Field("disc_number", INT_OR_NULL, "parentIndex"),
+    Field("view_count", COUNT, "viewCount (0 if absent)"),
+    Field("last_viewed_at", TIME, "lastViewedAt"),
+    Field("added_at", TIME, "addedAt"),
+    Field("updated_at", TIME, "updatedAt"),
+)
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
+KEY_COLUMNS: tuple[str, ...] = tuple(f.key for f in FIELDS if f.key)
+# Every stored column of a track row, in the order `to_sql_values` gives them.
+STORED_COLUMNS: tuple[str, ...] = FIELD_NAMES + KEY_COLUMNS
 
 
-def fetch_tracks(ctx: Any, ids: list[int], as_json: bool = False) -> list[dict] | RawJSON:
-    """The track objects of internal ``ids``, in that order (``as_json``: one JSON array)."""
-    if not ids:
-        return RawJSON("[]") if as_json else []
-    select = TRACK_JSON_SQL if as_json else SELECT_SQL
-    found = {r[-1]: r for r in ctx.run(
-        f"SELECT {select}, t.id FROM {{tracks}} t WHERE t.id IN (SELECT value FROM json_each(?))",
-        [json.dumps(ids)])}
-    if as_json:
-        return _json_array([found[i][0] for i in ids])
-    return [row_to_track(found[i]) for i in ids]
-
-
-def tracks_by_key(ctx: Any, keys: list[str], as_json: bool = False) -> tuple[list[dict] | RawJSON, list[str]]:
-    """(the tracks of rating ``keys`` that exist, in that order; the keys that do not)."""
-    found: dict = {}
-    if keys:
-        select = TRACK_JSON_SQL if as_json else SELECT_SQL
-        found = {r[-1]: r for r in ctx.run(
-            f"SELECT {select}, t.rating_key FROM {{tracks}} t "
-            "WHERE t.rating_key IN (SELECT value FROM json_each(?))", [json.dumps(keys)])}
-    present = [found[k] for k in keys if k in found]
-    tracks = _json_array([r[0] for r in present]) if as_json else [row_to_track(r) for r in present]
-    return tracks, [k for k in keys if k not in found]
+def columns_ddl() -> str:
+    """The column definitions of a slot's tracks table (after ``id INTEGER PRIMARY KEY``)."""
+    return ", ".join([f.sql for f in FIELDS] + [f"{k} TEXT NOT NULL" for k in KEY_COLUMNS])
 
 
 # ---- folding and sorting ----------------------------------------------------------------
@@ -147,22 +137,168 @@ def order_by_sql(sort: str, order: str) -> str:
     return ", ".join(parts)
 
 
-# ---- the published Track schema ----------------------------------------------------------
+# ---- a row from Plex -> stored values ----------------------------------------------------
 
-_TIME = {"type": ["string", "null"], "format": "date-time"}
-_INT_OR_NULL = {"type": ["integer", "null"]}
+def _text(v: Any) -> str:
+    return v if type(v) is str else "" if v is None else str(v)
+
+
+def _text_or_null(v: Any) -> str | None:
+    return v if v is None or type(v) is str else str(v)
+
+
+def _flag(v: Any) -> int:
+    return 1 if v else 0
+
+
+def _count(v: Any) -> int:
+    return v or 0
+
+
+_STORE: dict[str, Callable[[Any], Any] | None] = {
+    TEXT: _text, TEXT_OR_NULL: _text_or_null, BOOL: _flag, COUNT: _count, NAMES: None,  # NAMES: see below
+}
+
+
+class RowEncoder:
+    """Track rows (dicts of `FIELDS`, unix-second times, genres as a list) -> stored values.
+
+    One per writer: it remembers folded names and genre lists, which repeat
+    across a library's tracks (the hot loop of a sync). Missing fields are None.
+    """
+
+    def __init__(self) -> None:
+        self._fold: dict[str, str] = {}
+        self._genres: dict[tuple, str] = {}
+        self._encode = json.JSONEncoder(ensure_ascii=False).encode
+        self._pick = itemgetter(*FIELD_NAMES)
+        self._text = [i for i, f in enumerate(FIELDS) if f.kind == TEXT]
+        self._convert = [(i, _STORE[f.kind]) for i, f in enumerate(FIELDS) if f.kind != TEXT and _STORE.get(f.kind)]
+        self._names = [i for i, f in enumerate(FIELDS) if f.kind == NAMES]
+        self._keys = [(i, self.folded if f.repeats else fold) for i, f in enumerate(FIELDS) if f.key]
+
+    def folded(self, s: str) -> str:
+        key = self._fold.get(s)
+        if key is None:
+            key = self._fold[s] = fold(s)
+        return key
+
+    def genres_json(self, raw: Any) -> str:
+        """Names -> JSON array of display names, deduplicated by folded key, sorted by key."""
+        raw = tuple(raw) if raw else ()
+        hit = self._genres.get(raw)
+        if hit is None:
+            names: dict[str, str] = {}
+            for g in raw:
+                g = _text(g).strip()
+                if g:
+                    names.setdefault(self.folded(g), g)
+            hit = self._genres[raw] = self._encode([names[k] for k in sorted(names)])
+        return hit
+
+    def __call__(self, row: dict) -> tuple:
+        """The values of `STORED_COLUMNS` for one row."""
+        try:
+            v = list(self._pick(row))
+        except KeyError:
+            v = [row.get(name) for name in FIELD_NAMES]
+        for i in self._text:  # usually str already: only a type check
+            if type(v[i]) is not str:
+                v[i] = _text(v[i])
+        for i, convert in self._convert:
+            v[i] = convert(v[i])
+        for i in self._names:
+            v[i] = self.genres_json(v[i])
+        return (*v, *[key(v[i]) for i, key in self._keys])
+
+
+# ---- stored row -> CONTRACT track object -------------------------------------------------
+
+def _iso_sql(column: str) -> str:
+    # Times are formatted by SQLite (much cheaper than datetime); row_to_track takes either form.
+    return f"strftime('%Y-%m-%dT%H:%M:%SZ', t.{column}, 'unixepoch')"
+
+
+_JSON_SQL = {
+    NAMES: "json(coalesce(nullif(t.{c}, ''), '[]'))",
+    BOOL: "json(CASE WHEN t.{c} THEN 'true' ELSE 'false' END)",
+    COUNT: "coalesce(t.{c}, 0)",
+}
+
+
+def _select(f: Field) -> str:
+    return _iso_sql(f.name) if f.kind == TIME else f"t.{f.name}"
+
+
+SELECT_SQL = ", ".join(_select(f) for f in FIELDS)
+# One track object per row, in the key order of `FIELDS`.
+TRACK_JSON_SQL = "json_object(" + ", ".join(
+    f"'{f.name}', " + (_JSON_SQL[f.kind].format(c=f.name) if f.kind in _JSON_SQL else _select(f))
+    for f in FIELDS) + ")"
+
+
+def _time(v: Any) -> str | None:
+    return v if v is None or type(v) is str else iso(v)
+
+
+_FROM_SQL: dict[str, Callable[[Any], Any]] = {
+    NAMES: lambda v: json.loads(v) if v else [], BOOL: bool, COUNT: _count, TIME: _time,
+}
+_READ = [(f.name, _FROM_SQL.get(f.kind)) for f in FIELDS]
+
+
+def row_to_track(row: Sequence[Any]) -> dict:
+    """A row selected with `SELECT_SQL` (times as unix seconds or ISO text) -> the CONTRACT track object."""
+    return {name: (read(v) if read else v) for (name, read), v in zip(_READ, row)}
+
 
 TRACK_SCHEMA: dict = {
     "type": "object",
-    "required": list(TRACK_COLUMNS),
-    "properties": {
-        "rating_key": {"type": "string"}, "title": {"type": "string"}, "artist": {"type": "string"},
-        "album_artist": {"type": "string"}, "album": {"type": "string"},
-        "album_rating_key": {"type": ["string", "null"]}, "duration_ms": _INT_OR_NULL, "year": _INT_OR_NULL,
-        "genres": {"type": "array", "items": {"type": "string"}},
-        "user_rating": {"type": ["number", "null"], "minimum": 0, "maximum": 10},
-        "is_live": {"type": "boolean"}, "track_number": _INT_OR_NULL, "disc_number": _INT_OR_NULL,
-        "view_count": {"type": "integer"},
-        "last_viewed_at": _TIME, "added_at": _TIME, "updated_at": _TIME,
-    },
+    "required": list(FIELD_NAMES),
+    "properties": {f.name: f.schema for f in FIELDS},
 }
+
+
+class RawJSON:
+    """JSON text that the RPC serializer writes out as is (see rpc/dispatch.py)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def value(self) -> Any:
+        return json.loads(self.text)
+
+    def __repr__(self) -> str:
+        return f"RawJSON({self.text[:60]!r})"
+
+
+def _json_array(items: list[str]) -> RawJSON:
+    return RawJSON("[" + ",".join(items) + "]")
+
+
+def fetch_tracks(ctx: Any, ids: list[int], as_json: bool = False) -> list[dict] | RawJSON:
+    """The track objects of internal ``ids``, in that order (``as_json``: one JSON array)."""
+    if not ids:
+        return RawJSON("[]") if as_json else []
+    select = TRACK_JSON_SQL if as_json else SELECT_SQL
+    found = {r[-1]: r for r in ctx.run(
+        f"SELECT {select}, t.id FROM {{tracks}} t WHERE t.id IN (SELECT value FROM json_each(?))",
+        [json.dumps(ids)])}
+    if as_json:
+        return _json_array([found[i][0] for i in ids])
+    return [row_to_track(found[i]) for i in ids]
+
+
+def tracks_by_key(ctx: Any, keys: list[str], as_json: bool = False) -> tuple[list[dict] | RawJSON, list[str]]:
+    """(the tracks of rating ``keys`` that exist, in that order; the keys that do not)."""
+    found: dict = {}
+    if keys:
+        select = TRACK_JSON_SQL if as_json else SELECT_SQL
+        found = {r[-1]: r for r in ctx.run(
+            f"SELECT {select}, t.rating_key FROM {{tracks}} t "
+            "WHERE t.rating_key IN (SELECT value FROM json_each(?))", [json.dumps(keys)])}
+    present = [found[k] for k in keys if k in found]
+    tracks = _json_array([r[0] for r in present]) if as_json else [row_to_track(r) for r in present]
+    return tracks, [k for k in keys if k not in found]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from tests.rows import as_track
+
 KEYWORDS = ["live", "concert", "unplugged", "in concert", "bootleg"]
 DATE = re.compile(r"(?<!\d)(?:(?:19|20)\d\d[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./](?:19|20)\d\d)(?!\d)")
 
@@ -26,7 +28,7 @@ def expected_library(emu) -> dict[str, dict]:
     tracks = emu.library.expected_tracks()
     for t in tracks.values():
         t["is_live"] = expected_is_live(t["title"], t["album"])
-    return tracks
+    return {k: as_track(t) for k, t in tracks.items()}
 
 
 def iso_to_unix(value):

@@ -20,6 +20,7 @@ from mediasaged.query import InvalidParam, filters, plans
 from mediasaged.query.plans import shuffled_prefix
 from mediasaged.track import TRACK_SCHEMA, RawJSON, fold
 from mediasaged.store import SlotWriter, Store
+from tests.rows import track_row
 from mediasaged.timeutil import parse_iso
 
 GENRES = ["Rock", "Pop", "Jazz", "Electronic", "Hip-Hop", "Classical", "Folk", "Metal", "Soul", "Ambient"]
@@ -32,7 +33,7 @@ def make_rows() -> list[dict]:
     rows = []
     for i in range(300):
         a = rng.randrange(25)
-        rows.append({
+        rows.append(track_row(**{
             "rating_key": str(1000 + i),
             "title": " ".join(rng.choices(WORDS, k=rng.randint(1, 3))).title(),
             "artist": f"Artist {a}", "album_artist": f"Artist {a}" if rng.random() < 0.9 else "Various Artists",
@@ -47,7 +48,7 @@ def make_rows() -> list[dict]:
             "view_count": rng.randrange(20), "last_viewed_at": None,
             "added_at": None if rng.random() < 0.05 else T0 + rng.randrange(0, 5 * 365 * 86400),
             "updated_at": T0 + rng.randrange(0, 6 * 365 * 86400),
-        })
+        }))
     special = [
         ("Jóga", "Björk", "Björk", "Homogenic", 1997, ["Electronic", "art pop"], 9.0, False),
         ("Army of Me", "BJÖRK", "BJÖRK", "Post", 1995, ["electronic"], 8.0, False),
@@ -59,12 +60,12 @@ def make_rows() -> list[dict]:
         ("Straße", "Kraftwerk", "Kraftwerk", "Autobahn", 1974, ["KRAUTROCK", "Electronic"], 6.5, False),
     ]
     for j, (title, artist, album_artist, album, year, genres, rating, live) in enumerate(special):
-        rows.append({
+        rows.append(track_row(**{
             "rating_key": f"s{j}", "title": title, "artist": artist, "album_artist": album_artist, "album": album,
             "album_rating_key": None, "duration_ms": 200_000 + j, "year": year, "genres": genres,
             "user_rating": rating, "is_live": live, "track_number": j + 1, "disc_number": 1, "view_count": 0,
             "last_viewed_at": T0 + j, "added_at": T0 + 86400 * j, "updated_at": T0 + 86400 * j,
-        })
+        }))
     return rows
 
 

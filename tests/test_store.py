@@ -10,16 +10,15 @@ import threading
 
 import pytest
 
+from tests.rows import track_row
 from mediasaged.store import SCHEMA_VERSION, NotSynced, SlotWriter, State, Store, StoreError, inactive_slot
 
 
 def track(rk: str, **over) -> dict:
-    row = {"rating_key": rk, "title": f"Song {rk}", "artist": "Artist", "album_artist": "Artist", "album": "Album",
-           "album_rating_key": "9", "duration_ms": 1000, "year": 2001, "genres": ["Rock"], "user_rating": None,
-           "is_live": False, "track_number": 1, "disc_number": 1, "view_count": 0, "last_viewed_at": None,
-           "added_at": 1_700_000_000, "updated_at": 1_700_000_000}
-    row.update(over)
-    return row
+    return track_row(rk, **{"title": f"Song {rk}", "artist": "Artist", "album_artist": "Artist", "album": "Album",
+                            "album_rating_key": "9", "duration_ms": 1000, "year": 2001, "genres": ["Rock"],
+                            "track_number": 1, "disc_number": 1, "added_at": 1_700_000_000,
+                            "updated_at": 1_700_000_000, **over})
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..track import _TIME, TRACK_SCHEMA
+from ..track import TIME_SCHEMA as _TIME, TRACK_SCHEMA
 from .filters import (_DECADE, DEFAULT_LIMIT, GENRE_MODES, MAX_LIMIT, MAX_LIST, MAX_OFFSET, MAX_RATING_KEYS,
                       MAX_STRING, ORDERS, SORTS)
 

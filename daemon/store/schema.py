@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ..track import KEY_COLUMNS, columns_ddl
+
 SLOTS = ("a", "b")
 APPLICATION_ID = 0x4D534731  # "MSG1": marks the file as a mediasaged cache
 
@@ -21,24 +23,12 @@ def slot_tables(slot: str) -> dict[str, str]:
 # Per-slot DDL is always the *current* shape: SlotWriter rebuilds a slot from it
 # on every full sync. A migration that changes a slot's shape simply calls
 # recreate_slot() for both slots and forgets the sync (it is only a cache).
-TRACK_FIELDS = ("rating_key", "title", "artist", "album_artist", "album", "album_rating_key", "duration_ms",
-                "year", "user_rating", "is_live", "track_number", "disc_number", "view_count", "last_viewed_at",
-                "added_at", "updated_at", "genres")
-KEY_FIELDS = ("title_key", "artist_key", "album_artist_key", "album_key")
-
-
 def slot_table_ddl(slot: str) -> list[str]:
     t = slot_tables(slot)
     return [
-        f"""CREATE TABLE {t['tracks']} (
-  id INTEGER PRIMARY KEY, rating_key TEXT NOT NULL UNIQUE,
-  title TEXT NOT NULL, artist TEXT NOT NULL, album_artist TEXT NOT NULL, album TEXT NOT NULL,
-  album_rating_key TEXT, duration_ms INTEGER, year INTEGER, user_rating REAL,
-  is_live INTEGER NOT NULL, track_number INTEGER, disc_number INTEGER,
-  view_count INTEGER NOT NULL DEFAULT 0,
-  last_viewed_at INTEGER, added_at INTEGER, updated_at INTEGER,
-  genres TEXT NOT NULL,
-  title_key TEXT NOT NULL, artist_key TEXT NOT NULL, album_artist_key TEXT NOT NULL, album_key TEXT NOT NULL)""",
+        # The Track's columns come from its field table (track.FIELDS); every
+        # statement names its columns, so their order on disk does not matter.
+        f"CREATE TABLE {t['tracks']} (id INTEGER PRIMARY KEY, {columns_ddl()})",
         # One row per (track, genre). year/user_rating/is_live are copies of the
         # track's and artist_rank is its place in the default (artist) order, so
         # genre + decade/rating/live filters and the default sort are answered
@@ -52,7 +42,7 @@ def slot_table_ddl(slot: str) -> list[str]:
         # The FTS index covers the folded *_key columns, so NFD input, ß/ss and
         # the like match the same way as the casefolded query words.
         f"""CREATE VIRTUAL TABLE {t['fts']} USING fts5(
-  title_key, artist_key, album_artist_key, album_key,
+  {', '.join(KEY_COLUMNS)},
   content='{t['tracks']}', content_rowid='id', columnsize=0, prefix='1',
   tokenize='unicode61 remove_diacritics 2')""",
     ]

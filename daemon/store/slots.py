@@ -8,19 +8,16 @@ See docs/DESIGN.md, "Snapshots: two slots".
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import time
-from operator import itemgetter
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
-from ..track import fold, order_by_sql
+from ..track import FIELD_NAMES, STORED_COLUMNS, RowEncoder, order_by_sql
 from .connection import WAL_SIZE_LIMIT, StoreError, Transaction, check_version, connect, read_state
-from .schema import KEY_FIELDS, SCHEMA_VERSION, TRACK_FIELDS, recreate_slot, slot_index_ddl, slot_tables
+from .schema import SCHEMA_VERSION, recreate_slot, slot_index_ddl, slot_tables
 
-_json = json.JSONEncoder(ensure_ascii=False).encode
 log = logging.getLogger(__name__)
 
 
@@ -35,15 +32,6 @@ class _Steps:
         now = time.perf_counter()
         self._log.debug("%s: %.0f ms", name, (now - self._last) * 1000)
         self._last = now
-
-_ROW_FIELDS = TRACK_FIELDS
-_pick = itemgetter(*_ROW_FIELDS)
-_ROW_DEFAULTS = dict.fromkeys(_ROW_FIELDS)
-
-
-def _str(v: Any) -> str:
-    return v if type(v) is str else "" if v is None else str(v)
-
 
 class SlotWriter:
     """Fills one (inactive) slot; synchronous, with its own connection (sync worker process).
@@ -60,8 +48,7 @@ class SlotWriter:
         self.t = slot_tables(slot)
         self._ids: dict[str, int] = {}
         self._next_id = 1
-        self._genre_cache: dict[tuple, str] = {}
-        self._fold_cache: dict[str, str] = {}
+        self._encode = RowEncoder()
         path = Path(db_path)
         try:
             self._conn = conn = connect(str(path))
@@ -72,62 +59,28 @@ class SlotWriter:
             # small (the whole daemon stays under ~150 MB); speed barely changes.
             for pragma in ("synchronous = NORMAL", "wal_autocheckpoint = 20000", "cache_size = -8192", "temp_store = FILE", "threads = 2", f"journal_size_limit = {WAL_SIZE_LIMIT}"):
                 conn.execute(f"PRAGMA {pragma}")
-            conn.create_function("mediasage_fold", 1, self._fold, deterministic=True)
+            conn.create_function("mediasage_fold", 1, self._encode.folded, deterministic=True)
             with Transaction(conn):
                 if read_state(conn).live_slot == slot:
                     raise StoreError(f"slot {slot} is live; a SlotWriter only fills the inactive slot")
                 recreate_slot(conn, slot, indexes=False)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot prepare slot {slot} in {path}: {exc}") from None
-        cols = TRACK_FIELDS + KEY_FIELDS
+        cols = STORED_COLUMNS
         self._insert = (f"INSERT INTO {self.t['tracks']} (id, {', '.join(cols)}) "
                         f"VALUES ({', '.join('?' * (len(cols) + 1))})")
         self._update = (f"UPDATE {self.t['tracks']} SET {', '.join(c + ' = ?' for c in cols)} WHERE id = ?")
-
-    def _genres_json(self, raw: Any) -> str:
-        """Genre names -> JSON array of display names, deduplicated by key, sorted by key."""
-        raw = tuple(raw) if raw else ()
-        hit = self._genre_cache.get(raw)
-        if hit is None:
-            names: dict[str, str] = {}
-            for g in raw:
-                g = _str(g).strip()
-                if g:
-                    names.setdefault(self._fold(g), g)
-            hit = self._genre_cache[raw] = _json([names[k] for k in sorted(names)])
-        return hit
-
-    def _fold(self, s: str) -> str:
-        key = self._fold_cache.get(s)
-        if key is None:
-            key = self._fold_cache[s] = fold(s)
-        return key
 
     def write_tracks(self, rows: list[dict]) -> None:
         """Insert ``rows`` (CONTRACT track fields, unix-second times, genres: list[str]) in one transaction."""
         new: dict[int, tuple] = {}
         changed: dict[int, tuple] = {}
-        ids, fold_, fold_cached, cached = self._ids, fold, self._fold, self._fold_cache.get
-        genres_json, genre_cache = self._genres_json, self._genre_cache.get
+        ids, encode = self._ids, self._encode
         for row in rows:
-            try:
-                v = _pick(row)
-            except KeyError:
-                if "rating_key" not in row:
-                    raise StoreError("a track row has no rating_key") from None
-                v = _pick({**_ROW_DEFAULTS, **row})
-            (rk, title, artist, album_artist, album, album_rk, duration, year, rating, live, track, disc, views,
-             viewed, added, updated, genres) = v
-            if type(rk) is not str or type(title) is not str or type(artist) is not str \
-                    or type(album_artist) is not str or type(album) is not str:
-                rk, title, artist = _str(rk), _str(title), _str(artist)
-                album_artist, album = _str(album_artist), _str(album)
-            values = (rk, title, artist, album_artist, album,
-                      album_rk if album_rk is None or type(album_rk) is str else str(album_rk),
-                      duration, year, rating, 1 if live else 0, track, disc, views or 0, viewed, added, updated,
-                      (genre_cache(tuple(genres)) if genres else "[]") or genres_json(genres), fold_(title),
-                      cached(artist) or fold_cached(artist), cached(album_artist) or fold_cached(album_artist),
-                      cached(album) or fold_cached(album))
+            if "rating_key" not in row:
+                raise StoreError("a track row has no rating_key")
+            values = encode(row)
+            rk = values[0]
             tid = ids.get(rk)
             if tid is None:
                 tid = ids[rk] = self._next_id
@@ -154,7 +107,7 @@ class SlotWriter:
         adds the others; `finish` rebuilds the genre table and indexes from the result.
         """
         src = slot_tables(live_slot)["tracks"]
-        cols = "id, " + ", ".join(TRACK_FIELDS + KEY_FIELDS)
+        cols = "id, " + ", ".join(STORED_COLUMNS)
         try:
             with Transaction(self._conn) as c:
                 c.execute(f"INSERT INTO {self.t['tracks']} ({cols}) SELECT {cols} FROM {src}")
@@ -220,7 +173,7 @@ class SlotWriter:
                     removed = c.execute(f"SELECT count(*) FROM {o['tracks']} o WHERE NOT EXISTS "
                                         f"(SELECT 1 FROM {t['tracks']} n WHERE n.rating_key = o.rating_key)"
                                         ).fetchone()[0]
-                    differs = " OR ".join(f"n.{f} IS NOT o.{f}" for f in TRACK_FIELDS[1:])
+                    differs = " OR ".join(f"n.{f} IS NOT o.{f}" for f in FIELD_NAMES[1:])
                     updated = c.execute(f"SELECT count(*) FROM {t['tracks']} n JOIN {o['tracks']} o "
                                         f"ON o.rating_key = n.rating_key WHERE {differs}").fetchone()[0]
             step("diff")
