@@ -171,6 +171,25 @@ def test_service_directives():
     assert one(u, "Install", "WantedBy") == "multi-user.target"
 
 
+def test_service_waits_for_the_network():
+    u = parse_unit(SERVICE)
+    assert "network-online.target" in " ".join(values(u, "Unit", "After")).split()
+    assert "network-online.target" in " ".join(values(u, "Unit", "Wants")).split()
+
+
+def test_plex_ordering_drop_in_orders_only(tmp_path):
+    """The documented drop-in orders the service after Plex's unit without pulling Plex in."""
+    drop_in = UNITS / "after-plexmediaserver.conf"
+    u = parse_unit(drop_in)
+    assert values(u, "Unit", "After") == ["plexmediaserver.service"]
+    assert set(u) == {"Unit"} and [k for k, _ in u["Unit"]] == ["After"]
+    d = staged_units(tmp_path)
+    (d / "mediasaged.service.d").mkdir()
+    shutil.copy(drop_in, d / "mediasaged.service.d" / drop_in.name)
+    result = run_verify(d, SERVICE.name, SOCKET.name)
+    assert our_complaints(result) == [], result.stdout + result.stderr
+
+
 def test_socket_directives():
     u = parse_unit(SOCKET)
     assert one(u, "Socket", "ListenStream") == "/run/mediasaged/mediasaged.sock"
