@@ -179,7 +179,10 @@ async def record(daemon) -> list[str]:
         lines.append(entry("sync.start", {"mode": "full"}, start))
         await daemon.wait_sync(json.loads(start)["result"]["job_id"])
         for method, params in AFTER_SYNC:
-            lines.append(entry(method, params, await wire.exchange(method, params)))
+            line = await wire.exchange(method, params)
+            lines.append(entry(method, params, line))
+            if method == "sync.start" and json.loads(line).get("result", {}).get("started"):
+                await daemon.wait_sync(json.loads(line)["result"]["job_id"])  # the next answers are fixed
     finally:
         writer.close()
     return lines

@@ -1,20 +1,21 @@
-"""Request params -> filters: validation, the filter classes, text words (pure).
+"""Checked params -> filters: the filter classes, text words, the checks a schema can't make (pure).
 
-Everything here is free of I/O: `parse_filters` / `parse_page` check a params
-object (raising `InvalidParam` naming the param) and turn it into small filter
-objects, each yielding one ``(sql, params)`` fragment on the tracks table
-(alias ``t``) or, for the pushable ones, on the genre table (alias ``g``).
-`plans.py` plans and runs them.
+Everything here is free of I/O: `parse_filters` / `parse_page` take a params
+object already checked against its published schema (`schemas.py`), make the
+checks a schema cannot express (raising `InvalidParam` naming the param) and
+turn it into small filter objects, each yielding one ``(sql, params)`` fragment
+on the tracks table (alias ``t``) or, for the pushable ones, on the genre table
+(alias ``g``). `plans.py` plans and runs them.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from ..params import TIME_PARAM, InvalidParam
 from ..timeutil import parse_iso
 from ..track import fold
 
@@ -29,15 +30,6 @@ SORTS = ("artist", "title", "album", "year", "duration", "rating", "added", "ran
 ORDERS = ("asc", "desc")
 GENRE_MODES = ("any", "all")
 _DECADE = re.compile(r"^([0-9]{3})0s$")
-
-
-class InvalidParam(Exception):
-    """A bad request parameter; ``str()`` is ``"<param>: <message>"``."""
-
-    def __init__(self, param: str, message: str):
-        super().__init__(f"{param}: {message}")
-        self.param = param
-        self.message = message
 
 
 # --------------------------------------------------------------------------- filters
@@ -180,110 +172,10 @@ def fts_query(text: str) -> str:
     return " ".join('"' + w.replace('"', '""') + '"*' for w in split_words(text))
 
 
-# --------------------------------------------------------------------------- validation
-
-
-def _type_name(v: Any) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object",
-            type(None): "null"}.get(type(v), type(v).__name__)
-
-
-class _Params:
-    """A params object being validated: rejects unknown names; null = absent."""
-
-    def __init__(self, params: Any, allowed: Sequence[str]):
-        if params is None:
-            params = {}
-        if not isinstance(params, dict):
-            raise InvalidParam("params", "must be an object (parameters by name)")
-        for name in params:
-            if name not in allowed:
-                raise InvalidParam(str(name), f"unknown parameter (expected one of: {', '.join(allowed)})")
-        self.p = params
-
-    def get(self, name: str) -> Any:
-        return self.p.get(name)
-
-    def int(self, name: str, lo: int, hi: int, default: int | None = None) -> int | None:
-        v = self.p.get(name)
-        if v is None:
-            return default
-        if type(v) is float and v.is_integer():
-            v = int(v)
-        if type(v) is not int or not lo <= v <= hi:
-            raise InvalidParam(name, f"must be an integer between {lo} and {hi}")
-        return v
-
-    def any_int(self, name: str) -> int | None:
-        v = self.p.get(name)
-        if type(v) is float and v.is_integer():
-            v = int(v)
-        if v is not None and type(v) is not int:
-            raise InvalidParam(name, f"must be an integer, not {_type_name(v)}")
-        return v
-
-    def number(self, name: str, lo: float, hi: float) -> float | None:
-        v = self.p.get(name)
-        if v is None:
-            return None
-        if type(v) not in (int, float) or not math.isfinite(v) or not lo <= v <= hi:
-            raise InvalidParam(name, f"must be a number between {lo:g} and {hi:g}")
-        return v
-
-    def bool(self, name: str, default: bool = False) -> bool:
-        v = self.p.get(name)
-        if v is None:
-            return default
-        if type(v) is not bool:
-            raise InvalidParam(name, f"must be true or false, not {_type_name(v)}")
-        return v
-
-    def str(self, name: str) -> str | None:
-        v = self.p.get(name)
-        if v is None:
-            return None
-        if type(v) is not str:
-            raise InvalidParam(name, f"must be a string, not {_type_name(v)}")
-        if len(v) > MAX_STRING:
-            raise InvalidParam(name, f"must be at most {MAX_STRING} characters")
-        return v
-
-    def enum(self, name: str, choices: Sequence[str], default: str) -> str:
-        v = self.p.get(name)
-        if v is None:
-            return default
-        if v not in choices or type(v) is not str:
-            raise InvalidParam(name, f"must be one of: {', '.join(choices)}")
-        return v
-
-    def str_list(self, name: str, max_items: int = MAX_LIST) -> list[str]:
-        v = self.p.get(name)
-        if v is None:
-            return []
-        if type(v) is not list:
-            raise InvalidParam(name, f"must be an array of strings, not {_type_name(v)}")
-        if len(v) > max_items:
-            raise InvalidParam(name, f"must have at most {max_items} items")
-        for item in v:
-            if type(item) is not str:
-                raise InvalidParam(name, f"must be an array of strings (found {_type_name(item)})")
-            if len(item) > MAX_STRING:
-                raise InvalidParam(name, f"items must be at most {MAX_STRING} characters")
-        return v
-
-    def time(self, name: str) -> int | None:
-        v = self.p.get(name)
-        if v is None:
-            return None
-        try:
-            return parse_iso(v)
-        except ValueError:
-            raise InvalidParam(name, "must be an ISO 8601 time like 2026-02-05T10:30:00Z or 2026-02-05") from None
-
-
-FILTER_PARAMS = ("genres", "genre_mode", "exclude_genres", "decades", "year_min", "year_max", "min_rating",
-                 "exclude_live", "artist", "album", "text", "added_after", "updated_after")
-PAGE_PARAMS = ("sort", "order", "seed", "limit", "offset")
+# --------------------------------------------------------------------------- params -> filters
+# The params arrive checked against the published schemas (`schemas.py`, `params.Params`):
+# names, types, ranges, enums and patterns are right, and null members are gone.
+# What follows are the checks a schema cannot express, and the conversions.
 
 
 def _genre_keys(names: list[str]) -> tuple[str, ...]:
@@ -291,12 +183,7 @@ def _genre_keys(names: list[str]) -> tuple[str, ...]:
 
 
 def _decade_ranges(decades: list[str]) -> tuple[tuple[int, int], ...]:
-    starts = set()
-    for d in decades:
-        m = _DECADE.match(d)
-        if not m:
-            raise InvalidParam("decades", f"{d!r} is not a decade like \"1990s\"")
-        starts.add(int(m.group(1)) * 10)
+    starts = {int(_DECADE.match(d).group(1)) * 10 for d in decades}  # the schema's pattern held
     ranges: list[list[int]] = []
     for s in sorted(starts):
         if ranges and ranges[-1][1] == s - 1:
@@ -306,39 +193,44 @@ def _decade_ranges(decades: list[str]) -> tuple[tuple[int, int], ...]:
     return tuple((a, b) for a, b in ranges)
 
 
-def parse_filters(p: _Params) -> list[Filter]:
-    """The filter params of tracks.query / library.stats -> filters (AND)."""
+def _time(p: dict, name: str) -> int | None:
+    """A time param as unix seconds; its pattern held, but the date may not exist (2026-02-30)."""
+    if name not in p:
+        return None
+    try:
+        return parse_iso(p[name])
+    except ValueError:
+        raise InvalidParam(name, f"must be {TIME_PARAM['title']}") from None
+
+
+def parse_filters(p: dict) -> list[Filter]:
+    """The filter params of tracks.query / library.stats (checked) -> filters (AND)."""
     filters: list[Filter] = []
-    genres = _genre_keys(p.str_list("genres"))
-    mode = p.enum("genre_mode", GENRE_MODES, "any")
+    genres = _genre_keys(p.get("genres", []))
     if genres:
-        filters.append(GenresAll(genres) if mode == "all" else GenresAny(genres))
-    exclude = _genre_keys(p.str_list("exclude_genres"))
+        filters.append(GenresAll(genres) if p.get("genre_mode") == "all" else GenresAny(genres))
+    exclude = _genre_keys(p.get("exclude_genres", []))
     if exclude:
         filters.append(ExcludeGenres(exclude))
-    decades = _decade_ranges(p.str_list("decades"))
+    decades = _decade_ranges(p.get("decades", []))
     if decades:
         filters.append(YearRanges(decades))
-    year_min = p.int("year_min", 0, 9999)
-    year_max = p.int("year_max", 0, 9999)
+    year_min, year_max = p.get("year_min"), p.get("year_max")
     if year_min is not None and year_max is not None and year_min > year_max:
         raise InvalidParam("year_max", "must not be less than year_min")
     if year_min is not None:
         filters.append(Compare("year", ">=", year_min))
     if year_max is not None:
         filters.append(Compare("year", "<=", year_max))
-    min_rating = p.number("min_rating", 0, 10)
-    if min_rating is not None:
-        filters.append(Compare("user_rating", ">=", min_rating))
-    if p.bool("exclude_live"):
+    if "min_rating" in p:
+        filters.append(Compare("user_rating", ">=", p["min_rating"]))
+    if p.get("exclude_live"):
         filters.append(Compare("is_live", "=", 0))
-    artist = p.str("artist")
-    if artist is not None:
-        filters.append(Artist(fold(artist)))
-    album = p.str("album")
-    if album is not None:
-        filters.append(Compare("album_key", "=", fold(album)))
-    text = p.str("text")
+    if "artist" in p:
+        filters.append(Artist(fold(p["artist"])))
+    if "album" in p:
+        filters.append(Compare("album_key", "=", fold(p["album"])))
+    text = p.get("text")
     if text is not None and text.strip():
         words = split_words(text)
         if not words:
@@ -347,7 +239,7 @@ def parse_filters(p: _Params) -> list[Filter]:
             raise InvalidParam("text", f"has more than {MAX_WORDS} words")
         filters.append(Text(fts_query(text)))
     for name, column in (("added_after", "added_at"), ("updated_after", "updated_at")):
-        ts = p.time(name)
+        ts = _time(p, name)
         if ts is not None:
             filters.append(Compare(column, ">", ts))
     return filters
@@ -362,11 +254,7 @@ class Page:
     offset: int
 
 
-def parse_page(p: _Params) -> Page:
-    return Page(
-        sort=p.enum("sort", SORTS, "artist"),
-        order=p.enum("order", ORDERS, "asc"),
-        seed=p.any_int("seed"),
-        limit=p.int("limit", 0, MAX_LIMIT, DEFAULT_LIMIT),
-        offset=p.int("offset", 0, MAX_OFFSET, 0),
-    )
+def parse_page(p: dict) -> Page:
+    """The paging params (checked) with their defaults."""
+    return Page(sort=p.get("sort", "artist"), order=p.get("order", "asc"), seed=p.get("seed"),
+                limit=p.get("limit", DEFAULT_LIMIT), offset=p.get("offset", 0))

@@ -1,7 +1,8 @@
 """tracks.query / tracks.get / library.stats: plans, SQL and results (pure).
 
-No I/O here and no sqlite3: each public function validates its params at once
-(`filters`, raising `InvalidParam` before anything touches the database)
+No I/O here and no sqlite3: each public function checks its params at once
+(against the published schema, `schemas`, then what `filters` checks; raising
+`InvalidParam` before anything touches the database)
 and returns a function of a ``store.ReadContext`` that only calls
 ``ctx.run(sql, params)``. SQL names tables through ``{tracks}``/``{genres}``/
 ``{fts}`` (the store fills in the live slot); every value is bound; column
@@ -16,8 +17,9 @@ from typing import Any, Callable, Sequence
 
 from ..timeutil import iso
 from ..track import fetch_tracks, order_by_sql, tracks_by_key
-from .filters import (FILTER_PARAMS, MAX_RATING_KEYS, PAGE_PARAMS, ExcludeGenres, Filter, GenresAll, GenresAny,
-                      InvalidParam, Page, Text, _and, _Params, parse_filters, parse_page)
+from .filters import (ExcludeGenres, Filter, GenresAll, GenresAny, Page, Text, _and, parse_filters,
+                      parse_page)
+from .schemas import GET_PARAMS, QUERY_PARAMS, STATS_PARAMS
 
 # --------------------------------------------------------------------------- plans
 
@@ -142,7 +144,7 @@ def tracks_query(params: dict, *, as_json: bool = False) -> Callable[[Any], dict
 
     ``as_json``: ``tracks`` is one `RawJSON` array (what the daemon sends) instead of dicts.
     """
-    p = _Params(params, FILTER_PARAMS + PAGE_PARAMS)
+    p = QUERY_PARAMS.check(params)
     filters = parse_filters(p)
     page = parse_page(p)
 
@@ -183,10 +185,7 @@ def tracks_get(params: dict, *, as_json: bool = False) -> Callable[[Any], dict]:
     Tracks come back in the order asked for, each once; ``missing`` lists the
     keys not in the library (also in order, each once).
     """
-    p = _Params(params, ("rating_keys",))
-    if p.get("rating_keys") is None:
-        raise InvalidParam("rating_keys", "is required (an array of rating key strings)")
-    keys = list(dict.fromkeys(p.str_list("rating_keys", MAX_RATING_KEYS)))
+    keys = list(dict.fromkeys(GET_PARAMS.check(params)["rating_keys"]))
 
     def run(ctx: Any) -> dict:
         tracks, missing = tracks_by_key(ctx, keys, as_json)
@@ -201,9 +200,7 @@ def library_stats(params: dict) -> Callable[[Any], dict]:
     Takes the tracks.query filters. sort/order/seed/limit/offset are accepted
     (and validated) so a client can pass the same object, but do not matter.
     """
-    p = _Params(params, FILTER_PARAMS + PAGE_PARAMS)
-    filters = parse_filters(p)
-    parse_page(p)
+    filters = parse_filters(STATS_PARAMS.check(params))
     where, wparams = where_sql(filters)
 
     def compute(ctx: Any) -> tuple:

@@ -1,7 +1,8 @@
-"""The JSON Schemas of the query methods' params and results (published by rpc.discover)."""
+"""The query methods' params (`params.Params`: published by rpc.discover and enforced) and results."""
 
 from __future__ import annotations
 
+from ..params import TIME_PARAM, Params
 from ..track import TIME_SCHEMA as _TIME, TRACK_SCHEMA
 from .filters import (_DECADE, DEFAULT_LIMIT, GENRE_MODES, MAX_LIMIT, MAX_LIST, MAX_OFFSET, MAX_RATING_KEYS,
                       MAX_STRING, ORDERS, SORTS)
@@ -15,7 +16,8 @@ FILTERS_SCHEMA: dict = {
                                           "(genre_mode \"all\": all of them); [] = no filter"},
     "genre_mode": {"enum": list(GENRE_MODES) + [None], "default": "any"},
     "exclude_genres": {**_STRINGS, "description": "drop tracks with any of these genres"},
-    "decades": {**_STRINGS, "items": {"type": "string", "pattern": _DECADE.pattern},
+    "decades": {**_STRINGS, "items": {"type": "string", "pattern": _DECADE.pattern,
+                                      "title": "a decade like \"1990s\""},
                 "description": "e.g. [\"1990s\", \"2000s\"]: year within any of them"},
     "year_min": {"type": ["integer", "null"], "minimum": 0, "maximum": 9999, "description": "inclusive"},
     "year_max": {"type": ["integer", "null"], "minimum": 0, "maximum": 9999, "description": "inclusive"},
@@ -28,8 +30,8 @@ FILTERS_SCHEMA: dict = {
     "text": {"type": ["string", "null"], "maxLength": MAX_STRING,
              "description": "every word must prefix-match a word of title, artist, album artist or album; case- "
                             "and accent-insensitive. Blank = no filter; text without letters or digits is an error"},
-    "added_after": {**_TIME, "description": "ISO 8601 time or date (UTC if no offset); strictly after"},
-    "updated_after": {**_TIME, "description": "ISO 8601 time or date (UTC if no offset); strictly after"},
+    "added_after": {**TIME_PARAM, "description": "ISO 8601 time or date (UTC if no offset); strictly after"},
+    "updated_after": {**TIME_PARAM, "description": "ISO 8601 time or date (UTC if no offset); strictly after"},
 }
 PAGE_SCHEMA: dict = {
     "sort": {"enum": list(SORTS) + [None], "default": "artist",
@@ -41,15 +43,14 @@ PAGE_SCHEMA: dict = {
               "description": "0 returns only total"},
     "offset": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
 }
-QUERY_PARAMS_SCHEMA: dict = {"type": "object", "additionalProperties": False,
-                             "properties": {**FILTERS_SCHEMA, **PAGE_SCHEMA}}
-STATS_PARAMS_SCHEMA: dict = {"type": "object", "additionalProperties": False,
-                             "properties": {**FILTERS_SCHEMA, **PAGE_SCHEMA},
-                             "description": "the tracks.query filters; sort/order/seed/limit/offset are ignored"}
-GET_PARAMS_SCHEMA: dict = {
-    "type": "object", "additionalProperties": False, "required": ["rating_keys"],
-    "properties": {"rating_keys": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_RATING_KEYS}},
-}
+QUERY_PARAMS = Params({**FILTERS_SCHEMA, **PAGE_SCHEMA})
+STATS_PARAMS = Params({**FILTERS_SCHEMA, **PAGE_SCHEMA},
+                      description="the tracks.query filters; sort/order/seed/limit/offset are ignored")
+GET_PARAMS = Params({"rating_keys": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_RATING_KEYS}},
+                    required=("rating_keys",))
+QUERY_PARAMS_SCHEMA: dict = QUERY_PARAMS.schema
+STATS_PARAMS_SCHEMA: dict = STATS_PARAMS.schema
+GET_PARAMS_SCHEMA: dict = GET_PARAMS.schema
 _SNAPSHOT = {"generation": {"type": "integer"}, "synced_at": _TIME}
 QUERY_RESULT_SCHEMA: dict = {
     "type": "object", "required": ["total", "tracks", "generation", "synced_at"],

@@ -1,7 +1,8 @@
 """JSON-RPC 2.0 dispatch: one method table drives dispatch, validation and OpenRPC.
 
 Every method is a :class:`Method`: a name, a handler ``async (ctx, params) ->
-result``, JSON Schemas of its params and result, and whether it changes state
+result``, its params (a `params.Params`: the JSON Schema published and the check
+compiled from it), the JSON Schema of its result, and whether it changes state
 (write methods are refused to read-only peers). :func:`jsonrpc_methods` wraps
 the table for jsonrpcserver's ``async_dispatch`` (an explicit methods dict and a
 per-connection context — never the global ``@method`` registry), and
@@ -22,7 +23,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from jsonrpcserver import Error, Success, async_dispatch
 
 from .. import __version__
-from ..query import InvalidParam
+from ..params import InvalidParam, Params
 from ..track import RawJSON
 from ..store import NotSynced
 
@@ -54,65 +55,15 @@ Handler = Callable[[Any, dict], Awaitable[Any]]
 
 @dataclass(frozen=True)
 class Method:
+    """One RPC method. ``params`` is checked before the handler runs (the handler sees
+    checked params: no nulls, integers as int) and is what rpc.discover publishes."""
+
     name: str
     summary: str
     handler: Handler
-    params: Mapping[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    params: Params = field(default_factory=Params)
     result: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
     writes: bool = False
-    # Validates params before the handler runs; None = check against `params`.
-    # Handlers with their own validator (the query methods) set `validated=True`.
-    validated: bool = False
-
-
-def check_params(schema: Mapping[str, Any], params: dict) -> None:
-    """Validate ``params`` against the small JSON Schema subset our tables use."""
-    properties = schema.get("properties", {})
-    for name in params:
-        if name not in properties:
-            raise invalid_param(name, "unknown parameter")
-    for name in schema.get("required", ()):
-        if name not in params:
-            raise invalid_param(name, "required")
-    for name, value in params.items():
-        _check_value(name, properties[name], value)
-
-
-_JSON_TYPES = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list,),
-    "object": (dict,),
-}
-
-
-def _check_value(name: str, schema: Mapping[str, Any], value: Any) -> None:
-    kind = schema.get("type")
-    if kind is not None:
-        kinds = kind if isinstance(kind, list) else [kind]
-        if value is None and "null" in kinds:
-            return
-        ok = any(
-            isinstance(value, _JSON_TYPES[k]) and not (k in ("integer", "number") and isinstance(value, bool))
-            for k in kinds
-            if k != "null"
-        )
-        if not ok:
-            raise invalid_param(name, f"expected {' or '.join(kinds)}, got {json.dumps(value)[:40]}")
-    if "enum" in schema and value not in schema["enum"]:
-        choices = ", ".join(json.dumps(c) for c in schema["enum"])
-        raise invalid_param(name, f"must be one of {choices}")
-    if "minimum" in schema and value < schema["minimum"]:
-        raise invalid_param(name, f"must be at least {schema['minimum']}")
-    if "maximum" in schema and value > schema["maximum"]:
-        raise invalid_param(name, f"must be at most {schema['maximum']}")
-    if "items" in schema and isinstance(value, list):
-        if "maxItems" in schema and len(value) > schema["maxItems"]:
-            raise invalid_param(name, f"at most {schema['maxItems']} items")
-        for item in value:
-            _check_value(name, schema["items"], item)
 
 
 @dataclass
@@ -127,10 +78,8 @@ async def invoke(method: Method, ctx: CallContext, params: dict) -> Any:
     """Run one call and translate every failure into an RpcError."""
     if method.writes and ctx.connection.read_only:
         raise RpcError(PERMISSION_DENIED, "permission_denied", f"uid {ctx.connection.peer.uid} may not call {method.name}")
-    if not method.validated:
-        check_params(method.params, params)
     try:
-        return await method.handler(ctx, params)
+        return await method.handler(ctx, method.params.check(params))
     except InvalidParam as exc:
         raise RpcError(INVALID_PARAMS, f"invalid params: {exc}", {"param": exc.param}) from None
     except NotSynced:
@@ -224,8 +173,8 @@ def openrpc_document(table: Mapping[str, Method]) -> dict:
     """An OpenRPC 1.2 document generated from the dispatch table itself."""
     methods = []
     for method in sorted(table.values(), key=lambda m: m.name):
-        properties = method.params.get("properties", {})
-        required = set(method.params.get("required", ()))
+        properties = method.params.properties
+        required = set(method.params.required)
         methods.append(
             {
                 "name": method.name,

@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 
 from .. import __version__, query
+from ..params import Params
 from ..plex.redact import safe_url
 from .dispatch import CallContext, Method, invalid_param, openrpc_document
-from ..sync.jobs import job_view
+from ..sync.jobs import MODES, job_view
 from ..timeutil import iso
 
 EVENTS = ("sync.started", "sync.progress", "sync.finished", "library.changed")
@@ -151,33 +152,31 @@ def build_methods() -> dict[str, Method]:
         Method("library.status", "Cache size, freshness, sync progress and last error.", library_status,
                result=STATUS_SCHEMA),
         Method("sync.start", "Start a sync (returns at once; started=false if one runs).", sync_start,
-               params={"type": "object", "properties": {"mode": {"enum": ["auto", "full", "incremental"]}}},
+               params=Params({"mode": {"enum": list(MODES), "default": "auto"}}),
                result={"type": "object", "properties": {"started": {"type": "boolean"},
                                                         "job_id": {"type": "integer"}}},
                writes=True),
         Method("sync.status", "The running job, else the last one, else {state: idle}.", sync_status,
-               params={"type": "object", "properties": {"job_id": {"type": "integer", "minimum": 1}}},
+               params=Params({"job_id": {"type": "integer", "minimum": 1}}),
                result=JOB_SCHEMA),
         Method("sync.cancel", "Cancel the running sync; the cache keeps its last complete state.", sync_cancel,
                result={"type": "object", "properties": {"cancelled": {"type": "boolean"},
                                                         "job_id": _INT_OR_NULL}},
                writes=True),
         Method("sync.history", "Recent sync jobs, newest first.", sync_history,
-               params={"type": "object", "properties": {"limit": {"type": "integer", "minimum": 1,
-                                                                  "maximum": 1000}}},
+               params=Params({"limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20}}),
                result={"type": "object", "properties": {"jobs": {"type": "array", "items": JOB_SCHEMA}}}),
         Method("tracks.query", "Filter, search, sort, sample and page the cached tracks. " + reads_cache,
-               tracks_query, params=query.QUERY_PARAMS_SCHEMA, result=query.QUERY_RESULT_SCHEMA, validated=True),
+               tracks_query, params=query.QUERY_PARAMS, result=query.QUERY_RESULT_SCHEMA),
         Method("tracks.get", "Tracks by rating key, and the keys not found. " + reads_cache,
-               tracks_get, params=query.GET_PARAMS_SCHEMA, result=query.GET_RESULT_SCHEMA, validated=True),
+               tracks_get, params=query.GET_PARAMS, result=query.GET_RESULT_SCHEMA),
         Method("library.stats", "Counts, duration, genres and decades over the matching tracks. " + reads_cache,
-               library_stats, params=query.STATS_PARAMS_SCHEMA, result=query.STATS_RESULT_SCHEMA,
-               validated=True),
+               library_stats, params=query.STATS_PARAMS, result=query.STATS_RESULT_SCHEMA),
         Method("events.subscribe", "Receive these events as notifications on this connection.", events_subscribe,
-               params={"type": "object", "properties": {"events": _EVENT_LIST}, "required": ["events"]},
+               params=Params({"events": _EVENT_LIST}, required=("events",)),
                result={"type": "object", "properties": {"subscribed": {"type": "array"}}}),
         Method("events.unsubscribe", "Stop receiving these events (all when none are named).", events_unsubscribe,
-               params={"type": "object", "properties": {"events": _EVENT_LIST}},
+               params=Params({"events": _EVENT_LIST}),
                result={"type": "object", "properties": {"subscribed": {"type": "array"}}}),
     ]
     methods = {m.name: m for m in table}
