@@ -38,7 +38,7 @@ class StartupError(Exception):
 
 
 class Daemon:
-    """Owns the store, the syncer and the server; the ``services`` RPC handlers see."""
+    """Owns the store, the syncer and the server; the `rpc.dispatch.Services` RPC handlers see."""
 
     def __init__(self, config: Config, config_path: str | None):
         """``config_path``: the ``--config`` argument (None: as load_config resolves it)."""

@@ -50,3 +50,16 @@ def test_serializer_splices_raw_json_and_is_json_dumps_otherwise():
     tracks = [{"title": "Jóga \"x\"", "n": 1}]
     raw = {"jsonrpc": "2.0", "result": {"total": 1, "tracks": RawJSON(json.dumps(tracks)), "s": None}, "id": 7}
     assert json.loads(_to_json(raw)) == {"jsonrpc": "2.0", "result": {"total": 1, "tracks": tracks, "s": None}, "id": 7}
+
+
+def test_the_daemon_provides_the_services_handlers_use(sdir):
+    """`CallContext.services` is typed by the `Services` protocol; the daemon is what fills it."""
+    from mediasaged.config import load_config
+    from mediasaged.daemon import Daemon
+    from mediasaged.rpc.dispatch import Services
+    from tests.support import write_config
+
+    daemon = Daemon(load_config(write_config(sdir)), None)
+    assert isinstance(daemon, Services)
+    for name in ("is_stale", "next_sync_at"):
+        assert callable(getattr(daemon, name))

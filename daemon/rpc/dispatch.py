@@ -18,14 +18,20 @@ import inspect
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol, runtime_checkable
 
 from jsonrpcserver import Error, Success, async_dispatch
 
 from .. import __version__
 from ..params import InvalidParam, Params
 from ..track import RawJSON
-from ..store import NotSynced
+from ..store import NotSynced, State, Store
+
+if TYPE_CHECKING:  # types only: config is the daemon's, and server imports this module
+    from ..config import Config
+    from ..sync.jobs import Syncer
+    from .server import Connection
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +72,29 @@ class Method:
     writes: bool = False
 
 
+@runtime_checkable
+class Services(Protocol):
+    """What RPC handlers may use of the daemon (`daemon.Daemon` is the one implementation)."""
+
+    config: Config  # the current config (SIGHUP may replace it)
+    store: Store
+    syncer: Syncer
+    started_at: int  # unix seconds
+    socket_path: Path
+
+    def is_stale(self, state: State) -> bool:
+        """Whether the cache is older than ``sync.stale_after`` (or empty)."""
+
+    def next_sync_at(self, synced_at: int | None) -> int | None:
+        """When the next scheduled sync starts (unix seconds), None when none is scheduled."""
+
+
 @dataclass
 class CallContext:
     """What a handler sees: the daemon's services and the calling connection."""
 
-    services: Any  # mediasaged.daemon.Services
-    connection: Any  # mediasaged.rpc.server.Connection (peer, subscriptions)
+    services: Services
+    connection: Connection  # peer credentials, read_only, subscriptions
 
 
 async def invoke(method: Method, ctx: CallContext, params: dict) -> Any:
