@@ -7,11 +7,13 @@ import json
 import os
 import sqlite3
 import threading
+from dataclasses import asdict, replace
 
 import pytest
 
 from tests.rows import track_row
 from mediasaged.store import SCHEMA_VERSION, NotSynced, SlotWriter, State, Store, StoreError, inactive_slot
+from mediasaged.syncjob import COLUMNS as JOB_COLUMNS, SyncJob
 
 
 def track(rk: str, **over) -> dict:
@@ -135,29 +137,36 @@ async def test_jobs_roundtrip(store):
     assert await store.get_job() is None and await store.list_jobs(5) == []
     j1 = await store.create_job(mode="full", trigger="startup", started_at=100)
     j2 = await store.create_job(mode="full", trigger="manual", started_at=200)
-    await store.update_job(j1, state="succeeded", phase="done", current=10, total=10, finished_at=150, added=10,
-                           updated=0, removed=0, error=None)
-    job = await store.get_job(j1)
-    assert job == {"job_id": j1, "state": "succeeded", "mode": "full", "trigger": "startup", "phase": "done",
-                   "current": 10, "total": 10, "started_at": 100, "finished_at": 150, "added": 10, "updated": 0,
-                   "removed": 0, "error": None}
-    assert (await store.get_job())["job_id"] == j2
-    assert [j["job_id"] for j in await store.list_jobs(10)] == [j2, j1]
-    assert [j["job_id"] for j in await store.list_jobs(1)] == [j2]
+    assert j1 == SyncJob(job_id=j1.job_id, state="running", mode="full", trigger="startup", phase="starting",
+                         started_at=100) == await store.get_job(j1.job_id)
+    await store.save_job(replace(j1, state="succeeded", phase="done", current=10, total=10, finished_at=150,
+                                 added=10, updated=0, removed=0, error=None))
+    job = await store.get_job(j1.job_id)
+    assert asdict(job) == {"job_id": j1.job_id, "state": "succeeded", "mode": "full", "trigger": "startup",
+                           "phase": "done", "current": 10, "total": 10, "started_at": 100, "finished_at": 150,
+                           "added": 10, "updated": 0, "removed": 0, "error": None}
+    assert (await store.get_job()).job_id == j2.job_id
+    assert [j.job_id for j in await store.list_jobs(10)] == [j2.job_id, j1.job_id]
+    assert [j.job_id for j in await store.list_jobs(1)] == [j2.job_id]
     assert await store.get_job(999) is None
-    with pytest.raises(ValueError):
-        await store.update_job(j1, bogus=1)
+
+
+async def test_the_job_dataclass_is_the_sync_jobs_table(store):
+    """SyncJob's fields are the table's columns, in order (the DDL lives in migration v1)."""
+    columns = await store.read(lambda ctx: ctx.run("SELECT name FROM pragma_table_info('sync_jobs') ORDER BY cid"),
+                               require_synced=False)
+    assert tuple(c for (c,) in columns) == JOB_COLUMNS
 
 
 async def test_fail_interrupted_jobs(store):
     done = await store.create_job(mode="full", trigger="manual", started_at=1)
-    await store.update_job(done, state="succeeded", finished_at=2)
+    await store.save_job(replace(done, state="succeeded", finished_at=2))
     left = await store.create_job(mode="full", trigger="schedule", started_at=3)
     assert await store.fail_interrupted_jobs("interrupted: the daemon stopped") == 1
-    job = await store.get_job(left)
-    assert job["state"] == "failed" and job["error"] == "interrupted: the daemon stopped"
-    assert job["finished_at"] is not None
-    assert (await store.get_job(done))["state"] == "succeeded"
+    job = await store.get_job(left.job_id)
+    assert job.state == "failed" and job.error == "interrupted: the daemon stopped"
+    assert job.finished_at is not None
+    assert (await store.get_job(done.job_id)).state == "succeeded"
     assert await store.fail_interrupted_jobs("again") == 0
 
 

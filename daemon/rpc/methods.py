@@ -13,31 +13,14 @@ from .. import __version__, query
 from ..params import Params
 from ..plex.redact import safe_url
 from .dispatch import CallContext, Method, invalid_param, openrpc_document
-from ..sync.jobs import MODES, job_view
+from ..sync.jobs import MODES
+from ..syncjob import JOB_SCHEMA
 from ..timeutil import iso
+from ..track import TIME_SCHEMA as _TIME
 
 EVENTS = ("sync.started", "sync.progress", "sync.finished", "library.changed")
 
-_TIME = {"type": ["string", "null"], "format": "date-time"}
 _INT_OR_NULL = {"type": ["integer", "null"]}
-JOB_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "job_id": {"type": "integer"},
-        "state": {"enum": ["idle", "running", "succeeded", "failed", "cancelled"]},
-        "mode": {"enum": ["full", "incremental"]},
-        "trigger": {"enum": ["manual", "schedule", "startup", "server_change", "plex_event"]},
-        "phase": {"type": ["string", "null"]},
-        "current": {"type": "integer"},
-        "total": _INT_OR_NULL,
-        "started_at": _TIME,
-        "finished_at": _TIME,
-        "added": _INT_OR_NULL,
-        "updated": _INT_OR_NULL,
-        "removed": _INT_OR_NULL,
-        "error": {"type": ["string", "null"]},
-    },
-}
 STATUS_SCHEMA = {
     "type": "object",
     "properties": {
@@ -117,8 +100,8 @@ async def sync_cancel(ctx: CallContext, params: dict) -> dict:
 
 
 async def sync_history(ctx: CallContext, params: dict) -> dict:
-    rows = await ctx.services.store.list_jobs(params.get("limit", 20))
-    return {"jobs": [job_view(r) for r in rows]}
+    rows = await ctx.services.store.list_jobs(params.get("limit", 20))  # newest first
+    return {"jobs": [job.view() for job in rows]}
 
 
 async def tracks_query(ctx: CallContext, params: dict) -> dict:

@@ -23,6 +23,7 @@ from .connection import (WAL_SIZE_LIMIT, NotSynced, State, StoreError, Transacti
                          read_state)
 from .reads import ReadContext, SnapshotMemo
 from .schema import MIGRATIONS, SCHEMA_VERSION, finished_marker, recreate_slot, slot_tables
+from ..syncjob import COLUMNS as JOB_COLUMNS, SyncJob
 from ..timeutil import now
 
 T = TypeVar("T")
@@ -31,9 +32,8 @@ T = TypeVar("T")
 __all__ = ["Store"]
 
 
-JOB_COLUMNS = ("job_id", "state", "mode", "trigger", "phase", "current", "total", "started_at", "finished_at",
-               "added", "updated", "removed", "error")
-_JOB_UPDATABLE = frozenset(JOB_COLUMNS) - {"job_id"}
+_JOB_DATA = JOB_COLUMNS[1:]  # all but job_id, which SQLite assigns
+assert JOB_COLUMNS[0] == "job_id"
 
 
 class Store:
@@ -161,21 +161,20 @@ class Store:
 
     # -- jobs
 
-    async def create_job(self, *, mode: str, trigger: str, started_at: int) -> int:
-        return await self._write(lambda c: c.execute(
-            "INSERT INTO sync_jobs (state, mode, trigger, phase, started_at) VALUES ('running', ?, ?, 'starting', ?)",
-            (mode, trigger, started_at)).lastrowid)
+    async def create_job(self, *, mode: str, trigger: str, started_at: int) -> SyncJob:
+        """A new job (running; the rest as `SyncJob`'s defaults say), stored."""
+        job = SyncJob(job_id=0, mode=mode, trigger=trigger, started_at=started_at)
+        sql = f"INSERT INTO sync_jobs ({', '.join(_JOB_DATA)}) VALUES ({', '.join('?' * len(_JOB_DATA))})"
+        job.job_id = await self._write(lambda c: c.execute(sql, job.row()[1:]).lastrowid)
+        return job
 
-    async def update_job(self, job_id: int, **fields: Any) -> None:
-        bad = set(fields) - _JOB_UPDATABLE
-        if bad:
-            raise ValueError(f"unknown job fields: {sorted(bad)}")
-        if fields:
-            sets = ", ".join(f"{k} = ?" for k in fields)
-            await self._write(lambda c: c.execute(f"UPDATE sync_jobs SET {sets} WHERE job_id = ?",
-                                                  (*fields.values(), job_id)))
+    async def save_job(self, job: SyncJob) -> None:
+        """Write every field of ``job`` to its row."""
+        sets = ", ".join(f"{k} = ?" for k in _JOB_DATA)
+        await self._write(lambda c: c.execute(f"UPDATE sync_jobs SET {sets} WHERE job_id = ?",
+                                              (*job.row()[1:], job.job_id)))
 
-    async def get_job(self, job_id: int | None = None) -> dict | None:
+    async def get_job(self, job_id: int | None = None) -> SyncJob | None:
         """The job ``job_id``, or the newest one; None if there is none."""
         cols = ", ".join(JOB_COLUMNS)
         if job_id is None:
@@ -183,13 +182,13 @@ class Store:
         else:
             sql, args = f"SELECT {cols} FROM sync_jobs WHERE job_id = ?", (job_id,)
         rows = await self.read(lambda ctx: ctx.run(sql, args), require_synced=False)
-        return dict(zip(JOB_COLUMNS, rows[0])) if rows else None
+        return SyncJob.from_row(rows[0]) if rows else None
 
-    async def list_jobs(self, limit: int = 20) -> list[dict]:
+    async def list_jobs(self, limit: int = 20) -> list[SyncJob]:
         """The newest ``limit`` jobs, newest first."""
         sql = f"SELECT {', '.join(JOB_COLUMNS)} FROM sync_jobs ORDER BY job_id DESC LIMIT ?"
         rows = await self.read(lambda ctx: ctx.run(sql, (max(0, int(limit)),)), require_synced=False)
-        return [dict(zip(JOB_COLUMNS, r)) for r in rows]
+        return [SyncJob.from_row(r) for r in rows]
 
     async def fail_interrupted_jobs(self, message: str) -> int:
         """Mark jobs a dead daemon left 'running' as failed; returns how many."""

@@ -19,12 +19,13 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from typing import Any, Callable
 
 from . import cpus
 from ..store import StoreError, inactive_slot
-from ..timeutil import iso, now
+from ..syncjob import SyncJob
+from ..timeutil import now
 
 log = logging.getLogger(__name__)
 
@@ -34,46 +35,6 @@ CHANGES_OVERLAP = 3600  # seconds an incremental sync re-reads before the last s
 MODES = ("auto", "full", "incremental")
 
 
-@dataclass
-class Job:
-    job_id: int
-    mode: str
-    trigger: str
-    started_at: int
-    state: str = "running"
-    phase: str = "starting"
-    current: int = 0
-    total: int | None = None
-    finished_at: int | None = None
-    added: int | None = None
-    updated: int | None = None
-    removed: int | None = None
-    error: str | None = None
-    server: tuple[str, str] | None = None  # (machineIdentifier, friendlyName) once known
-
-    def view(self) -> dict:
-        return job_view(asdict(self))
-
-
-def job_view(row: dict) -> dict:
-    """The CONTRACT §3 job object from a stored or in-memory job."""
-    return {
-        "job_id": row["job_id"],
-        "state": row["state"],
-        "mode": row["mode"],
-        "trigger": row["trigger"],
-        "phase": row["phase"],
-        "current": row["current"] or 0,
-        "total": row["total"],
-        "started_at": iso(row["started_at"]),
-        "finished_at": iso(row["finished_at"]),
-        "added": row["added"],
-        "updated": row["updated"],
-        "removed": row["removed"],
-        "error": row["error"],
-    }
-
-
 class Syncer:
     """Starts, watches and cancels sync jobs; publishes their events."""
 
@@ -81,7 +42,8 @@ class Syncer:
         self._store = store
         self._config = config  # current Config (SIGHUP may replace it)
         self._publish = publish
-        self.job: Job | None = None
+        self.job: SyncJob | None = None
+        self._job_server: tuple[str, str] | None = None  # (machineIdentifier, friendlyName) once the job knows
         self._task: asyncio.Task | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._cancel_requested = False
@@ -106,12 +68,12 @@ class Syncer:
                 state = await self._store.state()
                 effective = "incremental" if self._can_apply_changes(state) else "full"
             started = self.last_attempt = now()  # a failing database is not retried every tick
-            job_id = await self._store.create_job(mode=effective, trigger=trigger, started_at=started)
-            self.job = Job(job_id=job_id, mode=effective, trigger=trigger, started_at=started)
+            self.job = await self._store.create_job(mode=effective, trigger=trigger, started_at=started)
+            self._job_server = None
             self._cancel_requested = False
-            self._task = asyncio.create_task(self._run(self.job), name=f"sync-{job_id}")
+            self._task = asyncio.create_task(self._run(self.job), name=f"sync-{self.job.job_id}")
         self._publish("sync.started", self.job.view())
-        return True, job_id
+        return True, self.job.job_id
 
     async def cancel(self) -> tuple[bool, int | None]:
         if not self.running:
@@ -129,8 +91,8 @@ class Syncer:
     async def status(self, job_id: int | None = None) -> dict | None:
         if self.job is not None and job_id in (None, self.job.job_id) and self.running:
             return self.job.view()
-        row = await self._store.get_job(job_id)
-        return job_view(row) if row else None
+        stored = await self._store.get_job(job_id)
+        return stored.view() if stored else None
 
     def progress(self) -> dict | None:
         if not self.running:
@@ -140,7 +102,7 @@ class Syncer:
 
     # -- the job ------------------------------------------------------------
 
-    async def _run(self, job: Job) -> None:
+    async def _run(self, job: SyncJob) -> None:
         t0 = time.monotonic()
         deleted, self.deleted_on_plex = self.deleted_on_plex, set()
         try:
@@ -169,7 +131,7 @@ class Syncer:
         return (state.synced_at is not None and bool(state.plex_server_id)
                 and state.sync_settings == sync_settings(self._config()))
 
-    async def _run_worker(self, job: Job, deleted: list[str]) -> dict:
+    async def _run_worker(self, job: SyncJob, deleted: list[str]) -> dict:
         cfg = self._config()
         state = await self._store.state()
         spec = {
@@ -202,7 +164,7 @@ class Syncer:
             outcome = await self._watch_worker(job, state, spec, sync_cpus)
         return {**outcome, "settings": sync_settings(cfg)}
 
-    async def _watch_worker(self, job: Job, state: Any, spec: dict, sync_cpus: frozenset[int] | None) -> dict:
+    async def _watch_worker(self, job: SyncJob, state: Any, spec: dict, sync_cpus: frozenset[int] | None) -> dict:
         self._proc = proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "mediasaged.sync.worker",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=worker_env(),
@@ -247,7 +209,7 @@ class Syncer:
             self._proc = None
         return last
 
-    async def _check_server(self, job: Job, state: Any, msg: dict) -> None:
+    async def _check_server(self, job: SyncJob, state: Any, msg: dict) -> None:
         """A different Plex server: wipe the cache, this full sync repopulates it."""
         known = state.plex_server_id
         if known and known != msg["server_id"]:
@@ -257,15 +219,15 @@ class Syncer:
             await self._store.wipe(server_id=msg["server_id"], server_name=msg["server_name"])
             self._publish("library.changed", {"generation": (await self._store.state()).generation,
                                               "added": 0, "updated": 0, "removed": state.track_count})
-        job.server = (msg["server_id"], msg["server_name"])
+        self._job_server = (msg["server_id"], msg["server_name"])
 
-    async def _swap(self, job: Job, done: dict, t0: float) -> None:
+    async def _swap(self, job: SyncJob, done: dict, t0: float) -> None:
         job.phase = "swapping"
         job.mode = done["mode"]  # an incremental job on a different server ran as a full one
         job.added, job.updated, job.removed = done["added"], done["updated"], done["removed"]
         job.current = job.total = done["track_count"]
         changed = bool(job.added or job.updated or job.removed)
-        server_id, server_name = job.server or (None, None)
+        server_id, server_name = self._job_server or (None, None)
         state = await self._store.activate_slot(
             done["slot"],
             server_id=server_id,
@@ -281,17 +243,16 @@ class Syncer:
             self._publish("library.changed", {"generation": state.generation, "added": job.added,
                                               "updated": job.updated, "removed": job.removed})
 
-    async def _finish(self, job: Job, state: str, error: str | None) -> None:
+    async def _finish(self, job: SyncJob, state: str, error: str | None) -> None:
         if state == "succeeded":
             log.info("sync job %d succeeded: +%s ~%s -%s", job.job_id, job.added, job.updated, job.removed)
         else:
             log.warning("sync job %d %s: %s", job.job_id, state, error)
         final = replace(job, state=state, error=error, finished_at=now())
-        fields = {k: v for k, v in asdict(final).items() if k not in ("job_id", "started_at", "server")}
         try:
             if state == "failed":
                 await self._store.record_error(error)
-            await self._store.update_job(job.job_id, **fields)
+            await self._store.save_job(final)
         except StoreError as exc:  # the outcome still reaches clients; the row says "running"
             log.error("recording the end of sync job %d failed: %s", job.job_id, exc)
         self.job = final
