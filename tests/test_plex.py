@@ -1,9 +1,10 @@
 """daemon/plex.py against the Plex emulator: real plexapi, real HTTP, no mocks."""
 from __future__ import annotations
 
+import email.utils
 import re
 import socket
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
@@ -12,6 +13,7 @@ from mediasaged.plex.client import PlexLibrary
 from mediasaged.plex.errors import (PlexBadResponse, PlexError, PlexHTTPError, PlexUnauthorized, PlexUnreachable,
                                     SectionNotFound)
 from mediasaged.plex.redact import safe_url
+from mediasaged.plex.retry import Backoff, retry_after
 from mediasaged.plex.xml import parse_track_rows
 
 pytestmark = pytest.mark.timeout(30)
@@ -315,3 +317,45 @@ def test_row_parsing_tolerates_odd_numbers():
     assert (a["track_number"], a["duration_ms"], a["year"], a["user_rating"]) == (3, None, 1999, 7.0)
     assert (a["artist"], a["album_artist"], a["album"], a["view_count"]) == ("G", "G", "", 0)
     assert (b["title"], b["artist"], b["year"], b["album_rating_key"]) == ("", "", 2001, None)
+
+
+# ---- backoff: one helper, Retry-After, the injected sleep ------------------------------------
+
+@pytest.mark.parametrize("kind,retry_after,waited", [
+    ("429", "2", 2.0), ("503", "3", 3.0), ("429", "600", 60.0), ("500", "5", 0.01), ("429", "soon", 0.01)])
+def test_retry_after_of_429_and_503_is_honoured(plex_emulator, kind, retry_after, waited):
+    """A 429/503's Retry-After (capped at 60 s) decides the wait; other answers use our own backoff."""
+    slept: list[float] = []
+    fault = plex_emulator.inject_fault(kind, page=1, times=1, retry_after=retry_after)
+    with connect(plex_emulator, retries=2, sleep=slept.append) as p:
+        rows = all_rows(p, 500)
+    assert fault.fired == 1 and len(rows) == 1500
+    assert slept == [waited]
+
+
+def test_retry_after_as_an_http_date(plex_emulator):
+    slept: list[float] = []
+    when = email.utils.format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    plex_emulator.inject_fault("503", page=0, times=1, retry_after=when)
+    with connect(plex_emulator, sleep=slept.append) as p:
+        all_rows(p, 500)
+    assert len(slept) == 1 and 25 <= slept[0] <= 30
+
+
+def test_connect_waits_with_the_injected_sleep(plex_emulator):
+    """Connecting retries with the same helper and sleep as every request (it used time.sleep)."""
+    slept: list[float] = []
+    plex_emulator.inject_fault("500", path_contains="/library/sections", times=2)
+    with connect(plex_emulator, retries=2, backoff=0.5, sleep=slept.append) as p:
+        assert p.section_id == "3"
+    assert slept == [0.5, 1.0]
+
+
+def test_backoff_doubles_to_its_cap_and_never_overflows():
+    b = Backoff(1.0, 60.0)
+    assert [b.delay(n) for n in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert b.delay(5000) == 60 and b.delay(0, asked=10) == 10 and b.delay(3, asked=1) == 8
+    assert b.delay(0, asked=float("inf")) == 1 and b.delay(0, asked=1e9) == 60
+    assert retry_after(429, {"retry-after": " 7 "}) == 7 and retry_after(200, {"Retry-After": "7"}) is None
+    assert retry_after(503, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0
+    assert retry_after(503, {}) is None and retry_after(503, {"Retry-After": "-1"}) is None

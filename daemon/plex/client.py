@@ -32,6 +32,7 @@ from plexapi.server import PlexServer  # noqa: E402
 from .attrs import to_int  # noqa: E402
 from .errors import (PlexBadResponse, PlexError, PlexHTTPError, PlexUnauthorized,  # noqa: E402
                      PlexUnreachable, SectionNotFound, connection_reason)
+from . import retry  # noqa: E402
 from .redact import redact, safe_url  # noqa: E402
 from .xml import TrackPageParser, parse_track_rows, strict_parser  # noqa: E402
 
@@ -43,10 +44,13 @@ __all__ = ["PlexError", "PlexUnauthorized", "PlexUnreachable", "SectionNotFound"
            "PlexHTTPError", "PlexBadResponse", "PlexLibrary", "parse_track_rows"]
 
 
-class _Retryable(Exception):
-    def __init__(self, kind: str, reason: str, status: int | None = None):
+MAX_BACKOFF = 30.0  # seconds: the longest wait between retries of our own choosing
+
+
+class _Retryable(retry.Retryable):
+    def __init__(self, kind: str, reason: str, status: int | None = None, retry_after: float | None = None):
         super().__init__(reason)
-        self.kind, self.reason, self.status = kind, reason, status
+        self.kind, self.reason, self.status, self.retry_after = kind, reason, status, retry_after
 
 
 # ---- the library ---------------------------------------------------------------------------
@@ -66,8 +70,7 @@ class PlexLibrary:
         self.url = safe_url(url)
         self.timeout = timeout
         self.retries = max(0, int(retries))
-        self.backoff = backoff
-        self._sleep = sleep
+        self._backoff = retry.Backoff(backoff, MAX_BACKOFF, sleep)
         self._parser = strict_parser()
         self._last_total: int | None = None
         self.request_count = 0
@@ -80,11 +83,12 @@ class PlexLibrary:
 
     # ---- connecting -----------------------------------------------------------------
     @classmethod
-    def connect(cls, url: str, token: str, library: str, *, timeout: float,
-                verify_ssl: bool = True, retries: int = 2, backoff: float = 0.5) -> "PlexLibrary":
+    def connect(cls, url: str, token: str, library: str, *, timeout: float, verify_ssl: bool = True,
+                retries: int = 2, backoff: float = 0.5,
+                sleep: Callable[[float], None] = time.sleep) -> "PlexLibrary":
         """Connect, check the token, find the music section named ``library``
         (case-insensitive). Raises PlexUnauthorized / PlexUnreachable / SectionNotFound /
-        PlexHTTPError / PlexError."""
+        PlexHTTPError / PlexError. ``sleep`` waits between retries (here and in every request)."""
         safe = safe_url(url)
         if not url or urllib.parse.urlsplit(url).scheme not in ("http", "https") \
                 or not urllib.parse.urlsplit(url).hostname:
@@ -95,21 +99,24 @@ class PlexLibrary:
         if not verify_ssl:
             import urllib3
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        attempt = 0
-        while True:
+
+        def attempt() -> tuple[PlexServer, list]:
             try:
                 server = PlexServer(url, token, session=session, timeout=timeout)
-                sections = server.library.sections()
-                break
-            except Exception as exc:  # noqa: BLE001 - translated below
-                err = cls._translate(exc, safe, token, timeout)
-                retryable = isinstance(err, PlexUnreachable) and "refused" not in str(err) \
-                    or isinstance(err, PlexHTTPError) and (err.status or 0) >= 500
-                if not retryable or attempt >= retries:
-                    session.close()
-                    raise err from None
-                time.sleep(min(30.0, backoff * (2 ** attempt)))
-                attempt += 1
+                return server, server.library.sections()
+            except Exception as exc:  # noqa: BLE001 - translated
+                raise cls._translate(exc, safe, token, timeout) from None
+
+        def retryable(err: Exception) -> bool:  # plexapi keeps the headers (no Retry-After here)
+            return (isinstance(err, PlexUnreachable) and "refused" not in str(err)
+                    or isinstance(err, PlexHTTPError) and (err.status or 0) >= 500)
+
+        try:
+            server, sections = retry.call(attempt, retries=retries, backoff=retry.Backoff(backoff, MAX_BACKOFF, sleep),
+                                          retryable=retryable)
+        except PlexError:
+            session.close()
+            raise
         want = library.strip().casefold()
         matches = [s for s in sections if (s.title or "").strip().casefold() == want]
         music = [s for s in matches if s.type == "artist"]
@@ -123,7 +130,7 @@ class PlexLibrary:
                 f"Library section {library!r} {why} on Plex server "
                 f"{server.friendlyName!r} at {safe}; sections: {listing} (plex.library)", token))
         return cls(server, music[0], url=url, token=token, timeout=timeout, retries=retries,
-                   backoff=backoff)
+                   backoff=backoff, sleep=sleep)
 
     @staticmethod
     def _translate(exc: BaseException, safe: str, token: str, timeout: float) -> PlexError:
@@ -171,53 +178,50 @@ class PlexLibrary:
                params: dict | None = None, parse: Callable | None = None):
         """GET path; return the parsed MediaContainer (or ``parse(body)``). Retries
         5xx/408/429, timeouts, dropped connections and unparseable bodies
-        ``self.retries`` times with backoff."""
+        ``self.retries`` times with backoff (`retry`: a 429/503's Retry-After is honoured)."""
         url = self._base + path
         hdrs = self._server._headers()
         if headers:
             hdrs.update(headers)
-        attempt = 0
-        while True:
+        def attempt():
+            self.request_count += 1
             try:
-                self.request_count += 1
-                try:
-                    resp = self._session.get(url, headers=hdrs, params=params, timeout=self.timeout)
-                    body = resp.content
-                    self.bytes_received += len(body)
-                except requests.exceptions.RequestException as exc:
-                    raise _Retryable("net", connection_reason(exc, self.timeout)) from None
-                status = resp.status_code
-                if status == 401:
-                    raise PlexUnauthorized(
-                        f"Plex at {self.url} rejected the token (HTTP 401 Unauthorized) for "
-                        f"{what}: check plex.token / plex.token_file / $MEDIASAGE_PLEX_TOKEN")
-                if status >= 500 or status in (408, 429):
-                    raise _Retryable("http", f"HTTP {status}", status)
-                if status != 200:
-                    raise PlexHTTPError(f"Plex returned HTTP {status} for {what}", status)
-                try:
-                    if parse is not None:
-                        return parse(body)
-                    root = etree.fromstring(body, self._parser)
-                except (etree.XMLSyntaxError, ValueError):
-                    raise _Retryable("xml", "an incomplete or malformed XML answer") from None
-                if root.tag != "MediaContainer":
-                    raise _Retryable("xml", f"an unexpected <{root.tag}> answer")
-                return root
-            except _Retryable as r:
-                if attempt >= self.retries:
-                    tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
-                    if r.kind == "http":
-                        raise PlexHTTPError(f"Plex returned {r.reason} for {what} ({tries})",
-                                            r.status) from None
-                    if r.kind == "xml":
-                        raise PlexBadResponse(f"Plex sent {r.reason} for {what} ({tries})") from None
-                    raise PlexUnreachable(f"Plex unreachable at {self.url}: {r.reason} "
-                                          f"({what}, {tries})") from None
-                delay = min(30.0, self.backoff * (2 ** attempt))
-                log.warning("Plex %s for %s; retrying in %.1fs", r.reason, what, delay)
-                self._sleep(delay)
-                attempt += 1
+                resp = self._session.get(url, headers=hdrs, params=params, timeout=self.timeout)
+                body = resp.content
+                self.bytes_received += len(body)
+            except requests.exceptions.RequestException as exc:
+                raise _Retryable("net", connection_reason(exc, self.timeout)) from None
+            status = resp.status_code
+            if status == 401:
+                raise PlexUnauthorized(
+                    f"Plex at {self.url} rejected the token (HTTP 401 Unauthorized) for "
+                    f"{what}: check plex.token / plex.token_file / $MEDIASAGE_PLEX_TOKEN")
+            if status >= 500 or status in (408, 429):
+                raise _Retryable("http", f"HTTP {status}", status, retry.retry_after(status, resp.headers))
+            if status != 200:
+                raise PlexHTTPError(f"Plex returned HTTP {status} for {what}", status)
+            try:
+                if parse is not None:
+                    return parse(body)
+                root = etree.fromstring(body, self._parser)
+            except (etree.XMLSyntaxError, ValueError):
+                raise _Retryable("xml", "an incomplete or malformed XML answer") from None
+            if root.tag != "MediaContainer":
+                raise _Retryable("xml", f"an unexpected <{root.tag}> answer")
+            return root
+
+        def on_retry(r: Exception, delay: float) -> None:
+            log.warning("Plex %s for %s; retrying in %.1fs", r, what, delay)
+
+        try:
+            return retry.call(attempt, retries=self.retries, backoff=self._backoff, on_retry=on_retry)
+        except _Retryable as r:
+            tries = f"{self.retries + 1} attempt{'s' if self.retries else ''}"
+            if r.kind == "http":
+                raise PlexHTTPError(f"Plex returned {r.reason} for {what} ({tries})", r.status) from None
+            if r.kind == "xml":
+                raise PlexBadResponse(f"Plex sent {r.reason} for {what} ({tries})") from None
+            raise PlexUnreachable(f"Plex unreachable at {self.url}: {r.reason} ({what}, {tries})") from None
 
     @staticmethod
     def _page_headers(start: int, size: int) -> dict:

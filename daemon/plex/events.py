@@ -3,7 +3,8 @@
 Plex pushes a "timeline" frame when a library item is created, edited
 (state 5) or deleted (state 9). A `NotificationListener` runs in its own
 thread, keeps one websocket open -- Plex restarts and network drops are
-normal, so it reconnects with backoff (1 s doubling to 60 s) -- and calls
+normal, so it reconnects with backoff (`retry`: 1 s doubling to 60 s, or what
+a 429/503's Retry-After asks) -- and calls
 ``on_change(deleted)`` for every frame that names a music item (artist, album,
 track) of our section, with the rating keys of the tracks it says were deleted. The daemon turns those calls into one incremental
 sync once Plex has been quiet for a moment (see ``daemon.py``); the periodic
@@ -24,6 +25,7 @@ import websocket
 
 from .frames import notifications_url, timeline_entries
 from .redact import redact, safe_url
+from .retry import Backoff, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class NotificationListener:
         self._on_change = on_change
         self._section_id = section_id
         self._stop = threading.Event()
+        self._backoff = Backoff(1.0, MAX_BACKOFF, sleep=self._stop.wait)  # a stop ends the wait
         self._thread = threading.Thread(target=self._run, name="plex-notifications", daemon=True)
         self.connected = threading.Event()
 
@@ -62,25 +65,28 @@ class NotificationListener:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        delay = 1.0
+        attempt = 0
         where = safe_url(self._url)
         while not self._stop.is_set():
+            asked = None
             try:
                 self._follow(where)
                 reason = "the connection closed"
             except websocket.WebSocketBadStatusException as exc:  # its text carries headers and body
                 reason = ("Plex rejected the token (HTTP 401)" if exc.status_code == 401
                           else f"HTTP {exc.status_code}")
+                asked = retry_after(exc.status_code, exc.resp_headers)
             except (websocket.WebSocketException, OSError) as exc:
                 reason = redact(str(exc), self._token) or type(exc).__name__
             if self.connected.is_set():  # it was up: a drop is news, retry soon
-                delay = 1.0
+                attempt = 0
             self.connected.clear()
             if self._stop.is_set():
                 break
+            delay = self._backoff.delay(attempt, asked)
             log.warning("Plex notifications at %s: %s; reconnecting in %.0f s", where, reason, delay)
-            self._stop.wait(delay)
-            delay = min(MAX_BACKOFF, delay * 2)
+            self._backoff.sleep(delay)
+            attempt += 1
 
     def _follow(self, where: str) -> None:
         """Connect and read frames until the connection ends or stop() is called."""

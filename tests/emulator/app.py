@@ -145,9 +145,9 @@ class PlexEmulator:
     # ---- test controls --------------------------------------------------------------
     def inject_fault(self, kind: str, *, path_contains: str = "/all", page: int | None = None,
                      times: int | None = 1, libtype: int | None = None,
-                     delay: float | None = None) -> Fault:
+                     delay: float | None = None, retry_after: str | None = None) -> Fault:
         return self.faults.add(kind, path_contains=path_contains, page=page, times=times,
-                               libtype=libtype, delay=delay)
+                               libtype=libtype, delay=delay, retry_after=retry_after)
 
     def clear_faults(self) -> None:
         self.faults.clear()
@@ -244,8 +244,9 @@ class PlexEmulator:
         if kind == "short":
             request[_SHORT] = True
             return await handler(request)
-        if kind in ("500", "503", "401", "404"):
-            return web.Response(text=f"emulated fault {kind}", status=int(kind))
+        if kind in ("500", "503", "429", "401", "404"):
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
+            return web.Response(text=f"emulated fault {kind}", status=int(kind), headers=headers)
         if kind == "slow":
             await asyncio.sleep(fault.delay if fault.delay is not None else self.faults.slow_seconds)
             return await handler(request)

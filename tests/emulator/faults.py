@@ -7,7 +7,8 @@ optionally, by container page: ``page=N`` is the N-th page (0-based) computed as
 requests it fires on; then it is spent (so a retry succeeds), unless times is None
 (fires forever).
 
-Kinds: "500"/"503"/"401"/"404" answer that status; "slow" sleeps ``delay`` (default
+Kinds: "500"/"503"/"429"/"401"/"404" answer that status (with ``Retry-After: retry_after``
+when that is set); "slow" sleeps ``delay`` (default
 ``slow_seconds``) before answering; "drop" closes the connection without a byte;
 "truncate" answers 200 with the first half of the XML (consistent Content-Length);
 "cut" announces the full Content-Length, sends half and closes; "short" answers a
@@ -18,7 +19,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-KINDS = ("500", "503", "401", "404", "slow", "drop", "truncate", "cut", "short")
+KINDS = ("500", "503", "429", "401", "404", "slow", "drop", "truncate", "cut", "short")
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Fault:
     libtype: int | None = None
     times: int | None = 1
     delay: float | None = None
+    retry_after: str | None = None
     fired: int = 0
     hits: list[str] = field(default_factory=list)
 
@@ -59,12 +61,12 @@ class FaultSet:
 
     def add(self, kind: str, *, path_contains: str = "/all", page: int | None = None,
             times: int | None = 1, libtype: int | None = None,
-            delay: float | None = None) -> Fault:
+            delay: float | None = None, retry_after: str | None = None) -> Fault:
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; one of {KINDS}")
         if page is not None and libtype is None:
             libtype = 10
-        f = Fault(kind, path_contains, page, libtype, times, delay)
+        f = Fault(kind, path_contains, page, libtype, times, delay, retry_after)
         with self._lock:
             self._faults.append(f)
         return f
