@@ -102,7 +102,7 @@ def _filter_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--album", metavar="A", help="exact album (case-insensitive)")
     g.add_argument("--text", metavar="T", help="every word prefix-matches title, artist or album")
     g.add_argument("--added-after", metavar="T",
-                   help="ISO 8601 time, a date (YYYY-MM-DD, UTC) or an age like 7d, 24h, 30m")
+                   help="ISO 8601 time, a date (YYYY-MM-DD, UTC) or an age like 7d, 1.5h, 2w")
     g.add_argument("--updated-after", metavar="T", help="like --added-after")
 
 

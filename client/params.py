@@ -14,6 +14,7 @@ import re
 from typing import Any, Sequence
 
 from . import fmt
+from .durations import duration_seconds
 from .errors import UsageError
 
 SYNC_EVENTS = ["sync.started", "sync.progress", "sync.finished"]
@@ -22,18 +23,18 @@ ALL_EVENTS = SYNC_EVENTS + ["library.changed"]
 
 # -- arguments → JSON-RPC requests (pure) ----------------------------------------
 
-_AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_AGE_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def time_arg(value: str, now: dt.datetime) -> str:
-    """``7d`` → the ISO time 7 days before ``now``; ``2026-01-31`` → that day's start (UTC);
-    anything else is passed on for the daemon to validate."""
-    age = _AGE.match(value)
-    if age:
-        seconds = int(age.group(1)) * _AGE_SECONDS[age.group(2)]
-        return fmt.iso(now - dt.timedelta(seconds=seconds))
+    """``7d`` / ``1.5h`` (a duration, `durations`) → the ISO time that long before ``now``;
+    ``2026-01-31`` → that day's start (UTC); anything else is passed on for the daemon to validate."""
+    seconds = duration_seconds(value)
+    if seconds is not None:
+        try:
+            return fmt.iso(now - dt.timedelta(seconds=seconds))
+        except OverflowError:
+            raise UsageError(f"{value.strip()} ago is before the year 1") from None
     if _DATE.match(value.strip()):
         return value.strip() + "T00:00:00Z"
     return value

@@ -18,20 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from mediasagectl.durations import EXAMPLES as DURATION_EXAMPLES, duration_seconds  # the one grammar (see there)
 
 
 # --------------------------------------------------------------------------- #
 # Durations
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION_HINT = "expected a duration like 30s, 15m, 24h, 7d or off"
+_DURATION_HINT = f"expected a duration like {DURATION_EXAMPLES} or off"
 
 
 def parse_duration(text: Any) -> float | None:
-    """``"30s"``/``"15m"``/``"24h"``/``"7d"`` -> seconds; ``"off"`` -> None.
+    """``"30s"``/``"15m"``/``"1.5h"``/``"7d"``/``"2w"`` -> seconds; ``"off"`` -> None.
 
-    A bare non-negative number (int, float or numeric string) is seconds.
+    The grammar is mediasagectl's too (`mediasagectl.durations`). A bare
+    non-negative number (int, float or numeric string) is seconds.
     ``False`` (YAML reads an unquoted ``off`` as false) also means off.
     Raises ValueError with a message that quotes the bad value.
     """
@@ -44,10 +44,10 @@ def parse_duration(text: Any) -> float | None:
     elif isinstance(text, str):
         if text.strip().lower() == "off":
             return None
-        m = _DURATION_RE.match(text)
-        if not m:
+        seconds = duration_seconds(text, bare_unit="s")
+        if seconds is None:
             raise ValueError(f"{_DURATION_HINT}, got {_yaml_repr(text)}")
-        value = float(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()]
+        value = seconds
     else:
         raise ValueError(f"{_DURATION_HINT}, got {_yaml_repr(text)}")
     if not math.isfinite(value) or value < 0:

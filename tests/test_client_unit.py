@@ -160,6 +160,9 @@ def test_time_arguments():
     assert time_arg("2026-01-31", NOW) == "2026-01-31T00:00:00Z"
     assert time_arg("2026-01-31T08:00:00Z", NOW) == "2026-01-31T08:00:00Z"
     assert time_arg("yesterday", NOW) == "yesterday"  # the daemon names the bad param
+    assert time_arg("1.5h", NOW) == "2026-02-05T10:30:00Z"  # the config's grammar too (durations.py)
+    assert time_arg("2 W", NOW) == time_arg("14d", NOW)
+    assert time_arg("2026", NOW) == "2026"  # no unit: not an age (the daemon refuses it as a time)
     assert req("query", "--added-after", "1d")[1] == {"added_after": "2026-02-04T12:00:00Z"}
 
 

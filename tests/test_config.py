@@ -158,13 +158,14 @@ def test_every_key_set(tmp_path):
     ("30s", 30), ("15m", 900), ("24h", 86400), ("7d", 604800), ("1.5h", 5400),
     ("90", 90), (90, 90), (0, 0), ("0s", 0), (" 2 H ", 7200),
     ("off", None), ("OFF", None), (False, None),
+    ("1w", 604800), ("2W", 1209600),  # the CLI's grammar too (mediasagectl.durations): weeks
 ])
 def test_parse_duration_good(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["5 minutes", "", "1w", "-5s", "h", "1h30m", True, None, [1], -3,
-                                  float("inf"), "nan"])
+@pytest.mark.parametrize("text", ["5 minutes", "", "1y", "-5s", "h", "1h30m", True, None, [1], -3,
+                                  float("inf"), "nan", "1e3s", "٣s"])
 def test_parse_duration_bad(text):
     with pytest.raises(ValueError, match="expected a duration like 30s, 15m, 24h, 7d or off"):
         parse_duration(text)
