@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--token", default=None, help="default: a random token")
     p.add_argument("--slow-seconds", type=float, default=5.0)
+    p.add_argument("--render-us-per-track", type=float, default=0.0,
+                   help="microseconds a track listing page waits per track (a real server's rendering time)")
     args = p.parse_args(argv)
     token = args.token or secrets.token_hex(10)
     stop = threading.Event()
@@ -30,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     lib = generate_library(args.tracks, seed=args.seed)
     prerender(lib)  # so the first full sync is served at full speed
     emu = PlexEmulator(lib, token=token, host=args.host, port=args.port,
-                       slow_seconds=args.slow_seconds)
+                       slow_seconds=args.slow_seconds,
+                       render_seconds_per_track=args.render_us_per_track / 1e6)
     with emu:
         print(f"{emu.url} {token}", flush=True)
         while not stop.wait(3600):

@@ -43,13 +43,17 @@ def container_params(request: web.Request) -> tuple[int | None, int | None]:
 
 class PlexEmulator:
     def __init__(self, library: Library, *, token: str = "test-token", host: str = "127.0.0.1",
-                 port: int = 0, slow_seconds: float = 5.0):
+                 port: int = 0, slow_seconds: float = 5.0, render_seconds_per_track: float = 0.0):
         self.library = library
         self.token = token
         self.host = host
         self.port = port
         self.faults = FaultSet()
         self.faults.slow_seconds = slow_seconds
+        # Time a real server spends rendering each track of a listing page. It is
+        # slept (not computed), so concurrent requests overlap the way they do on
+        # a Plex server that renders pages on several threads.
+        self.render_seconds_per_track = render_seconds_per_track
         self.request_log: collections.deque[str] = collections.deque(maxlen=100_000)
         self.request_count = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -293,6 +297,8 @@ class PlexEmulator:
         start, size = container_params(request)
         if request.get(_SHORT) and size:
             size = max(1, size // 2)
+        if self.render_seconds_per_track and size and request.query.get("type") == "10":
+            await asyncio.sleep(self.render_seconds_per_track * size)
         return self._listing(request.match_info["sid"], request.query, start, size, what="all")
 
     async def _collections(self, request):

@@ -11,7 +11,8 @@ from .model import MOVIE_SECTION_ID, MUSIC_SECTION_ID, Library
 # query parameters that are not filters
 _PLAIN = {"type", "includeGuids", "includeCollections", "includeMeta", "includeAdvanced",
           "includeExternalMedia", "sort", "limit", "checkFiles", "includeFields",
-          "excludeFields", "includeDetails", "asyncAugmentMetadata", "includeChildren"}
+          "excludeFields", "excludeElements", "includeDetails", "asyncAugmentMetadata",
+          "includeChildren"}
 _FILTER_RE = re.compile(r"^(?:(artist|album|track)\.)?([A-Za-z]+)(!|>>|<<)?$")
 _TYPE_NAMES = {8: "artist", 9: "album", 10: "track"}
 _ATTR = {"updatedAt": "updated_at", "addedAt": "added_at", "lastViewedAt": "last_viewed_at",
@@ -182,6 +183,8 @@ def serve_listing(lib: Library, sid: str, query, start: int | None, size: int | 
                 raise ListingError(400, "bad limit") from None
         page, offset = _page(items, start, size)
         body = b"".join(frag(lib, k) for k in page)
+        if row_type == 10 and "Media" in query.get("excludeElements", "").split(","):
+            body = render.without_media(body)  # like Plex: the listing without <Media>/<Part>
         if meta:
             body = render.filter_meta() + body
         return render.container(_listing_attrs(lib, len(page), len(items), offset, title2, vg),

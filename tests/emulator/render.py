@@ -5,6 +5,8 @@ mutations), so a 1000-track page is one ``b"".join`` of cached fragments.
 """
 from __future__ import annotations
 
+import re
+
 from .model import MOVIE_SECTION_ID, MUSIC_SECTION_ID, Album, Library
 
 _ESC = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
@@ -70,6 +72,14 @@ def _render_track(lib: Library, rk: str) -> str:
         f'container="mp3"><Part id="{rk}" key="/library/parts/{rk}/{t.added_at}/file.mp3" '
         f'duration="{dur}" file="/music/{gt}/{at}/{t.index or 0:02d}.mp3" size="{dur * 40}" '
         f'container="mp3"/></Media></Track>\n')
+
+
+_MEDIA = re.compile(rb"<Media\b.*?</Media>", re.S)
+
+
+def without_media(body: bytes) -> bytes:
+    """Listing XML without its <Media> elements (and their <Part>s): ``excludeElements=Media``."""
+    return _MEDIA.sub(b"", body)
 
 
 def album_attrs(lib: Library, al: Album) -> dict:
