@@ -123,6 +123,10 @@ _SORT_KEYS: dict[str, tuple[tuple[str, bool], ...]] = {
 }
 
 
+# How library.stats tells albums apart (alias t): by rating key, else by album artist + title.
+ALBUM_SQL = "coalesce('k' || t.album_rating_key, 'n' || t.album_artist_key || char(31) || t.album_key)"
+
+
 def order_by_sql(sort: str, order: str) -> str:
     """ORDER BY text: NULLs last in both directions (SQLite puts NULLs last on DESC by itself)."""
     def term(col: str, nullable: bool, direction: str) -> str:

@@ -382,12 +382,15 @@ def test_matching_ids_of_the_whole_library_with_and_without_gaps(tmp_path):
     from mediasaged.store import ReadContext, State
     conn = sqlite3.connect(tmp_path / "ids.db")
     conn.execute("CREATE TABLE tracks_a (id INTEGER PRIMARY KEY)")
-    ctx = ReadContext(conn, State("a", 1, 1, None, None, None, 0, None))
-    assert list(plans.matching_ids(ctx, [])) == []
+
+    def ctx(track_count):  # the snapshot's count comes from sync_state, as in the daemon
+        return ReadContext(conn, State("a", 1, 1, None, None, None, track_count, None))
+
+    assert list(plans.matching_ids(ctx(0), [])) == []
     conn.executemany("INSERT INTO tracks_a (id) VALUES (?)", [(i,) for i in range(3, 9)])
-    assert plans.matching_ids(ctx, []) == range(3, 9)
+    assert plans.matching_ids(ctx(6), []) == range(3, 9)
     conn.execute("DELETE FROM tracks_a WHERE id = 5")
-    assert sorted(map(int, plans.matching_ids(ctx, []))) == [3, 4, 6, 7, 8]
+    assert sorted(map(int, plans.matching_ids(ctx(5), []))) == [3, 4, 6, 7, 8]
 
 
 def test_shuffled_prefix_is_uniform_and_consistent():

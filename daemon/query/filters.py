@@ -134,8 +134,11 @@ class Artist(Filter):
 class Text(Filter):
     match: str  # an FTS5 query built by fts_query()
 
+    # The FTS rowid is the track's rank in the default order; {ranks} maps it to the track id.
+    SOURCE = "FROM {fts} JOIN {ranks} r ON r.rank = {fts}.rowid WHERE {fts} MATCH ?"
+
     def cond(self, alias):
-        return f"{alias}.id IN (SELECT rowid FROM {{fts}} WHERE {{fts}} MATCH ?)", [self.match]
+        return f"{alias}.id IN (SELECT r.track_id {self.SOURCE})", [self.match]
 
 
 def _is_word_char(ch: str) -> bool:

@@ -16,7 +16,7 @@ import random
 from typing import Any, Callable, Sequence
 
 from ..timeutil import iso
-from ..track import fetch_tracks, order_by_sql, tracks_by_key
+from ..track import ALBUM_SQL, fetch_tracks, order_by_sql, tracks_by_key
 from .filters import (ExcludeGenres, Filter, GenresAll, GenresAny, Page, Text, _and, parse_filters,
                       parse_page)
 from .schemas import GET_PARAMS, QUERY_PARAMS, STATS_PARAMS
@@ -40,7 +40,7 @@ def genre_driven(filters: Sequence[Filter]) -> tuple[GenresAny, list[Filter]] | 
 def ids_source(filters: Sequence[Filter]) -> tuple[str, str, list]:
     """(column, FROM ... text, params) of the cheapest query yielding the matching track ids once each."""
     if len(filters) == 1 and isinstance(filters[0], Text):
-        return "rowid", "FROM {fts} WHERE {fts} MATCH ?", [filters[0].match]
+        return "r.track_id", Text.SOURCE, [filters[0].match]
     if driven := genre_driven(filters):
         sub, params = driven[0].subquery(driven[1], distinct=True)
         return "track_id", f"FROM ({sub})", params
@@ -57,6 +57,8 @@ def count_matches(ctx: Any, filters: Sequence[Filter]) -> int:
         rest = [f for f in filters if f is not ex]
         if all(f.pushable for f in rest):
             return count_matches(ctx, rest) - count_matches(ctx, [*rest, GenresAny(ex.keys)])
+    if len(filters) == 1 and isinstance(filters[0], Text):  # the full-text index alone
+        return ctx.run("SELECT count(*) FROM {fts} WHERE {fts} MATCH ?", [filters[0].match])[0][0]
     _, source, params = ids_source(filters)
     return ctx.run(f"SELECT count(*) {source}", params)[0][0]
 
@@ -102,9 +104,10 @@ def matching_ids(ctx: Any, filters: Sequence[Filter]) -> Sequence:
     is just ``range(lo, hi + 1)``: three index lookups instead of reading 100k ids.
     """
     if not filters:
-        n, lo, hi = ctx.run("SELECT (SELECT count(*) FROM {tracks}), (SELECT min(id) FROM {tracks}), "
-                            "(SELECT max(id) FROM {tracks})")[0]
-        if n == 0:
+        # sync_state's track_count is the live slot's (no count(*): that reads every page of the table)
+        n = ctx.state.track_count
+        lo, hi = ctx.run("SELECT (SELECT min(id) FROM {tracks}), (SELECT max(id) FROM {tracks})")[0]
+        if n == 0 or lo is None:
             return []
         if hi - lo + 1 == n:
             return range(lo, hi + 1)
@@ -165,7 +168,14 @@ def tracks_query(params: dict, *, as_json: bool = False) -> Callable[[Any], dict
                 total, ids = _page_by_rank(ctx, driven, page)
             if total is None:
                 total = count_matches(ctx, planned)
-            if page.limit and page.offset < total and not by_rank:
+            by_text = (len(planned) == 1 and isinstance(planned[0], Text)
+                       and (page.sort, page.order) == ("artist", "asc"))
+            if by_text and page.limit and page.offset < total:
+                # The FTS rowid is the default-order rank: the index yields matches in
+                # that order and the page stops after `limit`.
+                ids = [r[0] for r in ctx.run(f"SELECT r.track_id {Text.SOURCE} ORDER BY {{fts}}.rowid LIMIT ? OFFSET ?",
+                                             [planned[0].match, page.limit, page.offset])]
+            elif page.limit and page.offset < total and not by_rank:
                 # Many matches: walk the sort order (an index) and stop after the page,
                 # keeping SQLite off the filters' indexes ("+t"); few: filter, then sort.
                 walk = total * total > (page.offset + page.limit) * max(ctx.state.track_count, total)
@@ -203,22 +213,29 @@ def library_stats(params: dict) -> Callable[[Any], dict]:
     filters = parse_filters(STATS_PARAMS.check(params))
     where, wparams = where_sql(filters)
 
+    # The whole library, or one genre alone: precomputed at the end of each sync.
+    single = len(filters) == 1 and isinstance(filters[0], GenresAny) and len(filters[0].keys) == 1
+    stored_key = "" if not filters else filters[0].keys[0] if single else None
+
+    def stored(ctx: Any) -> tuple:
+        row = ctx.run("SELECT track_count, artist_count, album_count, total_duration_ms, live_count "
+                      "FROM {stats} WHERE genre_key = ?", [stored_key])
+        count, artists, albums, duration, live = row[0] if row else (0, 0, 0, 0, 0)
+        facets = ctx.run("SELECT kind, item, name, n FROM {facets} WHERE genre_key = ?", [stored_key])
+        grows = sorted(((k, name, n) for kind, k, name, n in facets if kind == "g"), key=lambda r: (-r[2], r[0], r[1]))
+        drows = sorted((d, n) for kind, d, _, n in facets if kind == "d")
+        return count, artists, albums, duration, live, tuple(grows), tuple(drows)
+
     def compute(ctx: Any) -> tuple:
+        if stored_key is not None:
+            return stored(ctx)
         base = f"FROM {{tracks}} t WHERE {where}"
-        album = "coalesce('k' || t.album_rating_key, 'n' || t.album_artist_key || char(31) || t.album_key)"
-        if filters:
-            count, artists, albums, duration, live = ctx.run(
-                f"SELECT count(*), count(DISTINCT t.artist_key), count(DISTINCT {album}), "
-                f"coalesce(sum(t.duration_ms), 0), coalesce(sum(t.is_live), 0) {base}", wparams)[0]
-            column, source, sparams = ids_source(filters)
-            grows = ctx.run(f"SELECT g.genre_key, min(g.name), count(*) FROM {{genres}} g "
-                            f"WHERE g.track_id IN (SELECT {column} {source}) GROUP BY g.genre_key", sparams)
-        else:  # the whole library: let the indexes do the grouping
-            count, albums, duration, live = ctx.run(
-                f"SELECT count(*), count(DISTINCT {album}), coalesce(sum(t.duration_ms), 0), "
-                "coalesce(sum(t.is_live), 0) FROM {tracks} t")[0]
-            artists = ctx.run("SELECT count(*) FROM (SELECT DISTINCT artist_key FROM {tracks})")[0][0]
-            grows = ctx.run("SELECT genre_key, min(name), count(*) FROM {genres} GROUP BY genre_key")
+        count, artists, albums, duration, live = ctx.run(
+            f"SELECT count(*), count(DISTINCT t.artist_key), count(DISTINCT {ALBUM_SQL}), "
+            f"coalesce(sum(t.duration_ms), 0), coalesce(sum(t.is_live), 0) {base}", wparams)[0]
+        column, source, sparams = ids_source(filters)
+        grows = ctx.run(f"SELECT g.genre_key, min(g.name), count(*) FROM {{genres}} g "
+                        f"WHERE g.track_id IN (SELECT {column} {source}) GROUP BY g.genre_key", sparams)
         grows.sort(key=lambda r: (-r[2], r[0], r[1]))
         decades: dict[int, int] = {}
         for year, n in ctx.run(f"SELECT t.year, count(*) {base} AND t.year IS NOT NULL GROUP BY t.year", wparams):
@@ -226,8 +243,7 @@ def library_stats(params: dict) -> Callable[[Any], dict]:
         return count, artists, albums, duration, live, tuple(grows), tuple(sorted(decades.items()))
 
     def run(ctx: Any) -> dict:
-        # The whole library's stats only change with the snapshot: computed once per snapshot.
-        stats = ctx.cached("library.stats", lambda: compute(ctx)) if not filters else compute(ctx)
+        stats = compute(ctx)
         count, artists, albums, duration, live, grows, drows = stats
         return {
             "track_count": count,

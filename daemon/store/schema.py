@@ -17,7 +17,8 @@ APPLICATION_ID = 0x4D534731  # "MSG1": marks the file as a mediasaged cache
 def slot_tables(slot: str) -> dict[str, str]:
     if slot not in SLOTS:
         raise ValueError(f"bad slot {slot!r}")
-    return {"tracks": f"tracks_{slot}", "genres": f"track_genres_{slot}", "fts": f"tracks_fts_{slot}"}
+    return {"tracks": f"tracks_{slot}", "genres": f"track_genres_{slot}", "fts": f"tracks_fts_{slot}",
+            "ranks": f"track_ranks_{slot}", "stats": f"genre_stats_{slot}", "facets": f"genre_facets_{slot}"}
 
 
 # Per-slot DDL is always the *current* shape: SlotWriter rebuilds a slot from it
@@ -39,12 +40,26 @@ def slot_table_ddl(slot: str) -> list[str]:
         f"""CREATE TABLE {t['genres']} (
   genre_key TEXT NOT NULL, track_id INTEGER NOT NULL, name TEXT NOT NULL,
   year INTEGER, user_rating REAL, is_live INTEGER NOT NULL, artist_rank INTEGER NOT NULL)""",
+        # Each track's place in the default order (artist, album, disc, track, id),
+        # numbered 1..n at finish: the FTS rowid, so text matches come out of the
+        # full-text index already in that order (a page stops after `limit`).
+        f"CREATE TABLE {t['ranks']} (rank INTEGER PRIMARY KEY, track_id INTEGER NOT NULL)",
         # The FTS index covers the folded *_key columns, so NFD input, ß/ss and
-        # the like match the same way as the casefolded query words.
+        # the like match the same way as the casefolded query words. Contentless,
+        # rowid = rank: filled from tracks joined to ranks at finish.
         f"""CREATE VIRTUAL TABLE {t['fts']} USING fts5(
   {', '.join(KEY_COLUMNS)},
-  content='{t['tracks']}', content_rowid='id', columnsize=0, prefix='1',
+  content='', columnsize=0, prefix='1',
   tokenize='unicode61 remove_diacritics 2')""",
+        # library.stats of the whole library (genre_key '') and of each single
+        # genre, computed at finish: such a request reads a few rows instead of
+        # every matching track. facets: kind 'g' = a genre of those tracks
+        # (item = its key, name, n), kind 'd' = a decade (item = 1990, n).
+        f"""CREATE TABLE {t['stats']} (genre_key TEXT PRIMARY KEY, track_count INTEGER NOT NULL,
+  artist_count INTEGER NOT NULL, album_count INTEGER NOT NULL, total_duration_ms INTEGER NOT NULL,
+  live_count INTEGER NOT NULL) WITHOUT ROWID""",
+        f"""CREATE TABLE {t['facets']} (genre_key TEXT NOT NULL, kind TEXT NOT NULL, item, name TEXT,
+  n INTEGER NOT NULL)""",
     ]
 
 
@@ -61,7 +76,9 @@ def slot_index_ddl(slot: str) -> list[str]:
         "updated": "updated_at",
         "title": "title_key",
     }
-    return [f"CREATE INDEX {g}_track ON {g}(track_id, genre_key, name)",
+    fa = slot_tables(slot)["facets"]
+    return [f"CREATE INDEX {fa}_genre ON {fa}(genre_key, kind)",
+            f"CREATE INDEX {g}_track ON {g}(track_id, genre_key, name)",
             f"CREATE INDEX {g}_filter ON {g}(genre_key, year, user_rating, is_live, artist_rank, track_id, name)"] + [
         f"CREATE INDEX {tr}_{name} ON {tr}({c})" for name, c in cols.items()]
 
@@ -72,7 +89,7 @@ def finished_marker(slot: str) -> str:
 
 def drop_slot(conn: Any, slot: str) -> None:
     t = slot_tables(slot)
-    for name in (t["fts"], t["genres"], t["tracks"]):
+    for name in (t["fts"], t["genres"], t["tracks"], t["ranks"], t["stats"], t["facets"]):
         conn.execute(f"DROP TABLE IF EXISTS {name}")
 
 
@@ -107,7 +124,15 @@ def _migrate_v2(conn: Any) -> None:
     conn.execute("ALTER TABLE sync_state ADD COLUMN sync_settings TEXT")
 
 
+def _migrate_v3(conn: Any) -> None:
+    # Slots gain track_ranks_S (the FTS rowid is now the default-order rank) and the
+    # per-genre stats tables: rebuild both slots and forget the sync (a cache).
+    for slot in SLOTS:
+        recreate_slot(conn, slot, indexes=True)
+    conn.execute("UPDATE sync_state SET synced_at = NULL, track_count = 0, sync_settings = NULL WHERE id = 1")
+
+
 # Forward migrations: MIGRATIONS[i] takes user_version i to i + 1, inside one
 # write transaction. Adding one = appending one function.
-MIGRATIONS: list[Callable[[Any], None]] = [_migrate_v1, _migrate_v2]
+MIGRATIONS: list[Callable[[Any], None]] = [_migrate_v1, _migrate_v2, _migrate_v3]
 SCHEMA_VERSION = len(MIGRATIONS)

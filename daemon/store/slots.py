@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from ..track import FIELD_NAMES, STORED_COLUMNS, RowEncoder, order_by_sql
+from ..track import ALBUM_SQL, FIELD_NAMES, KEY_COLUMNS, STORED_COLUMNS, RowEncoder, order_by_sql
 from .connection import WAL_SIZE_LIMIT, StoreError, Transaction, check_version, connect, read_state
 from .schema import SCHEMA_VERSION, recreate_slot, slot_index_ddl, slot_tables
 
@@ -32,6 +32,34 @@ class _Steps:
         now = time.perf_counter()
         self._log.debug("%s: %.0f ms", name, (now - self._last) * 1000)
         self._last = now
+
+def build_stats(c: sqlite3.Connection, t: dict[str, str]) -> None:
+    """Fill the slot's stats tables: library.stats of the whole library and of each single genre.
+
+    One pass groups the tracks by (genres, artist, album, decade) into a temporary
+    table far smaller than the library; each genre's figures are sums over the
+    groups whose genre list holds it (a track lists each genre key once).
+    """
+    c.execute("DROP TABLE IF EXISTS temp.stat_groups")
+    c.execute(f"CREATE TEMP TABLE stat_groups AS SELECT t.genres AS genres, t.artist_key AS artist, "
+              f"{ALBUM_SQL} AS album, t.year / 10 * 10 AS decade, count(*) AS n, "
+              f"coalesce(sum(t.duration_ms), 0) AS duration, sum(t.is_live) AS live "
+              f"FROM {t['tracks']} t GROUP BY 1, 2, 3, 4")
+    each = "temp.stat_groups s, json_each(s.genres) j"
+    totals = ("sum(s.n), count(DISTINCT s.artist), count(DISTINCT s.album), sum(s.duration), "
+              "coalesce(sum(s.live), 0)")
+    c.execute(f"INSERT INTO {t['stats']} SELECT '', {totals} FROM temp.stat_groups s HAVING count(*) > 0")
+    c.execute(f"INSERT INTO {t['stats']} SELECT mediasage_fold(j.value), {totals} FROM {each} GROUP BY 1")
+    c.execute(f"INSERT INTO {t['facets']} SELECT '', 'd', s.decade, NULL, sum(s.n) FROM temp.stat_groups s "
+              "WHERE s.decade IS NOT NULL GROUP BY s.decade")
+    c.execute(f"INSERT INTO {t['facets']} SELECT mediasage_fold(j.value), 'd', s.decade, NULL, sum(s.n) "
+              f"FROM {each} WHERE s.decade IS NOT NULL GROUP BY 1, 3")
+    c.execute(f"INSERT INTO {t['facets']} SELECT mediasage_fold(j.value), 'g', mediasage_fold(k.value), "
+              f"min(k.value), sum(s.n) FROM {each}, json_each(s.genres) k GROUP BY 1, 3")
+    c.execute(f"INSERT INTO {t['facets']} SELECT '', 'g', mediasage_fold(j.value), min(j.value), sum(s.n) "
+              f"FROM {each} GROUP BY 3")
+    c.execute("DROP TABLE temp.stat_groups")
+
 
 class SlotWriter:
     """Fills one (inactive) slot; synchronous, with its own connection (sync worker process).
@@ -147,14 +175,22 @@ class SlotWriter:
         step = _Steps(log)
         try:
             with Transaction(c):
+                c.execute(f"INSERT INTO {t['ranks']} (rank, track_id) SELECT row_number() OVER "
+                          f"(ORDER BY {order_by_sql('artist', 'asc')}), t.id FROM {t['tracks']} t")
+            step("ranks")
+            ranked = f"{t['ranks']} r JOIN {t['tracks']} t ON t.id = r.track_id"
+            with Transaction(c):
                 c.execute(f"INSERT INTO {t['genres']} (genre_key, track_id, name, year, user_rating, is_live, "
-                          "artist_rank) SELECT mediasage_fold(j.value), r.id, j.value, r.year, r.user_rating, "
-                          "r.is_live, r.artist_rank FROM (SELECT t.id, t.genres, t.year, t.user_rating, t.is_live, "
-                          f"row_number() OVER (ORDER BY {order_by_sql('artist', 'asc')}) AS artist_rank "
-                          f"FROM {t['tracks']} t) r, json_each(r.genres) j")
+                          "artist_rank) SELECT mediasage_fold(j.value), t.id, j.value, t.year, t.user_rating, "
+                          f"t.is_live, r.rank FROM {ranked}, json_each(t.genres) j")
             step("genre table")
-            c.execute(f"INSERT INTO {t['fts']}({t['fts']}) VALUES ('rebuild')")
+            with Transaction(c):
+                c.execute(f"INSERT INTO {t['fts']} (rowid, {', '.join(KEY_COLUMNS)}) "
+                          f"SELECT r.rank, {', '.join('t.' + k for k in KEY_COLUMNS)} FROM {ranked}")
             step("full-text index")
+            with Transaction(c):
+                build_stats(c, t)
+            step("stats")
             for sql in slot_index_ddl(self.slot):
                 c.execute(sql)
                 step(sql.split()[2])
