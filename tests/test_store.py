@@ -232,17 +232,6 @@ async def test_unfinished_slot_is_not_activated(store):
     assert (await store.state()).live_slot == "a"
 
 
-async def test_wipe_empties_the_live_slot(store):
-    await sync(store, [track("1"), track("2")])
-    await store.wipe(server_id="srv2", server_name="Other")
-    state = await store.state()
-    assert state.synced_at is None and state.track_count == 0 and state.generation == 2
-    assert state.plex_server_id == "srv2"
-    assert await store.read(count, require_synced=False) == 0
-    summary, state = await sync(store, [track("1")])
-    assert summary["added"] == 1 and state.generation == 3
-
-
 async def test_reader_keeps_the_old_snapshot_while_the_other_slot_fills(store):
     await sync(store, [track(str(i)) for i in range(10)])
     w = SlotWriter(store.path, "a")  # drops and refills the inactive slot

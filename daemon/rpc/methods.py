@@ -35,6 +35,7 @@ STATUS_SCHEMA = {
         "stale": {"type": "boolean"},
         "plex_reachable": {"type": ["boolean", "null"]},
         "next_sync_at": _TIME,
+        "server_changed": {"type": "boolean"},
     },
 }
 _EVENT_LIST = {"type": "array", "items": {"type": "string", "enum": list(EVENTS)}}
@@ -74,6 +75,7 @@ async def library_status(ctx: CallContext, params: dict) -> dict:
         "error": state.last_error,
         "stale": stale,
         "plex_reachable": s.syncer.plex_reachable,
+        "server_changed": s.syncer.server_changed,
         "next_sync_at": iso(s.next_sync_at(state.synced_at)),
     }
 

@@ -22,7 +22,7 @@ from typing import Any, Callable, TypeVar
 from .connection import (WAL_SIZE_LIMIT, NotSynced, State, StoreError, Transaction, check_version, connect,
                          read_state)
 from .reads import ReadContext, SnapshotMemo
-from .schema import MIGRATIONS, SCHEMA_VERSION, finished_marker, recreate_slot, slot_tables
+from .schema import MIGRATIONS, SCHEMA_VERSION, finished_marker, slot_tables
 from ..syncjob import COLUMNS as JOB_COLUMNS, SyncJob
 from ..timeutil import now
 
@@ -226,18 +226,3 @@ class Store:
 
     async def record_error(self, message: str | None) -> None:
         await self._write(lambda c: c.execute("UPDATE sync_state SET last_error = ? WHERE id = 1", (message,)))
-
-    async def wipe(self, *, server_id: str | None, server_name: str | None) -> None:
-        """A different Plex server: empty the live slot and forget the sync."""
-        def tx(c: sqlite3.Connection) -> None:
-            recreate_slot(c, read_state(c).live_slot, indexes=True)
-            c.execute("UPDATE sync_state SET synced_at = NULL, track_count = 0, generation = generation + 1, "
-                      "sync_duration_ms = NULL, plex_server_id = ?, plex_server_name = ? WHERE id = 1",
-                      (server_id, server_name))
-        await self._write(tx)
-
-
-# --------------------------------------------------------------------------- the sync worker's writer
-
-
-

@@ -16,7 +16,7 @@ class SnapshotMemo:
     """Values computed from one snapshot, kept until the live snapshot changes (thread-safe).
 
     A snapshot is named by (live slot, generation, synced_at, track_count): a sync
-    that flips the slot or a wipe changes it, nothing else writes a live slot.
+    that flips the slot changes it, nothing else writes a live slot.
     """
 
     MAX_ITEMS = 32

@@ -12,17 +12,15 @@ worker runs, it and this process use separate CPUs (``cpus.py``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
-import signal
-import sys
 import time
 from dataclasses import replace
 from typing import Any, Callable
 
 from . import cpus
+from .process import WorkerProcess, exit_reason
 from ..store import StoreError, inactive_slot
 from ..syncjob import SyncJob
 from ..timeutil import now
@@ -30,7 +28,7 @@ from ..timeutil import now
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 0.25  # seconds between sync.progress pushes (~4/s)
-CANCEL_GRACE = 5.0  # seconds a cancelled worker gets before SIGKILL
+CANCEL_GRACE = 5.0  # seconds a cancelled worker gets before SIGKILL (sync.cancel answers within it)
 CHANGES_OVERLAP = 3600  # seconds an incremental sync re-reads before the last sync's start
 MODES = ("auto", "full", "incremental")
 
@@ -45,7 +43,7 @@ class Syncer:
         self.job: SyncJob | None = None
         self._job_server: tuple[str, str] | None = None  # (machineIdentifier, friendlyName) once the job knows
         self._task: asyncio.Task | None = None
-        self._proc: asyncio.subprocess.Process | None = None
+        self._worker: WorkerProcess | None = None
         self._cancel_requested = False
         self._starting = asyncio.Lock()
         self.plex_reachable: bool | None = None
@@ -54,6 +52,9 @@ class Syncer:
         # without listing every key (its count check still has the last word).
         self.deleted_on_plex: set[str] = set()
         self.last_attempt: int | None = None
+        # Plex answers as another server than the cached library's: the old library
+        # keeps answering until a full sync of the new one replaces it (CONTRACT §3).
+        self.server_changed = False
 
     @property
     def running(self) -> bool:
@@ -76,12 +77,18 @@ class Syncer:
         return True, self.job.job_id
 
     async def cancel(self) -> tuple[bool, int | None]:
+        """SIGTERM to the worker's group, SIGKILL after CANCEL_GRACE; answers within about that."""
         if not self.running:
             return False, self.job.job_id if self.job else None
         self._cancel_requested = True
-        if self._proc is not None and self._proc.returncode is None:
-            self._proc.send_signal(signal.SIGTERM)
-        await asyncio.shield(self._task)
+        job, worker = self.job, self._worker
+        if worker is not None and not worker.exited:
+            worker.terminate(kill_after=CANCEL_GRACE)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), CANCEL_GRACE + 1.0)
+        except asyncio.TimeoutError:  # its outcome is still being recorded: it will say cancelled
+            log.warning("sync job %d: cancelled, still recording the outcome", job.job_id)
+            return True, job.job_id
         return self.job.state == "cancelled", self.job.job_id  # it may have finished meanwhile
 
     async def shutdown(self) -> None:
@@ -113,7 +120,9 @@ class Syncer:
                 await self._swap(job, outcome, t0)
                 state, error = "succeeded", None
             else:
-                state, error = "failed", outcome.get("message") or "sync worker stopped unexpectedly"
+                state, error = "failed", outcome.get("message") or exit_reason(outcome.get("returncode"))
+        except StoreError as exc:  # the cache database failed the swap: the message names file and cause
+            state, error = "failed", str(exc)
         except Exception:  # noqa: BLE001 - a sync must never take the daemon down
             log.exception("sync job %d crashed", job.job_id)
             state, error = "failed", "internal error during sync (see the daemon log)"
@@ -165,28 +174,18 @@ class Syncer:
         return {**outcome, "settings": sync_settings(cfg)}
 
     async def _watch_worker(self, job: SyncJob, state: Any, spec: dict, sync_cpus: frozenset[int] | None) -> dict:
-        self._proc = proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mediasaged.sync.worker",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=worker_env(),
-        )
-        if sync_cpus:  # before it reads its spec, so its reader process inherits this
-            with contextlib.suppress(ProcessLookupError):
-                os.sched_setaffinity(proc.pid, sync_cpus)
+        self._worker = worker = await WorkerProcess.start(spec, worker_env(), sync_cpus)
         if self._cancel_requested:  # cancelled while the worker was starting
-            proc.send_signal(signal.SIGTERM)
-        proc.stdin.write(json.dumps(spec).encode())
-        proc.stdin.close()
+            worker.terminate(kill_after=CANCEL_GRACE)
         last: dict = {}
         last_push = 0.0
-        read_all = False
         try:
-            async for raw in proc.stdout:
-                msg = json.loads(raw)
+            async for msg in worker.messages():
                 last = msg if msg["event"] in ("done", "error") else last
                 if msg["event"] == "server":
                     self.plex_reachable = True
                     self.section_id = msg.get("section_id")
-                    await self._check_server(job, state, msg)
+                    self._check_server(job, state, msg)
                 elif msg["event"] == "progress":
                     job.phase = msg["phase"]
                     job.total = msg.get("total", job.total)
@@ -196,29 +195,26 @@ class Syncer:
                         self._publish("sync.progress", job.view())
                 elif msg["event"] == "error" and msg.get("unreachable"):
                     self.plex_reachable = False
-            read_all = True
-        finally:
-            if proc.returncode is None and (self._cancel_requested or not read_all):
-                if not self._cancel_requested:  # we failed reading it: its work is lost anyway
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), CANCEL_GRACE)
-                except asyncio.TimeoutError:
-                    proc.kill()
-            await proc.wait()
-            self._proc = None
-        return last
+        finally:  # also when reading it failed: its work is lost anyway
+            await worker.stop(CANCEL_GRACE)
+            self._worker = None
+        return {**last, "returncode": worker.returncode}
 
-    async def _check_server(self, job: SyncJob, state: Any, msg: dict) -> None:
-        """A different Plex server: wipe the cache, this full sync repopulates it."""
+    def _check_server(self, job: SyncJob, state: Any, msg: dict) -> None:
+        """A different Plex server: this full sync replaces the old library when it completes.
+
+        Until then the old library keeps answering (library.status says
+        ``server_changed``); a failed sync of the new server leaves it in place.
+        """
         known = state.plex_server_id
         if known and known != msg["server_id"]:
-            log.warning("Plex server changed (%s -> %s): wiping the cache", known, msg["server_id"])
+            log.warning("Plex server changed (%s -> %s): the old library answers until a full sync "
+                        "of the new one completes", known, msg["server_id"])
+            self.server_changed = True
             if job.trigger != "manual":
                 job.trigger = "server_change"
-            await self._store.wipe(server_id=msg["server_id"], server_name=msg["server_name"])
-            self._publish("library.changed", {"generation": (await self._store.state()).generation,
-                                              "added": 0, "updated": 0, "removed": state.track_count})
+        elif known:
+            self.server_changed = False
         self._job_server = (msg["server_id"], msg["server_name"])
 
     async def _swap(self, job: SyncJob, done: dict, t0: float) -> None:
@@ -239,6 +235,7 @@ class Syncer:
             sync_settings=done["settings"],
         )
         job.phase = "done"
+        self.server_changed = False
         if changed:
             self._publish("library.changed", {"generation": state.generation, "added": job.added,
                                               "updated": job.updated, "removed": job.removed})

@@ -27,9 +27,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .lifeline import LockBusy, SyncLock, die_with_parent, pause_point, still_wanted
+
 log = logging.getLogger("mediasaged.sync.worker")
 
 MAX_WAITING_PAGES = 8  # pages the reader holds while album genres are still loading
+READER_EXIT_WAIT = 2.0  # seconds the reader gets to exit after its last message
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -44,7 +47,7 @@ def incremental_for(spec: dict, server_id: str) -> bool:
     """Apply changes to a copy of the live slot (True), or load every track (False).
 
     An incremental job falls back to a full one when Plex turns out to be
-    another server than the one cached (the daemon wipes the cache then).
+    another server than the one cached (its full library then replaces the old one).
     """
     return spec.get("mode") == "incremental" and bool(server_id) and server_id == spec.get("known_server_id")
 
@@ -79,9 +82,22 @@ class Decorate:
         return rows
 
 
-def read_plex(spec: dict, out: Any) -> None:
-    """Reader process: send ("server"|"total"|"rows"|"error"|"end", ...) messages to ``out``."""
+def read_plex(spec: dict, out: Any, theirs: Any, worker_pid: int) -> None:
+    """Reader process: send ("server"|"total"|"rows"|"error"|"end", ...) messages to ``out``.
+
+    It keeps no pipe end it does not own: ``theirs`` (the worker's end of our
+    pipe) is closed, so our sends fail once the worker is gone, and stdin and
+    stdout (the daemon's pipes) point at /dev/null, so the daemon sees the end
+    of the worker's output when the worker exits, whatever we do.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the worker's unwinding handler: just stop
+    theirs.close()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    die_with_parent(worker_pid)
     from ..plex.errors import PlexError, PlexUnreachable
 
     try:
@@ -114,6 +130,7 @@ def read_all(plex: Any, spec: dict, out: Any) -> None:
 
     def fetch_genres() -> None:
         try:
+            pause_point("reader:genres")
             genres.update(plex.album_genres())
         except BaseException as exc:  # noqa: BLE001 - re-raised below
             failure.append(exc)
@@ -131,6 +148,7 @@ def read_all(plex: Any, spec: dict, out: Any) -> None:
             raise failure[0]
         for page in waiting:
             out.send(("rows", decorate(page)))
+            pause_point("reader:tracks")
         waiting.clear()
     genre_thread.join()
     if failure:
@@ -179,20 +197,25 @@ def run(spec: dict) -> dict:
     """Do the sync described by ``spec``; return the ``done`` summary."""
     from ..store import SlotWriter
 
+    daemon_pid = spec.get("daemon_pid", os.getppid())
     # fork: cheap, and this process is still single-threaded with no database
     # open (the SlotWriter is created after the fork); spawn would also start
     # multiprocessing's resource tracker, a third interpreter.
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
-    reader = ctx.Process(target=read_plex, args=(spec, send), name="mediasaged-plex-reader", daemon=True)
+    reader = ctx.Process(target=read_plex, args=(spec, send, receive, os.getpid()),
+                         name="mediasaged-plex-reader", daemon=True)
     emit("progress", phase="connecting", current=0, total=None)
     reader.start()
     send.close()  # ours; EOF on `receive` now means the reader is gone
+    lock = SyncLock(Path(spec["db_path"]))
     writer = None
     incremental = False
+    completed = False
 
     def slot_writer() -> Any:
         """The inactive slot, emptied -- or, for an incremental sync, a copy of the live one."""
+        still_wanted(daemon_pid)
         new = SlotWriter(Path(spec["db_path"]), spec["slot"])
         if incremental:
             new.copy_from(spec["live_slot"])
@@ -200,20 +223,26 @@ def run(spec: dict) -> dict:
         return new
 
     try:
+        try:
+            lock.acquire()  # after the fork: the reader does not hold it
+        except LockBusy as exc:
+            raise SyncFailed(str(exc)) from None
         current, total, plex_total = 0, None, 0
         phase = "tracks"
         while True:
             try:
                 message = receive.recv()
             except EOFError:
-                raise SyncFailed("the Plex reader process stopped unexpectedly") from None
+                raise SyncFailed(reader_death(reader)) from None
             kind = message[0]
             if kind == "rows":
                 writer = writer or slot_writer()
+                still_wanted(daemon_pid)
                 writer.write_tracks(message[1])
                 current += len(message[1])
                 total = None if incremental else max(total or 0, current)
                 emit("progress", phase=phase, current=current, total=total)
+                pause_point(f"worker:{phase}")
             elif kind == "server":
                 emit("server", server_id=message[1], server_name=message[2], section_id=message[3])
                 incremental = incremental_for(spec, message[1])
@@ -228,6 +257,7 @@ def run(spec: dict) -> dict:
                 break
         if incremental and writer is None and not spec.get("deleted") and plex_total == spec["live_count"]:
             # Nothing changed: the live slot stays live (the daemon only records the sync).
+            completed = True
             return {"added": 0, "updated": 0, "removed": 0, "track_count": plex_total,
                     "slot": spec["live_slot"], "mode": "incremental"}
         writer = writer or slot_writer()  # (a full sync of an empty library writes no rows)
@@ -236,15 +266,35 @@ def run(spec: dict) -> dict:
             reconcile(spec, writer)
         count = writer.track_count
         emit("progress", phase="indexing", current=count, total=count)
+        pause_point("worker:indexing")
+        still_wanted(daemon_pid)
         summary = writer.finish(spec["live_slot"])
+        pause_point("worker:swap")
+        still_wanted(daemon_pid)
+        completed = True
     finally:
         if writer is not None:
             writer.close()
         receive.close()
-        reader.join(timeout=5)
+        if not completed:  # failed or cancelled: what it still reads is lost anyway
+            reader.kill()
+        reader.join(timeout=READER_EXIT_WAIT)
         if reader.is_alive():
             reader.kill()
+            reader.join(timeout=READER_EXIT_WAIT)
+        lock.release()
     return {**summary, "slot": spec["slot"], "mode": "incremental" if incremental else "full"}
+
+
+def reader_death(reader: Any) -> str:
+    """Why the reader's pipe ended without an "end": how it exited, if it did."""
+    reader.join(timeout=0.5)
+    code = reader.exitcode
+    if code is None or code == 0:
+        return "the Plex reader process stopped unexpectedly"
+    if code < 0:
+        return f"the Plex reader process died: signal {-code}"
+    return f"the Plex reader process died: exit status {code}"
 
 
 def reconcile(spec: dict, writer: Any) -> None:
@@ -281,6 +331,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # cancel: unwind, roll back
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal is the daemon's to handle
     spec = json.loads(sys.stdin.read())
+    die_with_parent(spec.get("daemon_pid", os.getppid()))
     # A sync is background work: on a busy machine, queries (in the daemon's own
     # process, at normal priority) get the CPU first. The reader inherits this.
     os.nice(10)

@@ -1,0 +1,55 @@
+"""Finding and watching the daemon's real child processes through /proc (Linux)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of ``pid`` (every thread's list)."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                found += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    except OSError:
+        return []
+    return found
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def state(pid: int) -> str | None:
+    """The kernel's one-letter state (R, S, T stopped, Z zombie...), None when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2]
+
+
+def alive(pid: int) -> bool:
+    """Running or stopped: not gone and not a zombie."""
+    return state(pid) not in (None, "Z", "X")
+
+
+def sync_worker(daemon_pid: int) -> int | None:
+    """The daemon's sync worker process, if one runs."""
+    for child in children(daemon_pid):
+        if "mediasaged.sync.worker" in cmdline(child) and alive(child):
+            return child
+    return None
+
+
+def plex_reader(worker_pid: int) -> int | None:
+    """The worker's forked Plex reader, if it runs."""
+    live = [c for c in children(worker_pid) if alive(c)]
+    return live[0] if live else None
+
