@@ -36,8 +36,13 @@ async def find_worker(daemon) -> int:
     return await wait_until(worker, timeout=10)
 
 
+PHASE_AT = {"worker:tracks": "tracks", "reader:tracks": "tracks", "reader:genres": "tracks",
+            "worker:indexing": "indexing", "worker:swap": "indexing"}
+
+
 async def stopped_at(daemon, stop_at, where: str) -> tuple[int, dict, int | None, int | None]:
-    """Start a full sync and wait until the process named by ``where`` stopped there.
+    """Start a full sync and wait until the process named by ``where`` stopped there
+    and the daemon has read everything it wrote before (the job's phase says so).
 
     Returns (job_id, the job, worker pid, reader pid)."""
     stop_at.write_text(where)
@@ -52,7 +57,12 @@ async def stopped_at(daemon, stop_at, where: str) -> tuple[int, dict, int | None
 
     reader, _ = await wait_until(stopped, timeout=20)
     stop_at.unlink()  # the next sync runs through
-    return start["job_id"], await daemon.call("sync.status"), worker, reader
+
+    async def phase_reached():
+        job = await daemon.call("sync.status")
+        return job["phase"] == PHASE_AT[where] and job
+
+    return start["job_id"], await wait_until(phase_reached, timeout=5), worker, reader
 
 
 async def fails_quickly(daemon, job_id: int) -> dict:
@@ -84,8 +94,7 @@ async def test_killed_worker_fails_the_job_at_once(stoppable, plex_emulator, whe
     daemon, stop_at = stoppable
     before = await cached_library(daemon)
     job_id, job, worker, reader = await stopped_at(daemon, stop_at, where)
-    assert job["phase"] == {"worker:tracks": "tracks", "reader:genres": "tracks",
-                            "worker:indexing": "indexing", "worker:swap": "indexing"}[where], job
+    assert job["current"] == (0 if where == "reader:genres" else job["total"] if where != "worker:tracks" else 200)
     os.kill(worker, signal.SIGKILL)
     job = await fails_quickly(daemon, job_id)
     assert job["error"] == "sync worker died: signal 9"
@@ -110,16 +119,15 @@ async def test_killed_reader_fails_the_job_at_once(stoppable, plex_emulator, whe
 
 
 async def stalled(daemon, emu) -> tuple[int, int, int]:
-    """A full sync waiting on a slow Plex page (20 s) after writing some tracks: (job_id, worker, reader)."""
+    """A full sync whose reader waits on a slow Plex page (20 s): (job_id, worker, reader)."""
     emu.slow_seconds = 20.0
-    emu.inject_fault("slow", page=3, times=1)
+    fault = emu.inject_fault("slow", page=3, times=1)
     start = await daemon.call("sync.start", mode="full")
 
     async def waiting():
-        job = await daemon.call("sync.status")
         worker = sync_worker(daemon.proc.pid)
         reader = worker and plex_reader(worker)
-        return job["phase"] == "tracks" and job["current"] > 0 and reader and (worker, reader)
+        return fault.fired and reader and (worker, reader)
 
     worker, reader = await wait_until(waiting)
     return start["job_id"], worker, reader
