@@ -2,7 +2,7 @@
 
 Synthetic rows go through SlotWriter into slot b, which is then activated; every
 query is compared with a plain-Python evaluation of the same params over the
-same rows (`py_match`, `py_sort`).
+same rows by the shared reference (tests/reference.py: `matches`, `sort_tracks`, `stats`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import pytest
 from mediasaged import query
 from mediasaged.query import InvalidParam, filters, plans
 from mediasaged.query.plans import shuffled_prefix
-from mediasaged.track import TRACK_SCHEMA, RawJSON, fold
+from mediasaged.track import TRACK_SCHEMA, RawJSON
 from mediasaged.store import SlotWriter, Store
+from tests.reference import matches, sort_tracks, stats
 from tests.rows import track_row
 from mediasaged.timeutil import parse_iso
 
@@ -103,70 +104,7 @@ async def store(libdb):
     await s.close()
 
 
-# --------------------------------------------------------------------------- the Python model
-
-def _plain(s: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFD", fold(s)) if not unicodedata.combining(c))
-
-
-def _words(s: str) -> list[str]:
-    return [w for w in "".join(c if c.isalnum() else " " for c in _plain(s)).split()]
-
-
-def py_match(r: dict, p: dict) -> bool:
-    gkeys = {fold(g) for g in r["genres"]}
-    want = {fold(g) for g in p.get("genres", [])}
-    if want and (not want <= gkeys if p.get("genre_mode") == "all" else not want & gkeys):
-        return False
-    if gkeys & {fold(g) for g in p.get("exclude_genres", [])}:
-        return False
-    y = r["year"]
-    if p.get("decades") and not (y is not None and any(int(d[:4]) <= y <= int(d[:4]) + 9 for d in p["decades"])):
-        return False
-    if "year_min" in p and not (y is not None and y >= p["year_min"]):
-        return False
-    if "year_max" in p and not (y is not None and y <= p["year_max"]):
-        return False
-    if "min_rating" in p and not (r["user_rating"] is not None and r["user_rating"] >= p["min_rating"]):
-        return False
-    if p.get("exclude_live") and r["is_live"]:
-        return False
-    if "artist" in p and fold(p["artist"]) not in (fold(r["artist"]), fold(r["album_artist"])):
-        return False
-    if "album" in p and fold(p["album"]) != fold(r["album"]):
-        return False
-    if p.get("text", "").strip():
-        doc = [w for f in ("title", "artist", "album_artist", "album") for w in _words(r[f])]
-        if not all(any(d.startswith(q) for d in doc) for q in _words(p["text"])):
-            return False
-    for name, field in (("added_after", "added_at"), ("updated_after", "updated_at")):
-        if name in p and not (r[field] is not None and r[field] > parse_iso(p[name])):
-            return False
-    return True
-
-
-_KEYS = {
-    "artist": [lambda r: fold(r["artist"]), lambda r: fold(r["album"]), lambda r: r["disc_number"],
-               lambda r: r["track_number"]],
-    "title": [lambda r: fold(r["title"])],
-    "album": [lambda r: fold(r["album"]), lambda r: fold(r["album_artist"]), lambda r: r["disc_number"],
-              lambda r: r["track_number"]],
-    "year": [lambda r: r["year"]], "duration": [lambda r: r["duration_ms"]],
-    "rating": [lambda r: r["user_rating"]], "added": [lambda r: r["added_at"]],
-}
-
-
-def py_sort(rows: list[dict], sort: str = "artist", order: str = "asc") -> list[dict]:
-    """Stable multi-pass sort: NULLs last in both orders, artist keys after, internal id last."""
-    keys = [(k, order == "desc") for k in _KEYS[sort]]
-    if sort != "artist":
-        keys += [(k, False) for k in _KEYS["artist"]]
-    out = sorted(rows, key=lambda r: r["_id"])
-    for key, desc in reversed(keys):
-        present = sorted((r for r in out if key(r) is not None), key=key, reverse=desc)
-        out = present + [r for r in out if key(r) is None]
-    return out
-
+# --------------------------------------------------------------------------- helpers
 
 def keys_of(tracks) -> list[str]:
     return [t["rating_key"] for t in tracks]
@@ -228,7 +166,7 @@ FILTER_CASES = [
 
 @pytest.mark.parametrize("params", FILTER_CASES, ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()))
 async def test_filter_matches_python(store, params):
-    expected = py_sort([r for r in ROWS if py_match(r, params)])
+    expected = sort_tracks([r for r in ROWS if matches(r, params)])
     got = await q(store, **params, limit=10000)
     assert got["total"] == len(expected)
     assert keys_of(got["tracks"]) == [r["rating_key"] for r in expected]
@@ -242,7 +180,7 @@ async def test_small_pages_of_every_filter(store, monkeypatch, params, small):
     """Short pages take other plans (walking the sort index, the genre index's rank, ...)."""
     monkeypatch.setattr(plans, "SMALL_RESULT", small)
     for sort, order in (("artist", "asc"), ("title", "desc")):
-        expected = [r["rating_key"] for r in py_sort([r for r in ROWS if py_match(r, params)], sort, order)]
+        expected = [r["rating_key"] for r in sort_tracks([r for r in ROWS if matches(r, params)], sort, order)]
         for limit, offset in ((5, 0), (7, 3), (1, len(expected) - 1)):
             got = await q(store, **params, sort=sort, order=order, limit=limit, offset=max(offset, 0))
             assert got["total"] == len(expected)
@@ -261,7 +199,7 @@ async def test_unicode_matching_examples(store):
 @pytest.mark.parametrize("text", ['"love', 'AND', 'OR love', 'NEAR(love night)', 'title:love', '^love', 'love*',
                                   '-love', '(love', 'love"night', "a'b", 'x OR 1=1; --', '{title}'])
 async def test_text_is_never_fts_syntax(store, text):
-    expected = py_sort([r for r in ROWS if py_match(r, {"text": text})])
+    expected = sort_tracks([r for r in ROWS if matches(r, {"text": text})])
     got = await q(store, text=text, limit=10000)
     assert keys_of(got["tracks"]) == [r["rating_key"] for r in expected]
 
@@ -277,7 +215,7 @@ def test_fts_query_quotes_every_word():
 @pytest.mark.parametrize("order", ["asc", "desc"])
 async def test_sort_orders_with_nulls_last_and_stable_tiebreak(store, sort, order):
     got = await q(store, sort=sort, order=order, limit=10000)
-    assert keys_of(got["tracks"]) == [r["rating_key"] for r in py_sort(ROWS, sort, order)]
+    assert keys_of(got["tracks"]) == [r["rating_key"] for r in sort_tracks(ROWS, sort, order)]
 
 
 async def test_nulls_last_in_both_orders(store):
@@ -297,7 +235,7 @@ async def test_paging_walks_the_same_order(store):
 
 async def test_limit_zero_returns_only_total(store):
     got = await q(store, genres=["rock"], limit=0)
-    assert got["tracks"] == [] and got["total"] == sum(py_match(r, {"genres": ["rock"]}) for r in ROWS)
+    assert got["tracks"] == [] and got["total"] == sum(matches(r, {"genres": ["rock"]}) for r in ROWS)
     got = await q(store, sort="random", limit=0)
     assert got == {"total": len(ROWS), "tracks": [], "generation": 1, "synced_at": "2020-01-01T00:00:00Z"}
 
@@ -342,13 +280,13 @@ async def test_random_is_reproducible_with_a_seed(store):
     b = await q(store, sort="random", seed=42, genres=["pop"], limit=20)
     c = await q(store, sort="random", seed=43, genres=["pop"], limit=20)
     assert keys_of(a["tracks"]) == keys_of(b["tracks"]) != keys_of(c["tracks"])
-    assert a["total"] == sum(py_match(r, {"genres": ["pop"]}) for r in ROWS)
-    assert all(py_match(r, {"genres": ["pop"]}) for r in ROWS if r["rating_key"] in keys_of(a["tracks"]))
+    assert a["total"] == sum(matches(r, {"genres": ["pop"]}) for r in ROWS)
+    assert all(matches(r, {"genres": ["pop"]}) for r in ROWS if r["rating_key"] in keys_of(a["tracks"]))
 
 
 async def test_random_pages_form_one_permutation_of_all_matches(store):
     params = {"sort": "random", "seed": 7, "decades": ["1990s"]}
-    expected = {r["rating_key"] for r in ROWS if py_match(r, params)}
+    expected = {r["rating_key"] for r in ROWS if matches(r, params)}
     pages = []
     for offset in range(0, len(expected) + 10, 10):
         pages += keys_of((await q(store, **params, limit=10, offset=offset))["tracks"])
@@ -362,8 +300,8 @@ async def test_random_without_seed_varies(store):
 
 async def test_random_covers_every_match_uniformly(store):
     params = {"sort": "random", "artist": "Artist 5", "limit": 3}
-    matches = [r["rating_key"] for r in ROWS if py_match(r, params)]
-    assert 5 <= len(matches) <= 30
+    matched = [r["rating_key"] for r in ROWS if matches(r, params)]
+    assert 5 <= len(matched) <= 30
     first = Counter()
     seen = Counter()
     seeds = 300
@@ -372,9 +310,9 @@ async def test_random_covers_every_match_uniformly(store):
         assert len(got) == 3 and len(set(got)) == 3
         first[got[0]] += 1
         seen.update(got)
-    assert set(seen) == set(matches)
-    mean = seeds / len(matches)
-    assert all(0.4 * mean < first[k] < 1.8 * mean for k in matches), first
+    assert set(seen) == set(matched)
+    mean = seeds / len(matched)
+    assert all(0.4 * mean < first[k] < 1.8 * mean for k in matched), first
 
 
 def test_matching_ids_of_the_whole_library_with_and_without_gaps(tmp_path):
@@ -417,24 +355,9 @@ async def test_tracks_get_found_missing_order_and_duplicates(store):
 @pytest.mark.parametrize("params", [{}, {"genres": ["rock", "Pop"]}, {"decades": ["1990s"], "min_rating": 4},
                                     {"exclude_live": True, "text": "love"}, {"artist": "zzz"}])
 async def test_stats_equal_python_counts(store, params):
-    rows = [r for r in ROWS if py_match(r, params)]
+    rows = [r for r in ROWS if matches(r, params)]
     got = await store.read(query.library_stats(params))
-    names: dict[str, Counter] = {}
-    for r in rows:
-        for g in {fold(g): g for g in reversed(r["genres"])}.items():
-            names.setdefault(g[0], Counter())[g[1]] += 1
-    genres = sorted(((sum(c.values()), k, min(c)) for k, c in names.items()), key=lambda x: (-x[0], x[1]))
-    decades = Counter(f"{r['year'] // 10 * 10}s" for r in rows if r["year"] is not None)
-    assert got == {
-        "track_count": len(rows),
-        "artist_count": len({fold(r["artist"]) for r in rows}),
-        "album_count": len({r["album_rating_key"] or (fold(r["album_artist"]), fold(r["album"])) for r in rows}),
-        "total_duration_ms": sum(r["duration_ms"] or 0 for r in rows),
-        "live_count": sum(r["is_live"] for r in rows),
-        "genres": [{"name": name, "count": n} for n, _, name in genres],
-        "decades": [{"decade": d, "count": decades[d]} for d in sorted(decades)],
-        "generation": 1, "synced_at": "2020-01-01T00:00:00Z",
-    }
+    assert got == {**stats(rows), "generation": 1, "synced_at": "2020-01-01T00:00:00Z"}
 
 
 async def test_whole_library_stats_follow_the_live_snapshot(tmp_path):
