@@ -136,42 +136,6 @@ class Config:
     source: Path | None = None  # the file this came from; None = defaults only
     warnings: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able view for logs/diagnostics; the token is masked."""
-
-        def dur(v: float | None) -> Any:
-            return "off" if v is None else v
-
-        return {
-            "plex": {
-                "url": self.plex.url,
-                "token": "***" if self.plex.token else "",
-                "library": self.plex.library,
-                "timeout": self.plex.timeout,
-                "verify_ssl": self.plex.verify_ssl,
-                "token_file": str(self.plex.token_file) if self.plex.token_file else None,
-            },
-            "cache": {"path": str(self.cache.path)},
-            "sync": {
-                "page_size": self.sync.page_size,
-                "interval": dur(self.sync.interval),
-                "stale_after": dur(self.sync.stale_after),
-                "retries": self.sync.retries,
-                "live_keywords": list(self.sync.live_keywords),
-                "dated_titles_are_live": self.sync.dated_titles_are_live,
-                "plex_events": self.sync.plex_events,
-                "separate_cpus": self.sync.separate_cpus,
-            },
-            "daemon": {
-                "socket": str(self.daemon.socket),
-                "socket_mode": format(self.daemon.socket_mode, "04o"),
-                "allowed_uids": list(self.daemon.allowed_uids),
-                "read_only_uids": list(self.daemon.read_only_uids),
-                "log_level": self.daemon.log_level,
-            },
-            "source": str(self.source) if self.source else None,
-        }
-
 
 class ConfigError(Exception):
     """The config is unusable. ``problems`` lists every problem found."""

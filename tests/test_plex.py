@@ -1,4 +1,4 @@
-"""daemon/plex.py against the Plex emulator: real plexapi, real HTTP, no mocks."""
+"""The plex package (client, xml, retry) against the Plex emulator: real plexapi, real HTTP, no mocks."""
 from __future__ import annotations
 
 import email.utils
@@ -14,7 +14,7 @@ from mediasaged.plex.errors import (PlexBadResponse, PlexError, PlexHTTPError, P
                                     SectionNotFound)
 from mediasaged.plex.redact import safe_url
 from mediasaged.plex.retry import Backoff, retry_after
-from mediasaged.plex.xml import parse_track_rows
+from mediasaged.plex.xml import TrackPageParser
 
 pytestmark = pytest.mark.timeout(30)
 TOKEN = "test-token"
@@ -264,12 +264,18 @@ def test_plexapi_updated_filters(plex_emulator):
     assert any("track.updatedAt%3E%3E=" in x or "track.updatedAt>>=" in x for x in q)
 
 
-def test_section_state_changes_on_mutation(plex_emulator):
+def test_section_content_changed_at_moves_on_mutation(plex_emulator):
+    from lxml import etree
+
+    def content_changed_at(section_id: str) -> int:
+        r = requests.get(f"{plex_emulator.url}/library/sections", headers={"X-Plex-Token": TOKEN}, timeout=5)
+        return int(next(d for d in etree.fromstring(r.content).iter("Directory")
+                        if d.get("key") == section_id).get("contentChangedAt"))
+
     with connect(plex_emulator) as p:
-        before = p.section_state()
+        before = content_changed_at(p.section_id)
         plex_emulator.delete_track(next(iter(plex_emulator.library.tracks)))
-        after = p.section_state()
-        assert after["content_changed_at"] > before["content_changed_at"]
+        assert content_changed_at(p.section_id) > before
         assert p.track_count() == 1499
 
 
@@ -308,12 +314,11 @@ def test_container_params_headers_or_query(plex_emulator, via):
 
 
 def test_row_parsing_tolerates_odd_numbers():
-    from lxml import etree
-    root = etree.fromstring(
+    container, (a, b) = TrackPageParser()(
         '<MediaContainer size="2"><Track ratingKey="1" title="A" grandparentTitle="G" '
         'index="3.0" duration="abc" parentYear="1999" userRating="7"/>'
         '<Track ratingKey="2" year="2001" parentYear="1999"/></MediaContainer>'.encode())
-    a, b = parse_track_rows(root)
+    assert container["size"] == "2"
     assert (a["track_number"], a["duration_ms"], a["year"], a["user_rating"]) == (3, None, 1999, 7.0)
     assert (a["artist"], a["album_artist"], a["album"], a["view_count"]) == ("G", "G", "", 0)
     assert (b["title"], b["artist"], b["year"], b["album_rating_key"]) == ("", "", 2001, None)

@@ -440,8 +440,8 @@ def test_params_must_be_an_object_and_null_means_absent():
 
 
 def test_schemas_list_every_param():
-    assert set(query.QUERY_PARAMS_SCHEMA["properties"]) == {
+    assert set(query.QUERY_PARAMS.schema["properties"]) == {
         "genres", "genre_mode", "exclude_genres", "decades", "year_min", "year_max", "min_rating", "exclude_live",
         "artist", "album", "text", "added_after", "updated_after", "sort", "order", "seed", "limit", "offset"}
-    assert set(query.GET_PARAMS_SCHEMA["properties"]) == {"rating_keys"}
-    assert query.QUERY_PARAMS_SCHEMA["additionalProperties"] is False
+    assert set(query.GET_PARAMS.schema["properties"]) == {"rating_keys"}
+    assert query.QUERY_PARAMS.schema["additionalProperties"] is False

@@ -1,4 +1,4 @@
-"""store.py against real SQLite files: migrations, errors, jobs, slots, snapshots."""
+"""The store package against real SQLite files: migrations, errors, jobs, slots, snapshots."""
 
 from __future__ import annotations
 

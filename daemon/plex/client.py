@@ -34,14 +34,14 @@ from .errors import (PlexBadResponse, PlexError, PlexHTTPError, PlexUnauthorized
                      PlexUnreachable, SectionNotFound, connection_reason)
 from . import retry  # noqa: E402
 from .redact import redact, safe_url  # noqa: E402
-from .xml import TrackPageParser, parse_track_rows, strict_parser  # noqa: E402
+from .xml import TrackPageParser, strict_parser  # noqa: E402
 
 plexapi.CONFIG.data = {}  # in case plexapi was imported before us with a user config
 
 log = logging.getLogger("mediasaged.plex")
 
 __all__ = ["PlexError", "PlexUnauthorized", "PlexUnreachable", "SectionNotFound",
-           "PlexHTTPError", "PlexBadResponse", "PlexLibrary", "parse_track_rows"]
+           "PlexHTTPError", "PlexBadResponse", "PlexLibrary"]
 
 
 MAX_BACKOFF = 30.0  # seconds: the longest wait between retries of our own choosing
@@ -234,17 +234,6 @@ class PlexLibrary:
                            what="the track count")
         self._last_total = to_int(root.get("totalSize")) or to_int(root.get("size")) or 0
         return self._last_total
-
-    def section_state(self) -> dict:
-        """Cheap change signals of the section: {updated_at, scanned_at, content_changed_at}."""
-        root = self._fetch("/library/sections", what="the library sections")
-        for d in root.iterchildren("Directory"):
-            if d.get("key") == self.section_id:
-                return {"updated_at": to_int(d.get("updatedAt")),
-                        "scanned_at": to_int(d.get("scannedAt")),
-                        "content_changed_at": to_int(d.get("contentChangedAt"))}
-        raise SectionNotFound(f"Library section {self.section_title!r} (id {self.section_id}) "
-                              f"no longer exists on Plex server {self.server_name!r}")
 
     def iter_track_pages(self, page_size: int, *, updated_since: int | None = None,
                          artist_key: str | None = None) -> Iterator[list[dict]]:

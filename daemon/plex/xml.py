@@ -43,11 +43,6 @@ def _track_row(a: dict, i=int, f=float) -> dict:
         return _track_row(a, to_int, to_float)
 
 
-def parse_track_rows(root) -> list[dict]:
-    """Track rows (plain dicts) from a parsed MediaContainer of <Track> elements."""
-    return [_track_row(el.attrib) for el in root.iterchildren("Track")]
-
-
 class _TrackPageTarget:
     """lxml parser target: keeps the MediaContainer's and every <Track>'s attributes.
 

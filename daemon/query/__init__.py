@@ -8,9 +8,8 @@ May import: `params`, `track`, `timeutil`.
 """
 from ..params import InvalidParam
 from .plans import library_stats, tracks_get, tracks_query
-from .schemas import (GET_PARAMS, GET_PARAMS_SCHEMA, GET_RESULT_SCHEMA, QUERY_PARAMS, QUERY_PARAMS_SCHEMA,
-                      QUERY_RESULT_SCHEMA, STATS_PARAMS, STATS_PARAMS_SCHEMA, STATS_RESULT_SCHEMA)
+from .schemas import (GET_PARAMS, GET_RESULT_SCHEMA, QUERY_PARAMS, QUERY_RESULT_SCHEMA, STATS_PARAMS,
+                      STATS_RESULT_SCHEMA)
 
 __all__ = ["InvalidParam", "tracks_query", "tracks_get", "library_stats", "QUERY_PARAMS", "STATS_PARAMS",
-           "GET_PARAMS", "QUERY_PARAMS_SCHEMA", "QUERY_RESULT_SCHEMA", "GET_PARAMS_SCHEMA", "GET_RESULT_SCHEMA",
-           "STATS_PARAMS_SCHEMA", "STATS_RESULT_SCHEMA"]
+           "GET_PARAMS", "QUERY_RESULT_SCHEMA", "GET_RESULT_SCHEMA", "STATS_RESULT_SCHEMA"]

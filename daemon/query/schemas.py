@@ -48,9 +48,6 @@ STATS_PARAMS = Params({**FILTERS_SCHEMA, **PAGE_SCHEMA},
                       description="the tracks.query filters; sort/order/seed/limit/offset are ignored")
 GET_PARAMS = Params({"rating_keys": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_RATING_KEYS}},
                     required=("rating_keys",))
-QUERY_PARAMS_SCHEMA: dict = QUERY_PARAMS.schema
-STATS_PARAMS_SCHEMA: dict = STATS_PARAMS.schema
-GET_PARAMS_SCHEMA: dict = GET_PARAMS.schema
 _SNAPSHOT = {"generation": {"type": "integer"}, "synced_at": _TIME}
 QUERY_RESULT_SCHEMA: dict = {
     "type": "object", "required": ["total", "tracks", "generation", "synced_at"],
