@@ -116,6 +116,7 @@ class SyncConfig:
     dated_titles_are_live: bool = True
     plex_events: bool = True
     separate_cpus: bool = True  # during a sync, the sync and the daemon use separate CPUs (cpus.py)
+    concurrent_pages: int = 2  # track listing requests in flight at once during a full sync
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,7 @@ def load_config(path: str | os.PathLike | None = None,
     interval = c.duration("sync", "interval", d_sync.interval, allow_zero=False)
     stale_after = c.duration("sync", "stale_after", d_sync.stale_after, allow_zero=True)
     retries = c.integer("sync", "retries", d_sync.retries, 0, 10)
+    concurrent_pages = c.integer("sync", "concurrent_pages", d_sync.concurrent_pages, 1, 8)
     kw = c.get("sync", "live_keywords", list(d_sync.live_keywords))
     live_keywords = d_sync.live_keywords
     if kw is None:
@@ -330,7 +332,7 @@ def load_config(path: str | os.PathLike | None = None,
         sync=SyncConfig(page_size=page_size, interval=interval, stale_after=stale_after,
                         retries=retries, live_keywords=live_keywords,
                         dated_titles_are_live=dated, plex_events=plex_events,
-                        separate_cpus=separate_cpus),
+                        separate_cpus=separate_cpus, concurrent_pages=concurrent_pages),
         daemon=DaemonConfig(socket=sock, socket_mode=socket_mode, allowed_uids=allowed,
                             read_only_uids=read_only, log_level=level),
         source=source,

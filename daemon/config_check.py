@@ -150,7 +150,7 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
     "plex": ("url", "token", "token_file", "library", "timeout", "verify_ssl"),
     "cache": ("path",),
     "sync": ("page_size", "interval", "stale_after", "retries", "live_keywords",
-             "dated_titles_are_live", "plex_events", "separate_cpus"),
+             "dated_titles_are_live", "plex_events", "separate_cpus", "concurrent_pages"),
     "daemon": ("socket", "socket_mode", "allowed_uids", "read_only_uids", "log_level"),
 }
 

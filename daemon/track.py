@@ -181,9 +181,13 @@ class RowEncoder:
         self._names = [i for i, f in enumerate(FIELDS) if f.kind == NAMES]
         self._keys = [(i, self.folded if f.repeats else fold) for i, f in enumerate(FIELDS) if f.key]
 
+    MEMO = 20000  # names / genre lists remembered; tracks come artist by artist, so a small memo hits
+
     def folded(self, s: str) -> str:
         key = self._fold.get(s)
         if key is None:
+            if len(self._fold) >= self.MEMO:
+                self._fold.clear()
             key = self._fold[s] = fold(s)
         return key
 
@@ -197,6 +201,8 @@ class RowEncoder:
                 g = _text(g).strip()
                 if g:
                     names.setdefault(self.folded(g), g)
+            if len(self._genres) >= self.MEMO:
+                self._genres.clear()
             hit = self._genres[raw] = self._encode([names[k] for k in sorted(names)])
         return hit
 

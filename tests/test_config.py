@@ -90,7 +90,7 @@ def test_shipped_config_has_exactly_the_contract_keys_and_our_additions():
         "cache": ["path"],
         "sync": sorted(["page_size", "interval", "stale_after", "retries", "live_keywords",
                         "dated_titles_are_live", "plex_events",
-                        "separate_cpus"]),  # added by us, documented in the README
+                        "separate_cpus", "concurrent_pages"]),  # added by us, documented in the README
         "daemon": sorted(["socket", "socket_mode", "allowed_uids", "read_only_uids", "log_level"]),
     }
 

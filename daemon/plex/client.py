@@ -19,7 +19,9 @@ os.environ["PLEXAPI_PLEXAPI_AUTORELOAD"] = "0"
 
 import logging  # noqa: E402
 import math  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
+from concurrent.futures import Future, ThreadPoolExecutor  # noqa: E402
 import urllib.parse  # noqa: E402
 from typing import Callable, Iterator  # noqa: E402
 
@@ -60,9 +62,15 @@ class PlexLibrary:
 
     GENRE_PAGE = 1000      # albums per page for genre listings
     METADATA_BATCH = 100   # album keys per /library/metadata/k1,k2,... request
+    # Track listings ask Plex to leave out what we never read (see `_listing_params`).
+    SLIM_ELEMENTS = "Media,Genre,Mood,Image"
+    SLIM_FIELDS = ("summary,thumb,art,parentThumb,grandparentThumb,grandparentArt,guid,parentGuid,"
+                   "grandparentGuid,key,parentKey,grandparentKey,grandparentRatingKey,librarySectionTitle,"
+                   "librarySectionID,librarySectionKey,musicAnalysisVersion")
 
     def __init__(self, server: PlexServer, section, *, url: str, token: str, timeout: float,
-                 retries: int, backoff: float, sleep: Callable[[float], None] = time.sleep):
+                 retries: int, backoff: float, sleep: Callable[[float], None] = time.sleep,
+                 concurrent_pages: int = 1):
         self._server = server
         self._session: requests.Session = server._session
         self._base = url.rstrip("/")
@@ -73,6 +81,8 @@ class PlexLibrary:
         self._backoff = retry.Backoff(backoff, MAX_BACKOFF, sleep)
         self._parser = strict_parser()
         self._last_total: int | None = None
+        self.concurrent_pages = max(1, int(concurrent_pages))
+        self._slim = True  # False once a server refused the slim listing parameters
         self.request_count = 0
         self.bytes_received = 0
         self.server_id: str = server.machineIdentifier or ""
@@ -85,7 +95,7 @@ class PlexLibrary:
     @classmethod
     def connect(cls, url: str, token: str, library: str, *, timeout: float, verify_ssl: bool = True,
                 retries: int = 2, backoff: float = 0.5,
-                sleep: Callable[[float], None] = time.sleep) -> "PlexLibrary":
+                sleep: Callable[[float], None] = time.sleep, concurrent_pages: int = 1) -> "PlexLibrary":
         """Connect, check the token, find the music section named ``library``
         (case-insensitive). Raises PlexUnauthorized / PlexUnreachable / SectionNotFound /
         PlexHTTPError / PlexError. ``sleep`` waits between retries (here and in every request)."""
@@ -130,7 +140,7 @@ class PlexLibrary:
                 f"Library section {library!r} {why} on Plex server "
                 f"{server.friendlyName!r} at {safe}; sections: {listing} (plex.library)", token))
         return cls(server, music[0], url=url, token=token, timeout=timeout, retries=retries,
-                   backoff=backoff, sleep=sleep)
+                   backoff=backoff, sleep=sleep, concurrent_pages=concurrent_pages)
 
     @staticmethod
     def _translate(exc: BaseException, safe: str, token: str, timeout: float) -> PlexError:
@@ -175,7 +185,8 @@ class PlexLibrary:
 
     # ---- raw requests with retries ------------------------------------------------------
     def _fetch(self, path: str, *, what: str, headers: dict | None = None,
-               params: dict | None = None, parse: Callable | None = None):
+               params: dict | None = None, parse: Callable | None = None,
+               session: requests.Session | None = None):
         """GET path; return the parsed MediaContainer (or ``parse(body)``). Retries
         5xx/408/429, timeouts, dropped connections and unparseable bodies
         ``self.retries`` times with backoff (`retry`: a 429/503's Retry-After is honoured)."""
@@ -186,7 +197,7 @@ class PlexLibrary:
         def attempt():
             self.request_count += 1
             try:
-                resp = self._session.get(url, headers=hdrs, params=params, timeout=self.timeout)
+                resp = (session or self._session).get(url, headers=hdrs, params=params, timeout=self.timeout)
                 body = resp.content
                 self.bytes_received += len(body)
             except requests.exceptions.RequestException as exc:
@@ -235,15 +246,30 @@ class PlexLibrary:
         self._last_total = to_int(root.get("totalSize")) or to_int(root.get("size")) or 0
         return self._last_total
 
+    def _listing_params(self, params: dict) -> dict:
+        """``params`` plus, unless this server refused them, what Plex may leave out of a track listing.
+
+        Plex honours ``excludeElements`` / ``excludeFields`` on listings (its own
+        clients send them); we read only the <Track> attributes in plex/xml.py, so
+        dropping <Media>/<Part> and unread attributes only shrinks the page. A
+        server that ignores them sends the full page, which parses the same; one
+        that answers HTTP 400 gets the plain request from then on.
+        """
+        if not self._slim:
+            return params
+        return {**params, "excludeElements": self.SLIM_ELEMENTS, "excludeFields": self.SLIM_FIELDS}
+
     def iter_track_pages(self, page_size: int, *, updated_since: int | None = None,
                          artist_key: str | None = None) -> Iterator[list[dict]]:
         """Yield lists of track rows, ``page_size`` tracks per request.
 
         Advances by the number of tracks actually received (a short page never skips
         tracks), stops when totalSize is reached or a page comes back empty, and drops
-        rating keys already yielded (the library may shift while we page).
+        rating keys the previous page already yielded (the library may shift while we
+        page; a row seen again further on replaces the first in the slot anyway).
         ``updated_since`` (unix seconds) adds Plex's ``track.updatedAt>>=`` filter,
-        ``artist_key`` its ``artist.id=`` filter."""
+        ``artist_key`` its ``artist.id=`` filter. The whole listing is fetched
+        ``concurrent_pages`` requests ahead while pages are parsed."""
         if page_size < 1:
             raise ValueError("page_size must be >= 1")
         path = f"/library/sections/{self.section_id}/all"
@@ -259,25 +285,52 @@ class PlexLibrary:
         total = self._last_total if whole else None
         parse_page = TrackPageParser()
         start = 0
-        seen: set[str] = set()
-        while total is None or start < total:
-            page_no = start // page_size + 1
+        previous: set[str] = set()
+        ahead: _Prefetch | None = None
+
+        def what(at: int) -> str:
+            page_no = at // page_size + 1
             of = f" of {max(page_no, math.ceil(total / page_size))}" if total else ""
-            what = f"page {page_no}{of} ({noun} {start}\u2013{start + page_size - 1})"
-            container, rows = self._fetch(path, params=params, what=what, parse=parse_page,
-                                          headers=self._page_headers(start, page_size))
-            new_total = to_int(container.get("totalSize"))
-            total = new_total if new_total is not None else (start + len(rows) if len(rows) < page_size else None)
-            if whole and total is not None:
-                self._last_total = total
-            if not rows:
-                break
-            fresh = [r for r in rows if r["rating_key"] not in seen]
-            seen.update(r["rating_key"] for r in fresh)
-            log.debug("page %s: %d rows", page_no, len(rows))
-            if fresh:
-                yield fresh
-            start += len(rows)
+            return f"page {page_no}{of} ({noun} {at}\u2013{at + page_size - 1})"
+
+        try:
+            while total is None or start < total:
+                query = self._listing_params(params)
+                try:
+                    if whole and total and self.concurrent_pages > 1:
+                        if ahead is None or ahead.params != query:
+                            if ahead is not None:
+                                ahead.close()
+                            ahead = _Prefetch(self, path, query, page_size, self.concurrent_pages)
+                        try:
+                            container, rows = parse_page(ahead.take(start, total, what))
+                        except (etree.XMLSyntaxError, ValueError):  # refetched in sequence, with retries
+                            container, rows = self._fetch(path, params=query, what=what(start), parse=parse_page,
+                                                          headers=self._page_headers(start, page_size))
+                    else:
+                        container, rows = self._fetch(path, params=query, what=what(start), parse=parse_page,
+                                                      headers=self._page_headers(start, page_size))
+                except PlexHTTPError as exc:
+                    if exc.status != 400 or query is params:
+                        raise
+                    log.info("Plex refused the slim listing parameters (HTTP 400); asking for whole pages")
+                    self._slim = False
+                    continue
+                new_total = to_int(container.get("totalSize"))
+                total = new_total if new_total is not None else (start + len(rows) if len(rows) < page_size else None)
+                if whole and total is not None:
+                    self._last_total = total
+                if not rows:
+                    break
+                fresh = [r for r in rows if r["rating_key"] not in previous]
+                previous = {r["rating_key"] for r in rows}
+                log.debug("page %s: %d rows", start // page_size + 1, len(rows))
+                if fresh:
+                    yield fresh
+                start += len(rows)
+        finally:
+            if ahead is not None:
+                ahead.close()
 
     # ---- album genres ----------------------------------------------------------------------
     def album_genres(self, *, strategy: str = "auto") -> dict[str, list[str]]:
@@ -393,3 +446,56 @@ class PlexLibrary:
                 if genres or keep_empty:
                     out[el.get("ratingKey")] = sorted(genres, key=str.casefold)
         return out
+
+
+def _raw(body: bytes) -> bytes:
+    return body
+
+
+class _Prefetch:
+    """The next pages of one listing, fetched on ``n`` threads (own connections) while the caller parses.
+
+    ``take(start, ...)`` returns the body of the page at ``start`` and keeps the
+    ``n`` pages after it in flight; pages fetched for offsets the caller no longer
+    wants (after a short page) are dropped. HTTP errors and retries are
+    `PlexLibrary._fetch`'s, in the fetching thread.
+    """
+
+    def __init__(self, lib: PlexLibrary, path: str, params: dict, size: int, n: int):
+        self._lib, self._path, self.params, self._size, self._n = lib, path, params, size, n
+        self._pool = ThreadPoolExecutor(n, thread_name_prefix="plex-pages")
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._sessions: list[requests.Session] = []
+        self._pending: dict[int, Future] = {}
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.verify = self._lib._session.verify
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def _get(self, start: int, what: str) -> bytes:
+        return self._lib._fetch(self._path, params=self.params, what=what, parse=_raw, session=self._session(),
+                                headers=self._lib._page_headers(start, self._size))
+
+    def take(self, start: int, total: int, what: Callable[[int], str]) -> bytes:
+        wanted = [at for at in range(start, start + (self._n + 1) * self._size, self._size) if at < total]
+        for at in [at for at in self._pending if at not in wanted]:
+            self._pending.pop(at).cancel()
+        for at in wanted:
+            if at not in self._pending:
+                self._pending[at] = self._pool.submit(self._get, at, what(at))
+        return self._pending.pop(start).result()
+
+    def close(self) -> None:
+        for future in self._pending.values():
+            future.cancel()
+        self._pending.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            for session in self._sessions:
+                session.close()

@@ -8,6 +8,7 @@ See docs/DESIGN.md, "Snapshots: two slots".
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import time
@@ -74,8 +75,6 @@ class SlotWriter:
     def __init__(self, db_path: Path, slot: str):
         self.slot = slot
         self.t = slot_tables(slot)
-        self._ids: dict[str, int] = {}
-        self._next_id = 1
         self._encode = RowEncoder()
         path = Path(db_path)
         try:
@@ -95,34 +94,24 @@ class SlotWriter:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot prepare slot {slot} in {path}: {exc}") from None
         cols = STORED_COLUMNS
-        self._insert = (f"INSERT INTO {self.t['tracks']} (id, {', '.join(cols)}) "
-                        f"VALUES ({', '.join('?' * (len(cols) + 1))})")
-        self._update = (f"UPDATE {self.t['tracks']} SET {', '.join(c + ' = ?' for c in cols)} WHERE id = ?")
+        # A rating key the slot already has replaces its row: the UNIQUE index on
+        # rating_key finds it, so the writer keeps no key of its own (flat memory
+        # at any library size). New rows are numbered in write order (max id + 1).
+        self._upsert = (f"INSERT INTO {self.t['tracks']} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+                        f"ON CONFLICT (rating_key) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in cols[1:])}")
 
     def write_tracks(self, rows: list[dict]) -> None:
-        """Insert ``rows`` (CONTRACT track fields, unix-second times, genres: list[str]) in one transaction."""
-        new: dict[int, tuple] = {}
-        changed: dict[int, tuple] = {}
-        ids, encode = self._ids, self._encode
+        """Upsert ``rows`` (CONTRACT track fields, unix-second times, genres: list[str]) in one transaction."""
+        batch: dict[str, tuple] = {}  # a key twice in one batch: the later row wins, at the first one's place
+        encode = self._encode
         for row in rows:
             if "rating_key" not in row:
                 raise StoreError("a track row has no rating_key")
             values = encode(row)
-            rk = values[0]
-            tid = ids.get(rk)
-            if tid is None:
-                tid = ids[rk] = self._next_id
-                self._next_id += 1
-                new[tid] = values
-            elif tid in new:
-                new[tid] = values
-            else:
-                changed[tid] = values
+            batch[values[0]] = values
         try:
             with Transaction(self._conn) as c:
-                c.executemany(self._insert, [(tid, *v) for tid, v in new.items()])
-                if changed:
-                    c.executemany(self._update, [(*v, tid) for tid, v in changed.items()])
+                c.executemany(self._upsert, batch.values())
         except sqlite3.Error as exc:
             raise StoreError(f"writing tracks to slot {self.slot} failed: {exc}") from None
 
@@ -138,30 +127,57 @@ class SlotWriter:
         cols = "id, " + ", ".join(STORED_COLUMNS)
         try:
             with Transaction(self._conn) as c:
-                c.execute(f"INSERT INTO {self.t['tracks']} ({cols}) SELECT {cols} FROM {src}")
-                self._ids = dict(c.execute(f"SELECT rating_key, id FROM {self.t['tracks']}"))
+                return c.execute(f"INSERT INTO {self.t['tracks']} ({cols}) SELECT {cols} FROM {src}").rowcount
         except sqlite3.Error as exc:
             raise StoreError(f"copying slot {live_slot} into slot {self.slot} failed: {exc}") from None
-        self._next_id = max(self._ids.values(), default=0) + 1
-        return len(self._ids)
-
-    def rating_keys(self) -> set[str]:
-        """The rating keys this slot holds so far."""
-        return set(self._ids)
 
     @property
     def track_count(self) -> int:
-        return len(self._ids)
+        return self._query(f"SELECT count(*) FROM {self.t['tracks']}")[0][0]
 
     def delete_tracks(self, rating_keys: Iterable[str]) -> int:
         """Remove the tracks with these rating keys (unknown keys are ignored); returns how many."""
-        ids = [self._ids.pop(k) for k in set(rating_keys) if k in self._ids]
         try:
             with Transaction(self._conn) as c:
-                c.executemany(f"DELETE FROM {self.t['tracks']} WHERE id = ?", [(i,) for i in ids])
+                return c.executemany(f"DELETE FROM {self.t['tracks']} WHERE rating_key = ?",
+                                     [(k,) for k in set(rating_keys)]).rowcount
         except sqlite3.Error as exc:
             raise StoreError(f"deleting tracks from slot {self.slot} failed: {exc}") from None
-        return len(ids)
+
+    # -- reconciling with Plex's full key list (incremental sync), without holding it
+
+    def begin_listing(self) -> None:
+        """Start recording the keys Plex lists; `delete_unlisted` then removes every other track."""
+        self._query("CREATE TEMP TABLE IF NOT EXISTS listed (rating_key TEXT PRIMARY KEY) WITHOUT ROWID")
+        self._query("DELETE FROM temp.listed")
+
+    def list_keys(self, rating_keys: list[str]) -> set[str]:
+        """Record ``rating_keys`` as listed by Plex; returns those this slot does not hold."""
+        try:
+            with Transaction(self._conn) as c:
+                c.executemany("INSERT OR IGNORE INTO temp.listed VALUES (?)", [(k,) for k in rating_keys])
+                have = {r[0] for r in c.execute(f"SELECT rating_key FROM {self.t['tracks']} WHERE rating_key IN "
+                                                "(SELECT value FROM json_each(?))", (json.dumps(rating_keys),))}
+        except sqlite3.Error as exc:
+            raise StoreError(f"listing keys for slot {self.slot} failed: {exc}") from None
+        return set(rating_keys) - have
+
+    def delete_unlisted(self) -> int:
+        """Remove the tracks whose keys were not listed since `begin_listing`; returns how many."""
+        try:
+            with Transaction(self._conn) as c:
+                n = c.execute(f"DELETE FROM {self.t['tracks']} WHERE rating_key NOT IN "
+                              "(SELECT rating_key FROM temp.listed)").rowcount
+                c.execute("DELETE FROM temp.listed")
+        except sqlite3.Error as exc:
+            raise StoreError(f"reconciling slot {self.slot} failed: {exc}") from None
+        return n
+
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"reading slot {self.slot} failed: {exc}") from None
 
     def finish(self, other_slot: str) -> dict:
         """Build the FTS index and indexes, ANALYZE, and diff against ``other_slot`` (the live one).

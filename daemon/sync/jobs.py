@@ -155,6 +155,7 @@ class Syncer:
                 "verify_ssl": cfg.plex.verify_ssl,
             },
             "page_size": cfg.sync.page_size,
+            "concurrent_pages": cfg.sync.concurrent_pages,
             "retries": cfg.sync.retries,
             "live_keywords": list(cfg.sync.live_keywords),
             "dated_titles_are_live": cfg.sync.dated_titles_are_live,

@@ -58,7 +58,8 @@ def connect(spec: dict) -> Any:
 
     p = spec["plex"]
     return PlexLibrary.connect(p["url"], p["token"], p["library"], timeout=p["timeout"],
-                               verify_ssl=p["verify_ssl"], retries=spec["retries"])
+                               verify_ssl=p["verify_ssl"], retries=spec["retries"],
+                               concurrent_pages=spec.get("concurrent_pages", 1))
 
 
 class Decorate:
@@ -76,6 +77,8 @@ class Decorate:
             album = row["album"]
             live = self._album_live.get(album)
             if live is None:
+                if len(self._album_live) >= 4096:  # tracks come album by album: keep the memo small
+                    self._album_live.clear()
                 live = self._album_live[album] = self._is_live_title("", album)
             row["is_live"] = live or self._is_live_title(row["title"], "")
             row["genres"] = self.genres.get(row["album_rating_key"], [])
@@ -307,21 +310,18 @@ def reconcile(spec: dict, writer: Any) -> None:
     """
     from ..plex.errors import PlexError, PlexUnreachable
 
-    known = writer.rating_keys()
-    seen: set[str] = set()
-    missing: list[dict] = []
+    missing: list[dict] = []  # tracks the slot lacks: the few a "changed since" listing missed
+    writer.begin_listing()  # the keys go to a temporary table, not into this process's memory
     try:
         with connect(spec) as plex:
             for rows in plex.iter_track_pages(spec["page_size"]):
-                for row in rows:
-                    seen.add(row["rating_key"])
-                    if row["rating_key"] not in known:
-                        missing.append(row)
+                unknown = writer.list_keys([row["rating_key"] for row in rows])
+                missing.extend(row for row in rows if row["rating_key"] in unknown)
             albums = sorted({r["album_rating_key"] for r in missing if r.get("album_rating_key")})
             genres = plex.genres_of_albums(albums)
     except PlexError as exc:
         raise SyncFailed(str(exc), isinstance(exc, PlexUnreachable)) from None
-    removed = writer.delete_tracks(known - seen)
+    removed = writer.delete_unlisted()
     if missing:
         writer.write_tracks(Decorate(spec, genres)(missing))
     log.info("reconciled with Plex's track list: %d removed, %d added", removed, len(missing))
