@@ -6,7 +6,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-large bench bench-scale clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# A million tracks (tests/test_large.py): exactness and the memory bound; 10-20 minutes.
+test-large: $(STAMP)
+	$(PY) -m pytest -q -m large -p no:cacheprovider
+
+bench-scale: $(STAMP)
+	$(PY) scripts/bench_scale.py
 
 bench: $(STAMP)
 	$(PY) scripts/bench_sync.py

@@ -160,6 +160,33 @@ def test_short_pages_skip_nothing(plex_emulator):
     assert sorted(r["rating_key"] for r in rows) == sorted(plex_emulator.library.tracks)
 
 
+@pytest.mark.parametrize("concurrent", [1, 3])
+def test_concurrent_pages_with_short_and_failing_pages_skip_nothing(plex_emulator, concurrent):
+    plex_emulator.inject_fault("short", page=2, times=None)
+    plex_emulator.inject_fault("500", page=4, times=1)
+    with connect(plex_emulator, concurrent_pages=concurrent, retries=2) as p:
+        p.track_count()
+        rows = all_rows(p, 200)
+    assert sorted(r["rating_key"] for r in rows) == sorted(plex_emulator.library.tracks)
+
+
+def test_listings_are_slim_and_a_server_refusing_that_is_asked_plainly(plex_emulator):
+    with connect(plex_emulator, concurrent_pages=2) as p:
+        p.track_count()
+        plex_emulator.request_log.clear()
+        slim = all_rows(p, 500)
+    pages = [q for q in plex_emulator.request_log if "type=10" in q]
+    assert pages and all("excludeElements=Media" in q and "excludeFields=" in q for q in pages)
+    refusal = plex_emulator.inject_fault("400", path_contains="excludeElements", times=None)
+    with connect(plex_emulator, concurrent_pages=2) as p:
+        p.track_count()
+        plex_emulator.request_log.clear()
+        plain = all_rows(p, 500)
+    assert refusal.fired >= 1 and plain == slim
+    pages = [q for q in plex_emulator.request_log if "type=10" in q]
+    assert len([q for q in pages if "exclude" not in q]) == 3 and "exclude" not in pages[-1]
+
+
 def test_pages_are_explicit_container_requests(plex_emulator):
     with connect(plex_emulator) as p:
         p.track_count()

@@ -248,7 +248,7 @@ class PlexEmulator:
         if kind == "short":
             request[_SHORT] = True
             return await handler(request)
-        if kind in ("500", "503", "429", "401", "404"):
+        if kind in ("500", "503", "429", "400", "401", "404"):
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
             return web.Response(text=f"emulated fault {kind}", status=int(kind), headers=headers)
         if kind == "slow":

@@ -7,7 +7,7 @@ optionally, by container page: ``page=N`` is the N-th page (0-based) computed as
 requests it fires on; then it is spent (so a retry succeeds), unless times is None
 (fires forever).
 
-Kinds: "500"/"503"/"429"/"401"/"404" answer that status (with ``Retry-After: retry_after``
+Kinds: "500"/"503"/"429"/"400"/"401"/"404" answer that status (with ``Retry-After: retry_after``
 when that is set); "slow" sleeps ``delay`` (default
 ``slow_seconds``) before answering; "drop" closes the connection without a byte;
 "truncate" answers 200 with the first half of the XML (consistent Content-Length);
@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-KINDS = ("500", "503", "429", "401", "404", "slow", "drop", "truncate", "cut", "short")
+KINDS = ("500", "503", "429", "400", "401", "404", "slow", "drop", "truncate", "cut", "short")
 
 
 @dataclass

@@ -1,0 +1,115 @@
+"""A million tracks, on request only: ``pytest -m large`` (or ``make test-large``).
+
+The default suite skips it (pyproject's addopts: ``-m "not large"``): it needs
+about 3 GB of memory for the emulator's library and 10-20 minutes on two
+cores. It checks that a full sync of a 1,000,000-track library mirrors it
+exactly (counts, per-genre counts and a sample of whole tracks against the
+emulator's ground truth), that an incremental sync picks up edits, and that
+the daemon with all its processes stays within 150 MiB of resident memory
+throughout. ``MEDIASAGE_LARGE_TRACKS`` changes the size.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from mediasaged.track import fold
+from tests.emulator import PlexEmulator, generate_library
+from tests.emulator.render import prerender
+from tests.mirror import expected_is_live, iso_to_unix
+from tests.rows import as_track
+
+pytestmark = [pytest.mark.large, pytest.mark.timeout(3 * 3600)]
+
+N = int(os.environ.get("MEDIASAGE_LARGE_TRACKS", "1000000"))
+RSS_LIMIT_MIB = 150
+
+
+def tree_rss_kib(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in KiB."""
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    stack.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError, StopIteration):
+            continue
+    return total
+
+
+class PeakRss(threading.Thread):
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak_kib, self.done = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.peak_kib = max(self.peak_kib, tree_rss_kib(self.pid))
+            time.sleep(0.02)
+
+    def stop(self) -> float:
+        self.done.set()
+        self.join()
+        return self.peak_kib / 1024
+
+
+def expected(lib, key: str) -> dict:
+    t = lib.expected_track(key)
+    t["is_live"] = expected_is_live(t["title"], t["album"])
+    return as_track(t)
+
+
+def cached(track: dict) -> dict:
+    track = dict(track)
+    for name in ("last_viewed_at", "added_at", "updated_at"):
+        track[name] = iso_to_unix(track[name])
+    return track
+
+
+async def test_a_million_tracks_mirror_exactly_within_the_memory_bound(daemon_factory):
+    lib = generate_library(N, seed=11)
+    prerender(lib)
+    with PlexEmulator(lib, token="large-token") as emu:
+        daemon = await daemon_factory(plex_url=emu.url, token=emu.token, sync={"page_size": 1000})
+        rss = PeakRss(daemon.proc.pid)
+        rss.start()
+        try:
+            job = await daemon.sync(timeout=3 * 3600)
+            assert job["state"] == "succeeded", (job, daemon.log()[-3000:])
+            assert job["added"] == N and job.get("skipped", {}) == {}
+
+            stats = await daemon.call("library.stats")
+            genre_counts = Counter(k for t in lib.tracks.values() for k in {fold(g) for g in lib.albums[t.album_key].genres})
+            assert stats["track_count"] == N
+            assert stats["album_count"] == sum(1 for k, v in lib.album_tracks.items() if v)
+            assert {fold(g["name"]): g["count"] for g in stats["genres"]} == dict(genre_counts)
+            top = stats["genres"][0]["name"]
+            one = await daemon.call("library.stats", genres=[top])
+            assert one["track_count"] == genre_counts[fold(top)]
+            assert (await daemon.call("tracks.query", genres=[top], limit=0))["total"] == genre_counts[fold(top)]
+
+            sample = random.Random(5).sample(sorted(lib.tracks), 2000)
+            got = await daemon.call("tracks.get", rating_keys=sample)
+            assert got["missing"] == []
+            assert [cached(t) for t in got["tracks"]] == [expected(lib, k) for k in sample]
+
+            edited = sample[:10]
+            for key in edited:
+                emu.edit_track(key, title=f"Edited {key}", user_rating=9.0)
+            job = await daemon.sync("incremental", timeout=3600)
+            assert job["state"] == "succeeded" and job["updated"] == len(edited), job
+            got = await daemon.call("tracks.get", rating_keys=edited)
+            assert [cached(t) for t in got["tracks"]] == [expected(lib, k) for k in edited]
+        finally:
+            peak = rss.stop()
+        assert peak <= RSS_LIMIT_MIB, f"peak RSS of the daemon and its processes: {peak:.0f} MiB"
