@@ -2,12 +2,14 @@
 
 No I/O here and no sqlite3: each public function checks its params at once
 (against the published schema, `schemas`, then what `filters` checks; raising
-`InvalidParam` before anything touches the database)
-and returns a function of a ``store.ReadContext`` that only calls
-``ctx.run(sql, params)``. SQL names tables through ``{tracks}``/``{genres}``/
-``{fts}`` (the store fills in the live slot); every value is bound; column
-names come from whitelists. How each kind of request is answered is described
-in docs/DESIGN.md, "Queries".
+`InvalidParam` before anything touches the database) and returns a function of
+a ``store.ReadContext`` that only calls ``ctx.run(sql, params)``. Over RPC,
+dispatch has checked the params with the same `Params` already; checking checked
+params again gives the same params, costs a microsecond or two, and keeps these
+functions safe to call directly (tests, benchmarks). SQL names tables through
+``{tracks}``/``{genres}``/``{fts}`` (the store fills in the live slot); every value
+is bound; column names come from whitelists. How each kind of request is answered
+is described in docs/DESIGN.md, "Queries".
 """
 
 from __future__ import annotations
