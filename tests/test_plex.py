@@ -391,3 +391,23 @@ def test_backoff_doubles_to_its_cap_and_never_overflows():
     assert retry_after(429, {"retry-after": " 7 "}) == 7 and retry_after(200, {"Retry-After": "7"}) is None
     assert retry_after(503, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0
     assert retry_after(503, {}) is None and retry_after(503, {"Retry-After": "-1"}) is None
+
+
+def test_notification_listener_waits_what_a_503_handshake_asks(plex_emulator, caplog):
+    """The websocket's reconnect loop uses the same backoff rule: Retry-After on a 503 handshake."""
+    import logging
+    import time
+
+    from mediasaged.plex.events import NotificationListener
+
+    plex_emulator.inject_fault("503", path_contains="/:/websockets/notifications", times=1, retry_after="7")
+    listener = NotificationListener(plex_emulator.url, TOKEN, verify_ssl=True, timeout=5, on_change=lambda d: None)
+    with caplog.at_level(logging.WARNING, logger="mediasaged.plex.events"):
+        listener.start()
+        deadline = time.monotonic() + 10
+        while "reconnecting in" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.02)
+        listener.stop()  # ends the wait at once: the backoff sleeps on the stop event
+        listener.join()
+    assert "HTTP 503; reconnecting in 7 s" in caplog.text
+    assert TOKEN not in caplog.text
