@@ -1,0 +1,137 @@
+"""Scoring a reference against library tracks (pure; rapidfuzz does the string work).
+
+A reference's score against a track, 0-100:
+
+- ``t``: similarity of the title keys, ``a``: the better similarity of the
+  artist key to the track's artist and album-artist keys (``fuzz.ratio``, the
+  normalized Indel similarity, on the compact keys of `normalize`). Keys whose
+  numbers differ ("Song 2" / "Song", "Wolves 12" / "Wolves 21") lose
+  `DIGIT_PENALTY`: a number is never a typo.
+- With an artist: ``0.75 * min(t, a) + 0.25 * max(t, a)``, so a right title by
+  another artist (or the artist's other song) stays well below 85, while one
+  small typo in a name of 5+ characters still clears it. Without: ``t``.
+- Version: every tag the reference and the track do not share costs
+  `DISTINCT_PENALTY` when it names another recording (live, acoustic, remix,
+  ...) and `DRESS_PENALTY` otherwise (remaster, edit, explicit, mono, ...). A
+  track is live when its title says so or `is_live` is set (its album is a
+  live one). So a version the library has only once still matches, and when it
+  has several, the one the reference names wins (and no version named = the
+  studio one).
+
+Ties go to the better album similarity (when the reference names an album),
+then to the lower internal id.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from rapidfuzz import process
+from rapidfuzz.fuzz import ratio
+
+from .normalize import DISTINCT_TAGS, album_key, artist_key, title_key
+
+DIGIT_PENALTY = 30.0
+DISTINCT_PENALTY = 3.0
+DRESS_PENALTY = 1.0
+MIN_WEIGHT = 0.75
+ALTERNATIVE_FLOOR = 50.0  # alternatives score at least this (or min_score, if lower)
+
+_DIGITS = re.compile(r"\d+")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One candidate of a tracks.match call, normalized."""
+
+    index: int
+    title: str  # title key
+    tags: frozenset[str]
+    artist: str  # artist key, "" when the reference names none
+    album: str  # album key, "" when none
+
+    @classmethod
+    def of(cls, index: int, title: str, artist: str | None = None, album: str | None = None) -> Reference:
+        key, tags = title_key(title)
+        return cls(index, key, tags, artist_key(artist) if artist else "", album_key(album) if album else "")
+
+    @property
+    def title_digits(self) -> list[str]:
+        return _DIGITS.findall(self.title)
+
+
+# A candidate row from the cache: (id, m_title, m_tags, m_artist, m_album_artist, m_album, is_live)
+Row = Sequence
+
+
+def similarity(a: str, b: str, a_digits: list[str] | None = None) -> float:
+    """``fuzz.ratio`` of two keys, less DIGIT_PENALTY when their numbers differ."""
+    if a == b:
+        return 100.0
+    r = ratio(a, b)
+    if r > DIGIT_PENALTY:
+        if (a_digits if a_digits is not None else _DIGITS.findall(a)) != _DIGITS.findall(b):
+            r -= DIGIT_PENALTY
+    return r
+
+
+def combine(t: float, a: float | None) -> float:
+    if a is None:
+        return t
+    lo, hi = (t, a) if t <= a else (a, t)
+    return MIN_WEIGHT * lo + (1 - MIN_WEIGHT) * hi
+
+
+def field_floor(min_score: float) -> float:
+    """The lowest title (or artist) similarity that can still reach ``min_score``."""
+    return max(0.0, (min_score - (1 - MIN_WEIGHT) * 100) / MIN_WEIGHT)
+
+
+def version_penalty(ref_tags: frozenset[str], track_tags: str, is_live: bool) -> float:
+    tags = set(track_tags.split()) if track_tags else set()
+    if is_live:
+        tags.add("live")
+    if not tags and not ref_tags:
+        return 0.0
+    diff = ref_tags.symmetric_difference(tags)
+    distinct = len(diff & DISTINCT_TAGS)
+    return DISTINCT_PENALTY * distinct + DRESS_PENALTY * (len(diff) - distinct)
+
+
+@dataclass(frozen=True)
+class Scored:
+    score: float
+    album: float
+    id: int
+
+    def rank(self) -> tuple:
+        return (-self.score, -self.album, self.id)
+
+
+def score_rows(ref: Reference, rows: Iterable[Row], floor: float) -> list[Scored]:
+    """Every row scoring ``floor`` or more, best first (each track once)."""
+    rows = {r[0]: r for r in rows}
+    if not rows:
+        return []
+    cut = field_floor(floor) if ref.artist else floor
+    items = list(rows.values())
+    # Titles first, in one vectorized pass: most rows fail here.
+    hits = process.extract(ref.title, [r[1] for r in items], scorer=ratio, score_cutoff=cut, limit=None)
+    digits = ref.title_digits
+    out = []
+    for _, _, i in hits:
+        r = items[i]
+        t = similarity(ref.title, r[1], digits)
+        a = None
+        if ref.artist:
+            a = similarity(ref.artist, r[3])
+            if r[4] != r[3]:
+                a = max(a, similarity(ref.artist, r[4]))
+        s = combine(t, a) - version_penalty(ref.tags, r[2], bool(r[6]))
+        if s >= floor:
+            alb = similarity(ref.album, r[5]) if ref.album else 0.0
+            out.append(Scored(round(max(s, 0.0), 1), alb, r[0]))
+    out.sort(key=Scored.rank)
+    return out
