@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Callable, Sequence
 
+from .match.normalize import MATCH_COLUMNS, TrackKeys, match_keys  # noqa: F401 - match_keys: re-exported
 from .timeutil import iso
 
 # Wire kinds: how a stored value becomes a JSON value.
@@ -93,13 +94,16 @@ FIELDS: tuple[Field, ...] = (
 )
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
 KEY_COLUMNS: tuple[str, ...] = tuple(f.key for f in FIELDS if f.key)
-# Every stored column of a track row, in the order `to_sql_values` gives them.
-STORED_COLUMNS: tuple[str, ...] = FIELD_NAMES + KEY_COLUMNS
+# tracks.match's normalized columns (m_title, m_tags, m_artist, m_album_artist,
+# m_album): `match_keys` of the title, artist, album artist and album, computed
+# here for every track the sync writes (see match/normalize.py).
+# Every stored column of a track row, in the order `RowEncoder` gives them.
+STORED_COLUMNS: tuple[str, ...] = FIELD_NAMES + KEY_COLUMNS + MATCH_COLUMNS
 
 
 def columns_ddl() -> str:
     """The column definitions of a slot's tracks table (after ``id INTEGER PRIMARY KEY``)."""
-    return ", ".join([f.sql for f in FIELDS] + [f"{k} TEXT NOT NULL" for k in KEY_COLUMNS])
+    return ", ".join([f.sql for f in FIELDS] + [f"{k} TEXT NOT NULL" for k in KEY_COLUMNS + MATCH_COLUMNS])
 
 
 # ---- folding and sorting ----------------------------------------------------------------
@@ -180,6 +184,8 @@ class RowEncoder:
         self._convert = [(i, _STORE[f.kind]) for i, f in enumerate(FIELDS) if f.kind != TEXT and _STORE.get(f.kind)]
         self._names = [i for i, f in enumerate(FIELDS) if f.kind == NAMES]
         self._keys = [(i, self.folded if f.repeats else fold) for i, f in enumerate(FIELDS) if f.key]
+        self._match_keys = TrackKeys()
+        self._match_of = itemgetter(*(FIELD_NAMES.index(n) for n in ("title", "artist", "album_artist", "album")))
 
     MEMO = 20000  # names / genre lists remembered; tracks come artist by artist, so a small memo hits
 
@@ -219,7 +225,7 @@ class RowEncoder:
             v[i] = convert(v[i])
         for i in self._names:
             v[i] = self.genres_json(v[i])
-        return (*v, *[key(v[i]) for i, key in self._keys])
+        return (*v, *[key(v[i]) for i, key in self._keys], *self._match_keys(*self._match_of(v)))
 
 
 # ---- stored row -> CONTRACT track object -------------------------------------------------

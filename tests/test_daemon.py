@@ -16,7 +16,7 @@ from tests.support import DaemonProcess, RpcFailure, raw_exchange, write_config
 
 CONTRACT_METHODS = {
     "daemon.info", "library.status", "sync.start", "sync.status", "sync.cancel", "sync.history",
-    "tracks.query", "tracks.get", "library.stats", "events.subscribe", "events.unsubscribe", "rpc.discover",
+    "tracks.query", "tracks.get", "tracks.match", "library.stats", "events.subscribe", "events.unsubscribe", "rpc.discover",
 }
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from ..query import FILTER_PARAMS, FILTERS_SCHEMA, TRACK_SCHEMA, InvalidParam, RawJSON, _Params, parse_filters
-from ..query import SELECT_SQL, TRACK_JSON_SQL, row_to_track, where_sql
-from ..query import _type_name
+from ..params import InvalidParam, Params
+from ..query.filters import parse_filters
+from ..query.plans import where_sql
+from ..query.schemas import FILTERS_SCHEMA
+from ..track import SELECT_SQL, TIME_SCHEMA, TRACK_JSON_SQL, TRACK_SCHEMA, RawJSON, row_to_track
 from ..timeutil import iso
 from .lookup import find
 from .score import Reference, Scored
@@ -23,36 +25,38 @@ MAX_CANDIDATES = 1000
 MAX_ALTERNATIVES = 20
 DEFAULT_MIN_SCORE = 85.0
 MAX_FIELD = 1000
-_FIELDS = ("title", "artist", "album")
-MATCH_PARAMS = ("candidates", "min_score", "alternatives") + FILTER_PARAMS
+
+_CANDIDATE = {
+    "type": "object", "additionalProperties": False, "required": ["title"],
+    "properties": {"title": {"type": "string", "maxLength": MAX_FIELD},
+                   "artist": {"type": ["string", "null"], "maxLength": MAX_FIELD},
+                   "album": {"type": ["string", "null"], "maxLength": MAX_FIELD}},
+}
+MATCH_PARAMS = Params({
+    "candidates": {"type": "array", "maxItems": MAX_CANDIDATES, "items": _CANDIDATE,
+                   "title": f"an array of at most {MAX_CANDIDATES} objects {{title, artist?, album?}} "
+                            f"(strings of at most {MAX_FIELD} characters; title not blank)",
+                   "description": "free-text references; artist matches a track's artist or album artist; "
+                                  "album only breaks ties"},
+    "min_score": {"type": "number", "minimum": 0, "maximum": 100, "default": DEFAULT_MIN_SCORE,
+                  "description": "below it a reference's track is null"},
+    "alternatives": {"type": "integer", "minimum": 0, "maximum": MAX_ALTERNATIVES, "default": 0,
+                     "description": "also return up to this many next-best tracks (score >= 50 or min_score, "
+                                    "whichever is lower), best first"},
+    **FILTERS_SCHEMA,
+}, required=("candidates",))
 
 
-def parse_candidates(value: Any) -> list[Reference]:
-    if value is None:
-        raise InvalidParam("candidates", "is required (an array of {title, artist?, album?} objects)")
-    if type(value) is not list:
-        raise InvalidParam("candidates", f"must be an array of objects, not {_type_name(value)}")
-    if len(value) > MAX_CANDIDATES:
-        raise InvalidParam("candidates", f"must have at most {MAX_CANDIDATES} items")
+def parse_candidates(items: list[dict]) -> list[Reference]:
+    """Checked candidates -> references; a blank title is refused, blank artist/album count as absent."""
     refs = []
-    for i, item in enumerate(value):
-        name = f"candidates[{i}]"
-        if type(item) is not dict:
-            raise InvalidParam(name, f"must be an object with title, artist?, album?, not {_type_name(item)}")
-        for key in item:
-            if key not in _FIELDS:
-                raise InvalidParam(f"{name}.{key}", "unknown field (expected title, artist, album)")
-        fields = {}
-        for key in _FIELDS:
-            v = item.get(key)
-            if v is not None and type(v) is not str:
-                raise InvalidParam(f"{name}.{key}", f"must be a string, not {_type_name(v)}")
-            if v is not None and len(v) > MAX_FIELD:
-                raise InvalidParam(f"{name}.{key}", f"must be at most {MAX_FIELD} characters")
-            fields[key] = v.strip() if v and v.strip() else None
-        if fields["title"] is None:
-            raise InvalidParam(f"{name}.title", "is required (a non-blank string)")
-        refs.append(Reference.of(i, fields["title"], fields["artist"], fields["album"]))
+    for i, item in enumerate(items):
+        title = (item.get("title") or "").strip()
+        if not title:
+            raise InvalidParam(f"candidates[{i}].title", "must not be blank")
+        artist = (item.get("artist") or "").strip() or None
+        album = (item.get("album") or "").strip() or None
+        refs.append(Reference.of(i, title, artist, album))
     return refs
 
 
@@ -74,11 +78,10 @@ def _shape(index: int, scored: list[Scored], min_score: float, alternatives: int
 
 def tracks_match(params: dict, *, as_json: bool = False) -> Callable[[Any], dict]:
     """Validate tracks.match params now; return ``fn(ctx) -> {matches, generation, synced_at}``."""
-    p = _Params(params, MATCH_PARAMS)
-    refs = parse_candidates(p.get("candidates"))
-    min_score = p.number("min_score", 0, 100)
-    min_score = DEFAULT_MIN_SCORE if min_score is None else float(min_score)
-    alternatives = p.int("alternatives", 0, MAX_ALTERNATIVES, 0)
+    p = MATCH_PARAMS.check(params)
+    refs = parse_candidates(p["candidates"])
+    min_score = float(p.get("min_score", DEFAULT_MIN_SCORE))
+    alternatives = p.get("alternatives", 0)
     where = where_sql(parse_filters(p))
 
     def run(ctx: Any) -> dict:
@@ -102,25 +105,8 @@ def tracks_match(params: dict, *, as_json: bool = False) -> Callable[[Any], dict
     return run
 
 
-MATCH_PARAMS_SCHEMA: dict = {
-    "type": "object", "additionalProperties": False, "required": ["candidates"],
-    "properties": {
-        "candidates": {"type": "array", "maxItems": MAX_CANDIDATES, "items": {
-            "type": "object", "additionalProperties": False, "required": ["title"],
-            "properties": {"title": {"type": "string", "maxLength": MAX_FIELD},
-                           "artist": {"type": ["string", "null"], "maxLength": MAX_FIELD},
-                           "album": {"type": ["string", "null"], "maxLength": MAX_FIELD}}},
-            "description": "free-text references; artist matches a track's artist or album artist; album "
-                           "only breaks ties"},
-        "min_score": {"type": ["number", "null"], "minimum": 0, "maximum": 100, "default": DEFAULT_MIN_SCORE,
-                      "description": "below it a reference's track is null"},
-        "alternatives": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_ALTERNATIVES, "default": 0,
-                         "description": "also return up to this many next-best tracks (score >= 50 or "
-                                        "min_score, whichever is lower)"},
-        **FILTERS_SCHEMA,
-    },
-}
-_SNAPSHOT = {"generation": {"type": "integer"}, "synced_at": {"type": ["string", "null"], "format": "date-time"}}
+MATCH_PARAMS_SCHEMA: dict = MATCH_PARAMS.schema
+_SNAPSHOT = {"generation": {"type": "integer"}, "synced_at": TIME_SCHEMA}
 MATCH_RESULT_SCHEMA: dict = {
     "type": "object", "required": ["matches", "generation", "synced_at"],
     "properties": {

@@ -15,7 +15,7 @@ across those differences; the sync stores them with every track, and
   Hangul back together);
 - punctuation: apostrophes vanish, other punctuation separates words, and the
   keys have no spaces at all, so "AC/DC", "AC DC" and "ACDC" are one key;
-- "&", "+", "and" and a lone "n" ("Guns N' Roses") are the same word;
+- "&", "+", "and" and a lone "n" ("Guns N' Roses") are left out;
 - featured-artist credits: "(feat. X)", "[ft. X]", "featuring X", "(with X)"
   in titles; "feat./ft./featuring/with X" after an artist;
 - version suffixes in brackets or after " - " ("(Remastered 2011)",
@@ -63,11 +63,15 @@ _AND_WORDS = frozenset({"and", "n", "&", "+"})
 
 
 def words(folded: str) -> list[str]:
-    """The words of folded text: "&", "+", "and" and a lone "n" all become "and"."""
+    """The words of folded text, without "&", "+", "and" and a lone "n" ("Guns N' Roses").
+
+    Dropping the "and"s makes "Hall & Oates", "Hall and Oates", "Hall + Oates"
+    and "Hall Oates" (the "&" lost with the punctuation) one key.
+    """
     s = folded.replace("&", " and ").replace("+", " and ")
     s = _DOLLAR.sub("s", s)
     s = _APOSTROPHES.sub("", s)
-    return ["and" if w in _AND_WORDS else w for w in _NON_WORD.sub(" ", s).split()]
+    return [w for w in _NON_WORD.sub(" ", s).split() if w not in _AND_WORDS]
 
 
 # ---------------------------------------------------------------- versions and credits
@@ -108,6 +112,9 @@ _TAG_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), t) f
 DISTINCT_TAGS = frozenset({"live", "acoustic", "remix", "instrumental", "acapella", "demo", "rerecorded"})
 
 
+_BARE_REMASTER = re.compile(r"\s+(?:(?:19|20)\d\d\s+)?re-?master(?:ed)?(?:\s+(?:19|20)\d\d)?\s*$")
+
+
 def version_tags(folded: str) -> frozenset[str]:
     """The version tags a (folded) bracket group or dash tail names; empty if it is no version."""
     return frozenset(tag for pattern, tag in _TAG_RULES if pattern.search(folded))
@@ -136,6 +143,10 @@ def split_title(folded: str) -> tuple[str, frozenset[str]]:
         tags.update(found)
         s = s[: m.start()]
     s = _TITLE_FEAT.sub("", s)
+    m = _BARE_REMASTER.search(s)
+    if m and m.start() > 0:  # "Song Remastered 2011", brackets lost on the way
+        tags.add("remaster")
+        s = s[: m.start()]
     return s, frozenset(tags)
 
 

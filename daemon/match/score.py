@@ -3,23 +3,27 @@
 A reference's score against a track, 0-100:
 
 - ``t``: similarity of the title keys, ``a``: the better similarity of the
-  artist key to the track's artist and album-artist keys (``fuzz.ratio``, the
-  normalized Indel similarity, on the compact keys of `normalize`). Keys whose
+  artist key to the track's artist and album-artist keys: 1 - (OSA edit
+  distance / the longer key's length), on the compact keys of `normalize`. A
+  typo (or two swapped letters) is one edit; a missing word is as many edits
+  as it has letters. A track title with version tags is also compared with the
+  tags as words ("Home Live" against "Home (Live)"). Keys whose
   numbers differ ("Song 2" / "Song", "Wolves 12" / "Wolves 21") lose
   `DIGIT_PENALTY`: a number is never a typo.
-- With an artist: ``0.75 * min(t, a) + 0.25 * max(t, a)``, so a right title by
+- With an artist: ``0.85 * min(t, a) + 0.15 * max(t, a)``, so a right title by
   another artist (or the artist's other song) stays well below 85, while one
   small typo in a name of 5+ characters still clears it. Without: ``t``.
-- Version: every tag the reference and the track do not share costs
-  `DISTINCT_PENALTY` when it names another recording (live, acoustic, remix,
-  ...) and `DRESS_PENALTY` otherwise (remaster, edit, explicit, mono, ...). A
-  track is live when its title says so or `is_live` is set (its album is a
-  live one). So a version the library has only once still matches, and when it
-  has several, the one the reference names wins (and no version named = the
-  studio one).
+- Version suffixes do not change the score (they are ignored), but they rank:
+  every tag the reference and the track do not share costs `DISTINCT_PENALTY`
+  points of rank when it names another recording (live, acoustic, remix, ...)
+  and `DRESS_PENALTY` otherwise (remaster, edit, explicit, mono, ...). A track
+  is live when its title says so or `is_live` is set (its album is a live
+  one). So a version the library has only once matches as well as the exact
+  title, and when the library has several, the one the reference names wins
+  (no version named: the studio one).
 
-Ties go to the better album similarity (when the reference names an album),
-then to the lower internal id.
+Tracks rank by score less version penalty, then by album similarity (when
+the reference names an album), then by the lower internal id.
 """
 
 from __future__ import annotations
@@ -29,14 +33,14 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from rapidfuzz import process
-from rapidfuzz.fuzz import ratio
+from rapidfuzz.distance import OSA
 
 from .normalize import DISTINCT_TAGS, album_key, artist_key, title_key
 
 DIGIT_PENALTY = 30.0
 DISTINCT_PENALTY = 3.0
 DRESS_PENALTY = 1.0
-MIN_WEIGHT = 0.75
+MIN_WEIGHT = 0.85
 ALTERNATIVE_FLOOR = 50.0  # alternatives score at least this (or min_score, if lower)
 
 _DIGITS = re.compile(r"\d+")
@@ -66,11 +70,16 @@ class Reference:
 Row = Sequence
 
 
+def _osa(a: str, b: str, *, processor=None, score_cutoff=None) -> float:
+    """100 * (1 - OSA distance / longer length): an edit or a swap of two letters is one step."""
+    return OSA.normalized_similarity(a, b, score_cutoff=None if score_cutoff is None else score_cutoff / 100) * 100
+
+
 def similarity(a: str, b: str, a_digits: list[str] | None = None) -> float:
-    """``fuzz.ratio`` of two keys, less DIGIT_PENALTY when their numbers differ."""
+    """`_osa` of two keys, less DIGIT_PENALTY when their numbers differ."""
     if a == b:
         return 100.0
-    r = ratio(a, b)
+    r = _osa(a, b)
     if r > DIGIT_PENALTY:
         if (a_digits if a_digits is not None else _DIGITS.findall(a)) != _DIGITS.findall(b):
             r -= DIGIT_PENALTY
@@ -102,12 +111,13 @@ def version_penalty(ref_tags: frozenset[str], track_tags: str, is_live: bool) ->
 
 @dataclass(frozen=True)
 class Scored:
-    score: float
+    score: float  # reported: title and artist only
+    penalty: float  # version mismatch: ranks, never lowers the score
     album: float
     id: int
 
     def rank(self) -> tuple:
-        return (-self.score, -self.album, self.id)
+        return (self.penalty - self.score, -self.album, self.id)
 
 
 def score_rows(ref: Reference, rows: Iterable[Row], floor: float) -> list[Scored]:
@@ -117,21 +127,30 @@ def score_rows(ref: Reference, rows: Iterable[Row], floor: float) -> list[Scored
         return []
     cut = field_floor(floor) if ref.artist else floor
     items = list(rows.values())
-    # Titles first, in one vectorized pass: most rows fail here.
-    hits = process.extract(ref.title, [r[1] for r in items], scorer=ratio, score_cutoff=cut, limit=None)
+    # Titles first, in one vectorized pass: most rows fail here. A title with
+    # version tags is also tried with them as words ("Home Live" = "Home (Live)").
+    hits = {i for _, _, i in process.extract(ref.title, [r[1] for r in items], scorer=_osa, score_cutoff=cut,
+                                               limit=None)}
+    tagged = [i for i, r in enumerate(items) if r[2] and i not in hits]
+    if tagged:
+        hits.update(tagged[j] for _, _, j in process.extract(
+            ref.title, [items[i][1] + items[i][2].replace(" ", "") for i in tagged], scorer=_osa,
+            score_cutoff=cut, limit=None))
     digits = ref.title_digits
     out = []
-    for _, _, i in hits:
+    for i in hits:
         r = items[i]
         t = similarity(ref.title, r[1], digits)
+        if r[2] and t < 100:
+            t = max(t, similarity(ref.title, r[1] + r[2].replace(" ", ""), digits))
         a = None
         if ref.artist:
             a = similarity(ref.artist, r[3])
             if r[4] != r[3]:
                 a = max(a, similarity(ref.artist, r[4]))
-        s = combine(t, a) - version_penalty(ref.tags, r[2], bool(r[6]))
+        s = combine(t, a)
         if s >= floor:
             alb = similarity(ref.album, r[5]) if ref.album else 0.0
-            out.append(Scored(round(max(s, 0.0), 1), alb, r[0]))
+            out.append(Scored(round(s, 1), version_penalty(ref.tags, r[2], bool(r[6])), alb, r[0]))
     out.sort(key=Scored.rank)
     return out

@@ -3,5 +3,5 @@
 `methods` (the method table: handlers over the daemon's services), `dispatch`
 (validation, jsonrpcserver's `async_dispatch`, errors, OpenRPC), `server` (the Unix
 socket: framing, limits, peer credentials, subscriptions). May import: `query`,
-`store` (its public names), `sync.jobs`, `plex.redact`, `params`, `syncjob`, `track`, `timeutil`.
+`store` (its public names), `match`, `sync.jobs`, `plex.redact`, `params`, `syncjob`, `track`, `timeutil`.
 """

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from .. import __version__, query
+from ..match import method as match
 from ..params import Params
 from ..plex.redact import safe_url
 from .dispatch import CallContext, Method, invalid_param, openrpc_document
@@ -114,6 +115,10 @@ async def tracks_get(ctx: CallContext, params: dict) -> dict:
     return await ctx.services.store.read(query.tracks_get(params, as_json=True))
 
 
+async def tracks_match(ctx: CallContext, params: dict) -> dict:
+    return await ctx.services.store.read(match.tracks_match(params, as_json=True))
+
+
 async def library_stats(ctx: CallContext, params: dict) -> dict:
     return await ctx.services.store.read(query.library_stats(params))
 
@@ -155,6 +160,9 @@ def build_methods() -> dict[str, Method]:
                tracks_query, params=query.QUERY_PARAMS, result=query.QUERY_RESULT_SCHEMA),
         Method("tracks.get", "Tracks by rating key, and the keys not found. " + reads_cache,
                tracks_get, params=query.GET_PARAMS, result=query.GET_RESULT_SCHEMA),
+        Method("tracks.match", "Resolve free-text references (title, artist?, album?) to library tracks, each "
+               "with a score 0-100; null below min_score. " + reads_cache,
+               tracks_match, params=match.MATCH_PARAMS, result=match.MATCH_RESULT_SCHEMA),
         Method("library.stats", "Counts, duration, genres and decades over the matching tracks. " + reads_cache,
                library_stats, params=query.STATS_PARAMS, result=query.STATS_RESULT_SCHEMA),
         Method("events.subscribe", "Receive these events as notifications on this connection.", events_subscribe,

@@ -74,6 +74,10 @@ def slot_index_ddl(slot: str) -> list[str]:
         "rating": "user_rating",
         "added": "added_at",
         "updated": "updated_at",
+        # tracks.match: exact keys and key prefixes (match/lookup.py)
+        "match_title": "m_title",
+        "match_artist": "m_artist",
+        "match_album_artist": "m_album_artist",
         "title": "title_key",
     }
     fa = slot_tables(slot)["facets"]
@@ -132,7 +136,16 @@ def _migrate_v3(conn: Any) -> None:
     conn.execute("UPDATE sync_state SET synced_at = NULL, track_count = 0, sync_settings = NULL WHERE id = 1")
 
 
+def _migrate_v4(conn: Any) -> None:
+    # tracks.match's normalized columns and their indexes: both slots are
+    # recreated in the new shape and the sync forgotten, so the next sync is a
+    # full one that fills them (it is only a cache).
+    for slot in SLOTS:
+        recreate_slot(conn, slot, indexes=True)
+    conn.execute("UPDATE sync_state SET synced_at = NULL, track_count = 0, sync_settings = NULL WHERE id = 1")
+
+
 # Forward migrations: MIGRATIONS[i] takes user_version i to i + 1, inside one
 # write transaction. Adding one = appending one function.
-MIGRATIONS: list[Callable[[Any], None]] = [_migrate_v1, _migrate_v2, _migrate_v3]
+MIGRATIONS: list[Callable[[Any], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4]
 SCHEMA_VERSION = len(MIGRATIONS)
