@@ -72,6 +72,20 @@ def _number(text: str) -> float | int:
     return int(value) if value.is_integer() else value
 
 
+def _score(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100: {text!r}")
+    return value
+
+
+def _alternatives(text: str) -> int:
+    value = _nonneg_int(text)
+    if value > 20:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 20: {text!r}")
+    return value
+
+
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """The global options; on subcommands too (``mediasagectl status --json`` works)."""
     default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
@@ -154,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("keys", nargs="+", metavar="KEY")
 
     p = add("stats", "counts, total duration, top genres and decades of matching tracks")
+    _filter_options(p)
+
+    p = add("match", "resolve \"ARTIST - TITLE\" references to library tracks (exit 1 if any finds none)")
+    p.add_argument("references", nargs="*", metavar="\"ARTIST - TITLE\"",
+                   help="references (\" - \", \" – \" or \" — \" between artist and title; a title alone is "
+                        "fine); none: one per line on stdin")
+    p.add_argument("--min-score", type=_score, metavar="S", help="0-100: lower scores find nothing (daemon default 85)")
+    p.add_argument("--alternatives", type=_alternatives, metavar="N", help="also show up to N next-best tracks (0-20)")
     _filter_options(p)
 
     add("watch", "print events as they arrive until interrupted")

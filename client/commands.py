@@ -231,6 +231,31 @@ def cmd_get(ctx: Context, ns: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
+def cmd_match(ctx: Context, ns: argparse.Namespace) -> ExitCode:
+    import sys
+
+    from . import matching
+    from .output import fit, unicode_ok
+
+    method, params = request_for(ns)
+    texts, candidates = matching.references(ns.references or sys.stdin)
+    matches: list[dict] = []
+    result: dict = {}
+    for chunk in matching.chunks(candidates):
+        result = ctx.rpc.call(method, {**params, "candidates": chunk})
+        offset = len(matches)
+        matches += [{**m, "index": m.get("index", 0) + offset} for m in result.get("matches") or []]
+    result = {**result, "matches": matches}
+    if ctx.json:
+        ctx.dump(result)
+    else:
+        if matches:
+            console = ctx.console()
+            console.print(fit(matching.matches_table(texts, matches, unicode_ok(ctx.out)), console))
+        ctx.line(matching.summary(matches))
+    return ExitCode.OK if all(m.get("track") for m in matches) else ExitCode.ERROR
+
+
 def cmd_stats(ctx: Context, ns: argparse.Namespace) -> ExitCode:
     from .output import stats_lines
 
@@ -274,6 +299,7 @@ COMMANDS: dict[str, Callable[[Context, argparse.Namespace], ExitCode]] = {
     "query": cmd_query,
     "get": cmd_get,
     "stats": cmd_stats,
+    "match": cmd_match,
     "watch": cmd_watch,
     "call": cmd_call,
 }

@@ -117,6 +117,12 @@ def request_for(ns: argparse.Namespace, now: dt.datetime | None = None) -> tuple
         return "tracks.get", {"rating_keys": list(ns.keys)}
     if command == "stats":
         return "library.stats", filter_params(ns, now)
+    if command == "match":  # the candidates are added per call (mediasagectl.matching)
+        params = filter_params(ns, now)
+        for name in ("min_score", "alternatives"):
+            if getattr(ns, name, None) is not None:
+                params[name] = getattr(ns, name)
+        return "tracks.match", params
     if command == "watch":
         return "events.subscribe", {"events": list(ALL_EVENTS)}
     if command == "call":

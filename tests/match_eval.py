@@ -96,6 +96,32 @@ def with_versions(lib: Library, n: int, seed: int = 1) -> list[tuple[str, str, s
     return out
 
 
+def add_album(lib: Library, artist: str, album: str, titles: list[str], credits: dict[str, str] | None = None,
+              year: int = 1980) -> dict[str, str]:
+    """Add an album (and its artist, if new) with these track titles; returns title -> rating key.
+
+    ``credits``: title -> the track's own artist credit (Plex's originalTitle).
+    """
+    from tests.emulator.model import Artist
+
+    found = [a for a in lib.artists.values() if a.title == artist]
+    if found:
+        ar = found[0]
+    else:
+        ar = Artist(lib.new_key(), artist, 1_400_000_000, 1_400_000_000)
+        lib.put_artist(ar)
+    al = Album(lib.new_key(), ar.rating_key, album, year, ["Rock"], 1_400_000_000, 1_400_000_000)
+    lib.put_album(al)
+    keys = {}
+    for i, title in enumerate(titles, 1):
+        t = Track(lib.new_key(), al.rating_key, title, (credits or {}).get(title), i, 1, 200_000, None, 0, None,
+                  1_400_000_000, 1_400_000_000)
+        lib.put_track(t)
+        keys[title] = t.rating_key
+    lib._order = lib._album_order = None
+    return keys
+
+
 class _Index:
     def __init__(self, lib: Library):
         self.tracks = lib.expected_tracks()
@@ -107,8 +133,10 @@ class _Index:
         for rk, t in self.tracks.items():
             self.same.setdefault(self._ident(t), set()).add(rk)
             forms.setdefault((_main_artist(t), _key(_BRACKETED.sub("", t["title"]))), set()).add(self._ident(t))
-            for a in {t["artist"], t["album_artist"]}:
-                self.by_artist.setdefault(_key(a), set()).add(_key(t["title"]))
+            for a in {t["artist"], _main_artist(t), t["album_artist"]}:
+                # with and without its bracketed suffixes: "Song" is no absent track next to "Song (Live)"
+                self.by_artist.setdefault(_key(a), set()).update({_key(t["title"]),
+                                                                  _key(_BRACKETED.sub("", t["title"]))})
         self.artists = sorted({t["album_artist"] for t in self.tracks.values()} - {"Various Artists"})
         # Songs the library has in several forms (studio/live/remaster): only the
         # version_* cases use them, since which form is right depends on the version named.
@@ -129,7 +157,8 @@ class _Index:
                                                                                          _key(x["album_artist"]))]
 
     def has(self, artist: str, title: str) -> bool:
-        return _key(title) in self.by_artist.get(_key(artist), ())
+        titles = self.by_artist.get(_key(artist), ())
+        return _key(title) in titles or _key(_BRACKETED.sub("", title)) in titles
 
 
 def _typo(rnd: random.Random, s: str) -> str | None:

@@ -12,7 +12,8 @@ across those differences; the sync stores them with every track, and
   ("Beyoncé" -> "beyonce", "Sigur Rós" -> "sigur ros") and a small table maps
   the Latin letters that do not decompose ("ø", "æ", "ß", "ł", "đ", "þ", ...).
   Other scripts are kept as they are: CJK is not romanized (NFC puts kana and
-  Hangul back together);
+  Hangul back together), and each Han, kana or Hangul character is written
+  twice in a key, so that it weighs like a short word in edit distances;
 - punctuation: apostrophes vanish, other punctuation separates words, and the
   keys have no spaces at all, so "AC/DC", "AC DC" and "ACDC" are one key;
 - "&", "+", "and" and a lone "n" ("Guns N' Roses") are left out;
@@ -153,9 +154,14 @@ def split_title(folded: str) -> tuple[str, frozenset[str]]:
 # ---------------------------------------------------------------- keys
 
 
+# Han, kana and Hangul: one character carries about a word's worth, so it
+# counts twice in the keys (an edit distance of 2): "夜 night" is not a typo of "Night".
+_WIDE = re.compile("([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff])")
+
+
 def _compact(ws: list[str], folded: str) -> str:
-    key = "".join(ws)
-    return key or "".join(folded.split())  # nothing but punctuation: keep it rather than match everything
+    key = "".join(ws) or "".join(folded.split())  # nothing but punctuation: keep it rather than match everything
+    return _WIDE.sub(r"\1\1", key) if not key.isascii() else key
 
 
 def title_key(title: str) -> tuple[str, frozenset[str]]:
