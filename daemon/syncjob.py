@@ -9,7 +9,9 @@ schema, and a migration adding the column. May import: `timeutil`, `track`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import json
+from dataclasses import dataclass, field, fields
+
 from .timeutil import iso
 from .track import TIME_SCHEMA
 
@@ -34,15 +36,21 @@ class SyncJob:
     updated: int | None = None
     removed: int | None = None
     error: str | None = None
+    # reason -> items Plex sent that the sync could not mirror (no_rating_key, duplicate_key);
+    # a JSON object in the table
+    skipped: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: tuple) -> "SyncJob":
         """A job from a ``SELECT`` of `COLUMNS`, in that order."""
-        return cls(**dict(zip(COLUMNS, row)))
+        values = dict(zip(COLUMNS, row))
+        values["skipped"] = _skipped(values.get("skipped"))
+        return cls(**values)
 
     def row(self) -> tuple:
         """The values of `COLUMNS`, in that order."""
-        return tuple(getattr(self, name) for name in COLUMNS)
+        return tuple(json.dumps(self.skipped, sort_keys=True) if name == "skipped" else getattr(self, name)
+                     for name in COLUMNS)
 
     def view(self) -> dict:
         """The CONTRACT §3 job object."""
@@ -50,6 +58,15 @@ class SyncJob:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(SyncJob))
+
+
+def _skipped(text: str | None) -> dict[str, int]:
+    """The stored skipped counts (NULL in rows older than the column: none)."""
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 _INT_OR_NULL = {"type": ["integer", "null"]}
 _FIELD_SCHEMAS: dict[str, dict] = {
@@ -66,5 +83,8 @@ _FIELD_SCHEMAS: dict[str, dict] = {
     "updated": _INT_OR_NULL,
     "removed": _INT_OR_NULL,
     "error": {"type": ["string", "null"]},
+    "skipped": {"type": "object", "additionalProperties": {"type": "integer"},
+                "description": "items Plex sent that could not be mirrored, by reason "
+                               "(no_rating_key, duplicate_key); {} when none"},
 }
 JOB_SCHEMA: dict = {"type": "object", "properties": {name: _FIELD_SCHEMAS[name] for name in COLUMNS}}

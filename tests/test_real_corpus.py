@@ -10,7 +10,7 @@ import pytest
 
 from tests.emulator import PlexEmulator
 from tests.emulator.corpus import load_corpus
-from tests.mirror import expected_is_live
+from tests.mirror import assert_mirror, cached_library, expected_is_live
 from tests.plex_oracle import plexapi_tracks
 
 TOKEN = "corpus-token"
@@ -49,3 +49,15 @@ def test_corpus_is_real_and_varied(corpus_emulator):
     assert any("<Mood" in x for x in raw.values()) and any("<Stream" in x for x in raw.values())
     assert any('userRating="10"' in x for x in raw.values())
     assert any(not x.isascii() for x in raw.values())
+
+
+async def test_full_sync_of_real_answers_equals_plexapi(corpus_emulator, daemon_factory):
+    expected = oracle(corpus_emulator)
+    daemon = await daemon_factory(plex_url=corpus_emulator.url, token=TOKEN,
+                                  sync={"page_size": 5})
+    job = await daemon.sync()
+    assert job["state"] == "succeeded", (job, daemon.log())
+    assert job["skipped"] == {}
+    assert_mirror(await cached_library(daemon), expected)
+    years = {k: t["year"] for k, t in expected.items()}
+    assert years["3741"] == 2006 and years["158"] == 2013  # no parentYear: the album's year

@@ -140,11 +140,11 @@ async def test_jobs_roundtrip(store):
     assert j1 == SyncJob(job_id=j1.job_id, state="running", mode="full", trigger="startup", phase="starting",
                          started_at=100) == await store.get_job(j1.job_id)
     await store.save_job(replace(j1, state="succeeded", phase="done", current=10, total=10, finished_at=150,
-                                 added=10, updated=0, removed=0, error=None))
+                                 added=10, updated=0, removed=0, error=None, skipped={"no_rating_key": 1}))
     job = await store.get_job(j1.job_id)
     assert asdict(job) == {"job_id": j1.job_id, "state": "succeeded", "mode": "full", "trigger": "startup",
                            "phase": "done", "current": 10, "total": 10, "started_at": 100, "finished_at": 150,
-                           "added": 10, "updated": 0, "removed": 0, "error": None}
+                           "added": 10, "updated": 0, "removed": 0, "error": None, "skipped": {"no_rating_key": 1}}
     assert (await store.get_job()).job_id == j2.job_id
     assert [j.job_id for j in await store.list_jobs(10)] == [j2.job_id, j1.job_id]
     assert [j.job_id for j in await store.list_jobs(1)] == [j2.job_id]

@@ -31,10 +31,13 @@ import requests  # noqa: E402
 from lxml import etree  # noqa: E402
 from plexapi.server import PlexServer  # noqa: E402
 
+from .albums import AlbumReads  # noqa: E402
 from .attrs import to_int  # noqa: E402
+from .body import clean_xml, diagnose, looks_like_html  # noqa: E402
 from .errors import (PlexBadResponse, PlexError, PlexHTTPError, PlexUnauthorized,  # noqa: E402
                      PlexUnreachable, SectionNotFound, connection_reason)
 from . import retry  # noqa: E402
+from .ledger import KeyLedger, PlexCountMismatch  # noqa: E402
 from .redact import redact, safe_url  # noqa: E402
 from .xml import TrackPageParser, strict_parser  # noqa: E402
 
@@ -43,7 +46,7 @@ plexapi.CONFIG.data = {}  # in case plexapi was imported before us with a user c
 log = logging.getLogger("mediasaged.plex")
 
 __all__ = ["PlexError", "PlexUnauthorized", "PlexUnreachable", "SectionNotFound",
-           "PlexHTTPError", "PlexBadResponse", "PlexLibrary"]
+           "PlexHTTPError", "PlexBadResponse", "PlexCountMismatch", "PlexLibrary"]
 
 
 MAX_BACKOFF = 30.0  # seconds: the longest wait between retries of our own choosing
@@ -57,13 +60,12 @@ class _Retryable(retry.Retryable):
 
 # ---- the library ---------------------------------------------------------------------------
 
-class PlexLibrary:
+class PlexLibrary(AlbumReads):
     """One music section of one Plex server. Not thread-safe: use from one thread."""
 
-    GENRE_PAGE = 1000      # albums per page for genre listings
-    METADATA_BATCH = 100   # album keys per /library/metadata/k1,k2,... request
     # Track listings ask Plex to leave out what we never read (see `_listing_params`).
-    SLIM_ELEMENTS = "Media,Genre,Mood,Image"
+    # Not Genre: a track's own Genre tags are its genres (CONTRACT), and real listings carry some.
+    SLIM_ELEMENTS = "Media,Mood,Image"
     SLIM_FIELDS = ("summary,thumb,art,parentThumb,grandparentThumb,grandparentArt,guid,parentGuid,"
                    "grandparentGuid,key,parentKey,grandparentKey,grandparentRatingKey,librarySectionTitle,"
                    "librarySectionID,librarySectionKey,musicAnalysisVersion")
@@ -81,6 +83,7 @@ class PlexLibrary:
         self._backoff = retry.Backoff(backoff, MAX_BACKOFF, sleep)
         self._parser = strict_parser()
         self._last_total: int | None = None
+        self.ledger = KeyLedger()  # the last track listing's accounting
         self.concurrent_pages = max(1, int(concurrent_pages))
         self._slim = True  # False once a server refused the slim listing parameters
         self.request_count = 0
@@ -189,7 +192,9 @@ class PlexLibrary:
                session: requests.Session | None = None):
         """GET path; return the parsed MediaContainer (or ``parse(body)``). Retries
         5xx/408/429, timeouts, dropped connections and unparseable bodies
-        ``self.retries`` times with backoff (`retry`: a 429/503's Retry-After is honoured)."""
+        ``self.retries`` times with backoff (`retry`: a 429/503's Retry-After is honoured).
+        A body that only parses once XML-illegal characters are stripped is read that way,
+        as plexapi reads it (body.py)."""
         url = self._base + path
         hdrs = self._server._headers()
         if headers:
@@ -211,18 +216,10 @@ class PlexLibrary:
                 raise _Retryable("http", f"HTTP {status}", status, retry.retry_after(status, resp.headers))
             if status != 200:
                 raise PlexHTTPError(f"Plex returned HTTP {status} for {what}", status)
-            try:
-                if parse is not None:
-                    return parse(body)
-                root = etree.fromstring(body, self._parser)
-            except (etree.XMLSyntaxError, ValueError):
-                raise _Retryable("xml", "an incomplete or malformed XML answer") from None
-            if root.tag != "MediaContainer":
-                raise _Retryable("xml", f"an unexpected <{root.tag}> answer")
-            return root
+            return self._parse(body, resp.headers.get("Content-Type"), parse, what)
 
         def on_retry(r: Exception, delay: float) -> None:
-            log.warning("Plex %s for %s; retrying in %.1fs", r, what, delay)
+            log.warning("Plex's answer to %s: %s; retrying in %.1fs", what, r, delay)
 
         try:
             return retry.call(attempt, retries=self.retries, backoff=self._backoff, on_retry=on_retry)
@@ -231,19 +228,49 @@ class PlexLibrary:
             if r.kind == "http":
                 raise PlexHTTPError(f"Plex returned {r.reason} for {what} ({tries})", r.status) from None
             if r.kind == "xml":
-                raise PlexBadResponse(f"Plex sent {r.reason} for {what} ({tries})") from None
+                raise PlexBadResponse(f"Plex's answer to {what} ({tries}) was {r.reason}") from None
             raise PlexUnreachable(f"Plex unreachable at {self.url}: {r.reason} ({what}, {tries})") from None
+
+    def _parse(self, body: bytes, content_type: str | None, parse: Callable | None, what: str):
+        """One 200 answer as a MediaContainer (or ``parse(body)``), cleaned if it must be."""
+        def once(data: bytes):
+            if parse is not None:
+                return parse(data)
+            root = etree.fromstring(data, self._parser)
+            if root.tag != "MediaContainer":
+                raise ValueError(f"<{root.tag}> is not a Plex MediaContainer")
+            return root
+
+        if looks_like_html(body, content_type):
+            raise _Retryable("xml", diagnose(body, content_type, None))
+        try:
+            return once(body)
+        except (etree.XMLSyntaxError, ValueError) as exc:
+            error: BaseException = exc
+        cleaned = clean_xml(body)
+        if cleaned is not None:
+            try:
+                result = once(cleaned[0])
+            except (etree.XMLSyntaxError, ValueError) as exc:
+                error, body = exc, cleaned[0]
+            else:
+                log.warning("Plex sent %d XML-illegal control character(s) in %s; removed them, "
+                            "as plexapi does", cleaned[1], what)
+                return result
+        raise _Retryable("xml", diagnose(body, content_type, error))
 
     @staticmethod
     def _page_headers(start: int, size: int) -> dict:
         return {"X-Plex-Container-Start": str(start), "X-Plex-Container-Size": str(size)}
 
     # ---- counts and tracks -----------------------------------------------------------------
-    def track_count(self) -> int:
+    def track_count(self) -> int | None:
+        """Plex's count of tracks in the section (``totalSize``), or None when it gives none:
+        unknown is never read as 0 (a listing without totalSize must not empty the cache)."""
         root = self._fetch(f"/library/sections/{self.section_id}/all",
                            params={"type": "10"}, headers=self._page_headers(0, 0),
                            what="the track count")
-        self._last_total = to_int(root.get("totalSize")) or to_int(root.get("size")) or 0
+        self._last_total = to_int(root.get("totalSize"))
         return self._last_total
 
     def _listing_params(self, params: dict) -> dict:
@@ -264,12 +291,15 @@ class PlexLibrary:
         """Yield lists of track rows, ``page_size`` tracks per request.
 
         Advances by the number of tracks actually received (a short page never skips
-        tracks), stops when totalSize is reached or a page comes back empty, and drops
-        rating keys the previous page already yielded (the library may shift while we
-        page; a row seen again further on replaces the first in the slot anyway).
-        ``updated_since`` (unix seconds) adds Plex's ``track.updatedAt>>=`` filter,
-        ``artist_key`` its ``artist.id=`` filter. The whole listing is fetched
-        ``concurrent_pages`` requests ahead while pages are parsed."""
+        tracks). Stops when Plex's ``totalSize`` is reached or, where Plex gives none
+        (unknown, never 0), at a short or empty page. Every item goes through a
+        `KeyLedger` (``self.ledger``): items without a ratingKey are skipped, a key the
+        previous page already yielded is dropped (the library may shift while we page;
+        a row seen again further on replaces the first in the slot anyway); both are
+        counted. ``updated_since`` (unix seconds) adds Plex's ``track.updatedAt>>=``
+        filter, ``artist_key`` its ``artist.id=`` filter. The whole listing is fetched
+        ``concurrent_pages`` requests ahead while pages are parsed. After a whole
+        listing, `verify_listing` checks it against Plex's counts."""
         if page_size < 1:
             raise ValueError("page_size must be >= 1")
         path = f"/library/sections/{self.section_id}/all"
@@ -283,15 +313,17 @@ class PlexLibrary:
             noun = f"tracks of artist {artist_key}"
         whole = updated_since is None and artist_key is None
         total = self._last_total if whole else None
+        self.ledger = ledger = KeyLedger()
+        if whole:
+            ledger.note_total("before the listing", total)
         parse_page = TrackPageParser()
         start = 0
-        previous: set[str] = set()
         ahead: _Prefetch | None = None
 
         def what(at: int) -> str:
             page_no = at // page_size + 1
             of = f" of {max(page_no, math.ceil(total / page_size))}" if total else ""
-            return f"page {page_no}{of} ({noun} {at}\u2013{at + page_size - 1})"
+            return f"page {page_no}{of} ({noun} {at}\u2013{at + page_size - 1}, offset {at})"
 
         try:
             while total is None or start < total:
@@ -316,14 +348,16 @@ class PlexLibrary:
                     log.info("Plex refused the slim listing parameters (HTTP 400); asking for whole pages")
                     self._slim = False
                     continue
-                new_total = to_int(container.get("totalSize"))
-                total = new_total if new_total is not None else (start + len(rows) if len(rows) < page_size else None)
-                if whole and total is not None:
-                    self._last_total = total
+                page_total = to_int(container.get("totalSize"))
+                if whole:
+                    ledger.note_total(f"on page {start // page_size + 1}", page_total)
+                if page_total is not None:
+                    total = page_total
+                elif total is None and len(rows) < page_size:
+                    total = start + len(rows)  # unknown total: a short page is the last one
                 if not rows:
                     break
-                fresh = [r for r in rows if r["rating_key"] not in previous]
-                previous = {r["rating_key"] for r in rows}
+                fresh = ledger.admit(rows, what(start))
                 log.debug("page %s: %d rows", start // page_size + 1, len(rows))
                 if fresh:
                     yield fresh
@@ -332,120 +366,13 @@ class PlexLibrary:
             if ahead is not None:
                 ahead.close()
 
-    # ---- album genres ----------------------------------------------------------------------
-    def album_genres(self, *, strategy: str = "auto") -> dict[str, list[str]]:
-        """Album ratingKey -> its FULL genre list, sorted case-insensitively.
-
-        Albums without any genre are absent (use ``.get(key, [])``).
-        Strategies: "genre_filter" = 1 request for the genre list + one (paged) listing per
-        genre via ``album.genre=<key>``; "listing" = paged album listing, then batched
-        ``/library/metadata/k1,k2,...`` only for albums whose listing shows 2 genres (listings
-        truncate at 2); "metadata" = batched /library/metadata for every album; "auto" picks
-        genre_filter unless the section has more genres than the listing strategy's
-        request estimate."""
-        if strategy == "per_album":  # measurement baseline only: one request per album
-            keys = [k for k, _ in self._iter_album_listing()]
-            return self._genres_from_metadata(keys, batch=1)
-        if strategy == "metadata":
-            return self._genres_from_metadata([k for k, _ in self._iter_album_listing()])
-        if strategy == "listing":
-            return self._genres_by_listing()
-        choices = self._genre_choices()
-        if strategy == "auto":
-            albums = self._album_count()
-            listing_cost = math.ceil(albums / self.GENRE_PAGE) + \
-                math.ceil(albums / self.METADATA_BATCH) // 2
-            if len(choices) + 1 > max(1, listing_cost):
-                return self._genres_by_listing()
-        elif strategy != "genre_filter":
-            raise ValueError(f"unknown strategy {strategy!r}")
-        found: dict[str, set[str]] = {}
-        for key, title in choices:
-            for el in self._album_pages({"type": "9", "album.genre": key}, f"the albums of genre {title!r}"):
-                rk = el.get("ratingKey")
-                if rk:
-                    found.setdefault(rk, set()).add(title)
-        return {k: sorted(v, key=str.casefold) for k, v in found.items()}
-
-    # ---- changes since a time (incremental sync) ------------------------------------------
-    def changed_album_keys(self, since: int) -> list[str]:
-        """Albums whose ``updatedAt`` is at or after ``since`` (an album edit does not touch its tracks)."""
-        pages = self._album_pages({"type": "9", "album.updatedAt>>": str(int(since))}, "changed albums")
-        return [rk for rk in (el.get("ratingKey") for el in pages) if rk]
-
-    def changed_artist_keys(self, since: int) -> list[str]:
-        """Artists whose ``updatedAt`` is at or after ``since`` (a rename need not touch their tracks)."""
-        pages = self._album_pages({"type": "8", "artist.updatedAt>>": str(int(since))}, "changed artists")
-        return [rk for rk in (el.get("ratingKey") for el in pages) if rk]
-
-    def album_tracks(self, album_key: str) -> list[dict]:
-        """The track rows of one album (``/library/metadata/{key}/children``)."""
-        _, rows = self._fetch(f"/library/metadata/{album_key}/children", parse=TrackPageParser(),
-                              what=f"the tracks of album {album_key}")
-        return rows
-
-    def genres_of_albums(self, keys: list[str]) -> dict[str, list[str]]:
-        """Album ratingKey -> its full genre list (empty lists included) for ``keys``."""
-        return self._genres_from_metadata(keys, keep_empty=True)
-
-    def _genre_choices(self) -> list[tuple[str, str]]:
-        root = self._fetch(f"/library/sections/{self.section_id}/genre", params={"type": "9"},
-                           what="the genre list")
-        return [(d.get("key"), d.get("title") or "") for d in root.iterchildren("Directory")
-                if d.get("key")]
-
-    def _album_count(self) -> int:
-        root = self._fetch(f"/library/sections/{self.section_id}/all", params={"type": "9"},
-                           headers=self._page_headers(0, 0), what="the album count")
-        return to_int(root.get("totalSize")) or 0
-
-    def _album_pages(self, params: dict, what: str) -> Iterator:
-        """Every <Directory> (album, or artist) of a listing, page by page (advancing by what arrived)."""
-        start = 0
-        while True:
-            root = self._fetch(f"/library/sections/{self.section_id}/all", params=params,
-                               headers=self._page_headers(start, self.GENRE_PAGE),
-                               what=f"{what} ({start}\u2013{start + self.GENRE_PAGE - 1})")
-            n = 0
-            for el in root.iterchildren("Directory"):
-                n += 1
-                yield el
-            total = to_int(root.get("totalSize"))
-            start += n
-            if n == 0 or total is None or start >= total:
-                return
-
-    def _iter_album_listing(self) -> Iterator[tuple[str, list[str]]]:
-        for el in self._album_pages({"type": "9"}, "albums"):
-            rk = el.get("ratingKey")
-            if rk:
-                yield rk, [g.get("tag") or "" for g in el.iterchildren("Genre")]
-
-    def _genres_by_listing(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        maybe_more: list[str] = []
-        for rk, genres in self._iter_album_listing():
-            if genres:
-                out[rk] = sorted(genres, key=str.casefold)
-            if len(genres) >= 2:  # listings show at most 2: fetch the full list
-                maybe_more.append(rk)
-        full = self._genres_from_metadata(maybe_more, keep_empty=True)
-        out.update(full)
-        return {k: v for k, v in out.items() if v}
-
-    def _genres_from_metadata(self, keys: list[str], batch: int | None = None, *,
-                              keep_empty: bool = False) -> dict[str, list[str]]:
-        batch = batch or self.METADATA_BATCH
-        out: dict[str, list[str]] = {}
-        for i in range(0, len(keys), batch):
-            chunk = keys[i:i + batch]
-            root = self._fetch(f"/library/metadata/{','.join(chunk)}",
-                               what=f"album metadata ({len(chunk)} albums)")
-            for el in root.iterchildren("Directory"):
-                genres = [g.get("tag") or "" for g in el.iterchildren("Genre")]
-                if genres or keep_empty:
-                    out[el.get("ratingKey")] = sorted(genres, key=str.casefold)
-        return out
+    def verify_listing(self) -> int:
+        """After a whole listing: ask Plex for its count again and check the listing against
+        every count Plex gave (before, on each page, now). Returns the verified total;
+        raises PlexCountMismatch (the sync fails, the cache stays as it was)."""
+        ledger = self.ledger
+        ledger.note_total("after the listing", self.track_count())
+        return ledger.verify()
 
 
 def _raw(body: bytes) -> bytes:

@@ -1,6 +1,10 @@
 """Plex listing XML -> plain track rows (the hot loop of a sync), with lxml, no plexapi.
 
-`_track_row` is the one place that maps Plex's attributes to Track fields."""
+`_track_row` is the one place that maps Plex's attributes to Track fields. A row's
+``track_genres`` holds the track's own ``<Genre>`` tags (real servers send them in some
+answers); the sync prefers them to its album's genres (CONTRACT's Track table).
+Year is the track's ``year``, else ``parentYear``; the album's year, for servers whose
+listings carry neither (2014-2017), is filled in by the sync (``year`` None here)."""
 from __future__ import annotations
 
 from lxml import etree
@@ -18,11 +22,12 @@ def _track_row(a: dict, i=int, f=float) -> dict:
     tolerant converters, which turn what they cannot read into None."""
     g = a.get
     gp = g("grandparentTitle") or ""
+    own = g(GENRES_KEY)
     year = g("year") or g("parentYear")
     dur, idx, disc, vc = g("duration"), g("index"), g("parentIndex"), g("viewCount")
     lv, added, upd, ur = g("lastViewedAt"), g("addedAt"), g("updatedAt"), g("userRating")
     try:
-        return {
+        row = {
             "rating_key": g("ratingKey") or "",
             "title": g("title") or "",
             "artist": g("originalTitle") or gp,
@@ -41,6 +46,12 @@ def _track_row(a: dict, i=int, f=float) -> dict:
         }
     except ValueError:
         return _track_row(a, to_int, to_float)
+    if own:
+        row["track_genres"] = own
+    return row
+
+
+GENRES_KEY = " genres"  # where a <Track>'s own <Genre> tags go in its attribute dict (no attribute has a space)
 
 
 class _TrackPageTarget:
@@ -48,22 +59,35 @@ class _TrackPageTarget:
 
     Parsing with a target builds no tree: libxml2 hands each start tag's
     attributes over as a dict, which is the cheapest way to get them into
-    Python (a sync spends most of its CPU here). Media/Part children are skipped.
+    Python (a sync spends most of its CPU here). Media/Part children are skipped; a
+    track's own <Genre> children are kept (in its dict under `GENRES_KEY`).
     """
 
     def __init__(self) -> None:
         self.container: dict | None = None
         self.tracks: list[dict] = []
+        self._depth = 0
+        self._track_depth = -1  # depth of the open <Track>, -1 outside one
 
     def start(self, tag: str, attrib: dict) -> None:
+        self._depth += 1
         if tag == "Track":
             self.tracks.append(attrib)
+            self._track_depth = self._depth
+        elif tag == "Genre" and self._depth == self._track_depth + 1:
+            self.tracks[-1].setdefault(GENRES_KEY, []).append(attrib.get("tag") or "")
         elif tag == "MediaContainer" and self.container is None:
             self.container = attrib
+
+    def end(self, tag: str) -> None:
+        if self._depth == self._track_depth:
+            self._track_depth = -1
+        self._depth -= 1
 
     def close(self) -> tuple[dict | None, list[dict]]:
         result = (self.container, self.tracks)
         self.container, self.tracks = None, []
+        self._depth, self._track_depth = 0, -1
         return result
 
 

@@ -145,7 +145,12 @@ def _migrate_v4(conn: Any) -> None:
     conn.execute("UPDATE sync_state SET synced_at = NULL, track_count = 0, sync_settings = NULL WHERE id = 1")
 
 
+def _migrate_v5(conn: Any) -> None:
+    # Items Plex sent that a sync could not mirror, by reason (JSON object text).
+    conn.execute("ALTER TABLE sync_jobs ADD COLUMN skipped TEXT")
+
+
 # Forward migrations: MIGRATIONS[i] takes user_version i to i + 1, inside one
 # write transaction. Adding one = appending one function.
-MIGRATIONS: list[Callable[[Any], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4]
+MIGRATIONS: list[Callable[[Any], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4, _migrate_v5]
 SCHEMA_VERSION = len(MIGRATIONS)

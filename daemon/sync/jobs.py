@@ -222,6 +222,7 @@ class Syncer:
         job.phase = "swapping"
         job.mode = done["mode"]  # an incremental job on a different server ran as a full one
         job.added, job.updated, job.removed = done["added"], done["updated"], done["removed"]
+        job.skipped = dict(done.get("skipped") or {})
         job.current = job.total = done["track_count"]
         changed = bool(job.added or job.updated or job.removed)
         server_id, server_name = self._job_server or (None, None)
@@ -243,7 +244,8 @@ class Syncer:
 
     async def _finish(self, job: SyncJob, state: str, error: str | None) -> None:
         if state == "succeeded":
-            log.info("sync job %d succeeded: +%s ~%s -%s", job.job_id, job.added, job.updated, job.removed)
+            log.info("sync job %d succeeded: +%s ~%s -%s%s", job.job_id, job.added, job.updated, job.removed,
+                     f" (skipped: {job.skipped})" if job.skipped else "")
         else:
             log.warning("sync job %d %s: %s", job.job_id, state, error)
         final = replace(job, state=state, error=error, finished_at=now())

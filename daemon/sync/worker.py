@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -63,16 +64,22 @@ def connect(spec: dict) -> Any:
 
 
 class Decorate:
-    """Adds ``is_live`` and the album's full genre list to track rows as they leave Plex."""
+    """Completes track rows as they leave Plex: ``is_live``; genres -- the track's own
+    ``Genre`` tags where the listing has them, else its album's full list; and the year
+    of tracks whose listing has neither ``year`` nor ``parentYear`` (older servers): the
+    album's, fetched in batches for the albums a page needs (``plex`` given)."""
 
-    def __init__(self, spec: dict, genres: dict[str, list[str]]):
+    def __init__(self, spec: dict, genres: dict[str, list[str]], plex: Any = None):
         from .live import live_matcher
 
         self.genres = genres  # album rating key -> genres; may still be filling up
+        self._plex = plex
+        self._years: dict[str, int | None] = {}  # album rating key -> year (None: it has none)
         self._is_live_title = live_matcher(spec["live_keywords"], spec["dated_titles_are_live"])
         self._album_live: dict[str, bool] = {}
 
     def __call__(self, rows: list[dict]) -> list[dict]:
+        self._fill_years(rows)
         for row in rows:
             album = row["album"]
             live = self._album_live.get(album)
@@ -81,8 +88,22 @@ class Decorate:
                     self._album_live.clear()
                 live = self._album_live[album] = self._is_live_title("", album)
             row["is_live"] = live or self._is_live_title(row["title"], "")
-            row["genres"] = self.genres.get(row["album_rating_key"], [])
+            own = row.pop("track_genres", None)
+            row["genres"] = sorted(own, key=str.casefold) if own \
+                else self.genres.get(row["album_rating_key"], [])
         return rows
+
+    def _fill_years(self, rows: list[dict]) -> None:
+        need = sorted({r["album_rating_key"] for r in rows if r["year"] is None and r.get("album_rating_key")}
+                      - self._years.keys())
+        if need and self._plex is not None:
+            if len(self._years) >= 4096:  # tracks come album by album: keep the memo small
+                self._years.clear()
+            found = self._plex.album_years(need)
+            self._years.update({k: found.get(k) for k in need})
+        for row in rows:
+            if row["year"] is None and row.get("album_rating_key"):
+                row["year"] = self._years.get(row["album_rating_key"])
 
 
 def read_plex(spec: dict, out: Any, theirs: Any, worker_pid: int) -> None:
@@ -108,9 +129,10 @@ def read_plex(spec: dict, out: Any, theirs: Any, worker_pid: int) -> None:
             out.send(("server", plex.server_id, plex.server_name, plex.section_id))
             out.send(("total", plex.track_count()))
             if incremental_for(spec, plex.server_id):
-                read_changes(plex, spec, out)
+                skipped = read_changes(plex, spec, out)
             else:
-                read_all(plex, spec, out)
+                skipped = read_all(plex, spec, out)
+            out.send(("skipped", skipped))
             out.send(("end",))
     except PlexError as exc:  # user-facing, token-free by design
         out.send(("error", str(exc), isinstance(exc, PlexUnreachable)))
@@ -121,12 +143,13 @@ def read_plex(spec: dict, out: Any, theirs: Any, worker_pid: int) -> None:
         out.send(("error", "internal error while reading from Plex; see the daemon log", False))
 
 
-def read_all(plex: Any, spec: dict, out: Any) -> None:
-    """Every track, page by page (a full sync).
+def read_all(plex: Any, spec: dict, out: Any) -> dict[str, int]:
+    """Every track, page by page (a full sync); returns the skipped counts by reason.
 
     Album genres are fetched in a thread while the first pages come in; those
     pages wait for them (at most ``MAX_WAITING_PAGES``) because every row
-    carries its album's genres.
+    carries its album's genres. At the end the listing is checked against Plex's
+    counts (``verify_listing``): a listing that does not add up fails the sync.
     """
     genres: dict = {}
     failure: list[BaseException] = []
@@ -140,7 +163,7 @@ def read_all(plex: Any, spec: dict, out: Any) -> None:
 
     genre_thread = threading.Thread(target=fetch_genres, name="album-genres", daemon=True)
     genre_thread.start()
-    decorate = Decorate(spec, genres)
+    decorate = Decorate(spec, genres, plex)
     waiting: list[list[dict]] = []  # pages parsed while the genres are still coming
     for rows in plex.iter_track_pages(spec["page_size"]):
         waiting.append(rows)
@@ -158,10 +181,12 @@ def read_all(plex: Any, spec: dict, out: Any) -> None:
         raise failure[0]
     for page in waiting:
         out.send(("rows", decorate(page)))
+    plex.verify_listing()
+    return dict(plex.ledger.skipped)
 
 
-def read_changes(plex: Any, spec: dict, out: Any) -> None:
-    """What changed since ``spec["since"]`` (an incremental sync).
+def read_changes(plex: Any, spec: dict, out: Any) -> dict[str, int]:
+    """What changed since ``spec["since"]`` (an incremental sync); returns skipped counts.
 
     Changed tracks come from ``track.updatedAt>>=``; an album edit (genres,
     year) only moves the album's updatedAt and an artist rename the artist's,
@@ -169,7 +194,8 @@ def read_changes(plex: Any, spec: dict, out: Any) -> None:
     never show up here: the writer reconciles counts.
     """
     since = spec["since"]
-    decorate = Decorate(spec, {})
+    decorate = Decorate(spec, {}, plex)
+    skipped: Counter[str] = Counter()
 
     def send(rows: list[dict]) -> None:
         albums = {r["album_rating_key"] for r in rows if r.get("album_rating_key")}
@@ -178,13 +204,16 @@ def read_changes(plex: Any, spec: dict, out: Any) -> None:
 
     for rows in plex.iter_track_pages(spec["page_size"], updated_since=since):
         send(rows)
+    skipped.update(plex.ledger.skipped)
     for album_key in plex.changed_album_keys(since):
-        rows = plex.album_tracks(album_key)
+        rows = [r for r in plex.album_tracks(album_key) if r["rating_key"]]
         if rows:
             send(rows)
     for artist_key in plex.changed_artist_keys(since):
         for rows in plex.iter_track_pages(spec["page_size"], artist_key=artist_key):
             send(rows)
+        skipped.update(plex.ledger.skipped)
+    return dict(skipped)
 
 
 # -- the writer (this process) ------------------------------------------------
@@ -215,6 +244,7 @@ def run(spec: dict) -> dict:
     writer = None
     incremental = False
     completed = False
+    skipped: dict[str, int] = {}
 
     def slot_writer() -> Any:
         """The inactive slot, emptied -- or, for an incremental sync, a copy of the live one."""
@@ -254,6 +284,8 @@ def run(spec: dict) -> dict:
                 plex_total = message[1]
                 total = None if incremental else plex_total
                 emit("progress", phase=phase, current=0, total=total)
+            elif kind == "skipped":
+                skipped = message[1]
             elif kind == "error":
                 raise SyncFailed(message[1], message[2])
             elif kind == "end":
@@ -262,12 +294,15 @@ def run(spec: dict) -> dict:
             # Nothing changed: the live slot stays live (the daemon only records the sync).
             completed = True
             return {"added": 0, "updated": 0, "removed": 0, "track_count": plex_total,
-                    "slot": spec["live_slot"], "mode": "incremental"}
+                    "slot": spec["live_slot"], "mode": "incremental", "skipped": skipped}
         writer = writer or slot_writer()  # (a full sync of an empty library writes no rows)
-        if incremental and writer.track_count != plex_total:
+        if incremental and (plex_total is None or writer.track_count != plex_total):
             emit("progress", phase="checking", current=0, total=plex_total)
-            reconcile(spec, writer)
+            skipped = reconcile(spec, writer)
         count = writer.track_count
+        if not incremental and current > count:  # a key listed again pages apart: the upsert kept one
+            skipped = {**skipped, "duplicate_key": skipped.get("duplicate_key", 0) + current - count}
+            log.warning("Plex listed %d track key(s) more than once; each is kept once", current - count)
         emit("progress", phase="indexing", current=count, total=count)
         pause_point("worker:indexing")
         still_wanted(daemon_pid)
@@ -286,7 +321,8 @@ def run(spec: dict) -> dict:
             reader.kill()
             reader.join(timeout=READER_EXIT_WAIT)
         lock.release()
-    return {**summary, "slot": spec["slot"], "mode": "incremental" if incremental else "full"}
+    return {**summary, "slot": spec["slot"], "mode": "incremental" if incremental else "full",
+            "skipped": skipped}
 
 
 def reader_death(reader: Any) -> str:
@@ -300,13 +336,15 @@ def reader_death(reader: Any) -> str:
     return f"the Plex reader process died: exit status {code}"
 
 
-def reconcile(spec: dict, writer: Any) -> None:
+def reconcile(spec: dict, writer: Any) -> dict[str, int]:
     """Make the slot hold exactly Plex's tracks, when the counts say it does not.
 
     Deleted tracks never appear in a "changed since" listing, so after applying
     the changes the slot can hold more tracks than Plex (deletions), or -- if
     Plex's clock or listing missed something -- fewer. Then every track key is
-    listed: keys Plex no longer has are removed, tracks the slot lacks are added.
+    listed: keys Plex no longer has are removed, tracks the slot lacks are added. The
+    listing is checked against Plex's counts first, as a full sync's is. Returns the
+    skipped counts of that listing.
     """
     from ..plex.errors import PlexError, PlexUnreachable
 
@@ -314,17 +352,23 @@ def reconcile(spec: dict, writer: Any) -> None:
     writer.begin_listing()  # the keys go to a temporary table, not into this process's memory
     try:
         with connect(spec) as plex:
+            plex.track_count()  # the count the listing is checked against
             for rows in plex.iter_track_pages(spec["page_size"]):
                 unknown = writer.list_keys([row["rating_key"] for row in rows])
                 missing.extend(row for row in rows if row["rating_key"] in unknown)
+            plex.verify_listing()
             albums = sorted({r["album_rating_key"] for r in missing if r.get("album_rating_key")})
             genres = plex.genres_of_albums(albums)
+            if missing:
+                missing = Decorate(spec, genres, plex)(missing)
+            skipped = dict(plex.ledger.skipped)
     except PlexError as exc:
         raise SyncFailed(str(exc), isinstance(exc, PlexUnreachable)) from None
     removed = writer.delete_unlisted()
     if missing:
-        writer.write_tracks(Decorate(spec, genres)(missing))
+        writer.write_tracks(missing)
     log.info("reconciled with Plex's track list: %d removed, %d added", removed, len(missing))
+    return skipped
 
 
 def main() -> int:

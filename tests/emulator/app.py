@@ -149,9 +149,11 @@ class PlexEmulator:
     # ---- test controls --------------------------------------------------------------
     def inject_fault(self, kind: str, *, path_contains: str = "/all", page: int | None = None,
                      times: int | None = 1, libtype: int | None = None,
-                     delay: float | None = None, retry_after: str | None = None) -> Fault:
+                     delay: float | None = None, retry_after: str | None = None,
+                     rewrite=None, content_type: str | None = None) -> Fault:
         return self.faults.add(kind, path_contains=path_contains, page=page, times=times,
-                               libtype=libtype, delay=delay, retry_after=retry_after)
+                               libtype=libtype, delay=delay, retry_after=retry_after,
+                               rewrite=rewrite, content_type=content_type)
 
     def clear_faults(self) -> None:
         self.faults.clear()
@@ -259,6 +261,9 @@ class PlexEmulator:
             raise asyncio.CancelledError  # nothing is written: the client sees EOF
         resp = await handler(request)
         body = resp.body or b""
+        if kind == "rewrite":
+            return web.Response(body=fault.rewrite(body), status=resp.status,
+                                headers={"Content-Type": fault.content_type or CONTENT_TYPE})
         half = body[: len(body) // 2]
         if kind == "truncate":  # a well-formed HTTP 200 whose XML stops halfway
             return xml_response(half, resp.status)

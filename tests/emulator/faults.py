@@ -12,14 +12,18 @@ when that is set); "slow" sleeps ``delay`` (default
 ``slow_seconds``) before answering; "drop" closes the connection without a byte;
 "truncate" answers 200 with the first half of the XML (consistent Content-Length);
 "cut" announces the full Content-Length, sends half and closes; "short" answers a
-valid page with half as many items as asked for (what makes plexapi skip items).
+valid page with half as many items as asked for (what makes plexapi skip items);
+"rewrite" answers 200 with ``rewrite(body)`` (and ``content_type``, if given): an odd
+answer a real server or a proxy in front of it sends (no totalSize, an HTML page,
+non-UTF-8 bytes, a control character in a title).
 """
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Callable
 
-KINDS = ("500", "503", "429", "400", "401", "404", "slow", "drop", "truncate", "cut", "short")
+KINDS = ("500", "503", "429", "400", "401", "404", "slow", "drop", "truncate", "cut", "short", "rewrite")
 
 
 @dataclass
@@ -31,6 +35,8 @@ class Fault:
     times: int | None = 1
     delay: float | None = None
     retry_after: str | None = None
+    rewrite: Callable[[bytes], bytes] | None = None
+    content_type: str | None = None
     fired: int = 0
     hits: list[str] = field(default_factory=list)
 
@@ -61,12 +67,15 @@ class FaultSet:
 
     def add(self, kind: str, *, path_contains: str = "/all", page: int | None = None,
             times: int | None = 1, libtype: int | None = None,
-            delay: float | None = None, retry_after: str | None = None) -> Fault:
+            delay: float | None = None, retry_after: str | None = None,
+            rewrite: Callable[[bytes], bytes] | None = None, content_type: str | None = None) -> Fault:
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; one of {KINDS}")
+        if (kind == "rewrite") != (rewrite is not None):
+            raise ValueError("a rewrite fault needs rewrite=, and only it takes one")
         if page is not None and libtype is None:
             libtype = 10
-        f = Fault(kind, path_contains, page, libtype, times, delay, retry_after)
+        f = Fault(kind, path_contains, page, libtype, times, delay, retry_after, rewrite, content_type)
         with self._lock:
             self._faults.append(f)
         return f

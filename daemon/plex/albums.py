@@ -1,0 +1,149 @@
+"""Album reads of a Plex music section: full genre lists, years, changed albums and artists.
+
+A mixin of `PlexLibrary` (client.py): it only calls ``self._fetch`` and
+``self._page_headers``. Album listings truncate ``Genre`` at about two tags; the full
+list is in ``/library/metadata/{album}`` or behind the genre filter (PLEX_API.md).
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+from .attrs import to_int
+from .xml import TrackPageParser
+
+
+class AlbumReads:
+    """Album-level answers of one section (mixed into PlexLibrary)."""
+
+    GENRE_PAGE = 1000      # albums per page for genre listings
+    METADATA_BATCH = 100   # album keys per /library/metadata/k1,k2,... request
+
+    def album_genres(self, *, strategy: str = "auto") -> dict[str, list[str]]:
+        """Album ratingKey -> its FULL genre list, sorted case-insensitively.
+
+        Albums without any genre are absent (use ``.get(key, [])``).
+        Strategies: "genre_filter" = 1 request for the genre list + one (paged) listing per
+        genre via ``album.genre=<key>``; "listing" = paged album listing, then batched
+        ``/library/metadata/k1,k2,...`` only for albums whose listing shows 2 genres (listings
+        truncate at 2); "metadata" = batched /library/metadata for every album; "auto" picks
+        genre_filter unless the section has more genres than the listing strategy's
+        request estimate."""
+        if strategy == "per_album":  # measurement baseline only: one request per album
+            keys = [k for k, _ in self._iter_album_listing()]
+            return self._genres_from_metadata(keys, batch=1)
+        if strategy == "metadata":
+            return self._genres_from_metadata([k for k, _ in self._iter_album_listing()])
+        if strategy == "listing":
+            return self._genres_by_listing()
+        choices = self._genre_choices()
+        if strategy == "auto":
+            albums = self._album_count()
+            listing_cost = math.ceil(albums / self.GENRE_PAGE) + \
+                math.ceil(albums / self.METADATA_BATCH) // 2
+            if len(choices) + 1 > max(1, listing_cost):
+                return self._genres_by_listing()
+        elif strategy != "genre_filter":
+            raise ValueError(f"unknown strategy {strategy!r}")
+        found: dict[str, set[str]] = {}
+        for key, title in choices:
+            for el in self._album_pages({"type": "9", "album.genre": key}, f"the albums of genre {title!r}"):
+                rk = el.get("ratingKey")
+                if rk:
+                    found.setdefault(rk, set()).add(title)
+        return {k: sorted(v, key=str.casefold) for k, v in found.items()}
+
+    # ---- changes since a time (incremental sync) ------------------------------------------
+    def changed_album_keys(self, since: int) -> list[str]:
+        """Albums whose ``updatedAt`` is at or after ``since`` (an album edit does not touch its tracks)."""
+        pages = self._album_pages({"type": "9", "album.updatedAt>>": str(int(since))}, "changed albums")
+        return [rk for rk in (el.get("ratingKey") for el in pages) if rk]
+
+    def changed_artist_keys(self, since: int) -> list[str]:
+        """Artists whose ``updatedAt`` is at or after ``since`` (a rename need not touch their tracks)."""
+        pages = self._album_pages({"type": "8", "artist.updatedAt>>": str(int(since))}, "changed artists")
+        return [rk for rk in (el.get("ratingKey") for el in pages) if rk]
+
+    def album_tracks(self, album_key: str) -> list[dict]:
+        """The track rows of one album (``/library/metadata/{key}/children``)."""
+        _, rows = self._fetch(f"/library/metadata/{album_key}/children", parse=TrackPageParser(),
+                              what=f"the tracks of album {album_key}")
+        return rows
+
+    def genres_of_albums(self, keys: list[str]) -> dict[str, list[str]]:
+        """Album ratingKey -> its full genre list (empty lists included) for ``keys``."""
+        return self._genres_from_metadata(keys, keep_empty=True)
+
+    def _genre_choices(self) -> list[tuple[str, str]]:
+        root = self._fetch(f"/library/sections/{self.section_id}/genre", params={"type": "9"},
+                           what="the genre list")
+        return [(d.get("key"), d.get("title") or "") for d in root.iterchildren("Directory")
+                if d.get("key")]
+
+    def _album_count(self) -> int:
+        root = self._fetch(f"/library/sections/{self.section_id}/all", params={"type": "9"},
+                           headers=self._page_headers(0, 0), what="the album count")
+        return to_int(root.get("totalSize")) or 0
+
+    def _album_pages(self, params: dict, what: str) -> Iterator:
+        """Every <Directory> (album, or artist) of a listing, page by page (advancing by what arrived)."""
+        start = 0
+        while True:
+            root = self._fetch(f"/library/sections/{self.section_id}/all", params=params,
+                               headers=self._page_headers(start, self.GENRE_PAGE),
+                               what=f"{what} ({start}\u2013{start + self.GENRE_PAGE - 1})")
+            n = 0
+            for el in root.iterchildren("Directory"):
+                n += 1
+                yield el
+            total = to_int(root.get("totalSize"))
+            start += n
+            if n == 0 or total is None or start >= total:
+                return
+
+    def _iter_album_listing(self) -> Iterator[tuple[str, list[str]]]:
+        for el in self._album_pages({"type": "9"}, "albums"):
+            rk = el.get("ratingKey")
+            if rk:
+                yield rk, [g.get("tag") or "" for g in el.iterchildren("Genre")]
+
+    def _genres_by_listing(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        maybe_more: list[str] = []
+        for rk, genres in self._iter_album_listing():
+            if genres:
+                out[rk] = sorted(genres, key=str.casefold)
+            if len(genres) >= 2:  # listings show at most 2: fetch the full list
+                maybe_more.append(rk)
+        full = self._genres_from_metadata(maybe_more, keep_empty=True)
+        out.update(full)
+        return {k: v for k, v in out.items() if v}
+
+    def _genres_from_metadata(self, keys: list[str], batch: int | None = None, *,
+                              keep_empty: bool = False) -> dict[str, list[str]]:
+        batch = batch or self.METADATA_BATCH
+        out: dict[str, list[str]] = {}
+        for i in range(0, len(keys), batch):
+            chunk = keys[i:i + batch]
+            root = self._fetch(f"/library/metadata/{','.join(chunk)}",
+                               what=f"album metadata ({len(chunk)} albums)")
+            for el in root.iterchildren("Directory"):
+                genres = [g.get("tag") or "" for g in el.iterchildren("Genre")]
+                if genres or keep_empty:
+                    out[el.get("ratingKey")] = sorted(genres, key=str.casefold)
+        return out
+
+    def album_years(self, keys: list[str]) -> dict[str, int]:
+        """Album ratingKey -> its ``year`` (albums without one are absent), from batched
+        ``/library/metadata/k1,k2,...``: the fallback for track listings without
+        ``parentYear`` (servers of 2014-2017)."""
+        out: dict[str, int] = {}
+        for i in range(0, len(keys), self.METADATA_BATCH):
+            chunk = keys[i:i + self.METADATA_BATCH]
+            root = self._fetch(f"/library/metadata/{','.join(chunk)}",
+                               what=f"album years ({len(chunk)} albums)")
+            for el in root.iterchildren("Directory"):
+                year = to_int(el.get("year"))
+                if year is not None and el.get("ratingKey"):
+                    out[el.get("ratingKey")] = year
+        return out
