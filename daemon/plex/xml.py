@@ -60,34 +60,26 @@ class _TrackPageTarget:
     Parsing with a target builds no tree: libxml2 hands each start tag's
     attributes over as a dict, which is the cheapest way to get them into
     Python (a sync spends most of its CPU here). Media/Part children are skipped; a
-    track's own <Genre> children are kept (in its dict under `GENRES_KEY`).
+    track's own <Genre> children are kept (in its dict under `GENRES_KEY`). No ``end``
+    callback (it would double the Python calls per element): in a track listing a
+    <Genre> can only belong to the <Track> opened last.
     """
 
     def __init__(self) -> None:
         self.container: dict | None = None
         self.tracks: list[dict] = []
-        self._depth = 0
-        self._track_depth = -1  # depth of the open <Track>, -1 outside one
 
     def start(self, tag: str, attrib: dict) -> None:
-        self._depth += 1
         if tag == "Track":
             self.tracks.append(attrib)
-            self._track_depth = self._depth
-        elif tag == "Genre" and self._depth == self._track_depth + 1:
+        elif tag == "Genre" and self.tracks:
             self.tracks[-1].setdefault(GENRES_KEY, []).append(attrib.get("tag") or "")
         elif tag == "MediaContainer" and self.container is None:
             self.container = attrib
 
-    def end(self, tag: str) -> None:
-        if self._depth == self._track_depth:
-            self._track_depth = -1
-        self._depth -= 1
-
     def close(self) -> tuple[dict | None, list[dict]]:
         result = (self.container, self.tracks)
         self.container, self.tracks = None, []
-        self._depth, self._track_depth = 0, -1
         return result
 
 
