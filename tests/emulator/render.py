@@ -74,7 +74,7 @@ def _render_track(lib: Library, rk: str) -> str:
         f'container="mp3"/></Media></Track>\n')
 
 
-_MEDIA = re.compile(rb"<Media\b.*?</Media>", re.S)
+_MEDIA = re.compile(rb"<Media\b[^>]*/>|<Media\b.*?</Media>", re.S)  # a real answer may close <Media/> at once
 
 
 def without_media(body: bytes) -> bytes:
