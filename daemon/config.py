@@ -126,6 +126,10 @@ class DaemonConfig:
     allowed_uids: tuple[int, ...] = ()
     read_only_uids: tuple[int, ...] = ()
     log_level: str = "info"
+    # Resource limits (README, "Limits").
+    max_connections: int = 256  # clients connected at once; more get a -32004 line and are closed
+    max_connections_per_uid: int = 64  # the same, per peer uid
+    max_response_mib: int = 32  # bytes of one answer line (a whole batch's); over it: -32004
 
 
 @dataclass(frozen=True)
@@ -321,6 +325,9 @@ def load_config(path: str | os.PathLike | None = None,
               f"expected one of {', '.join(LOG_LEVELS)}, got {_yaml_repr(level)}")
         level = d_daemon.log_level
     level = level.strip().lower()
+    max_connections = c.integer("daemon", "max_connections", d_daemon.max_connections, 1, 65536)
+    per_uid = c.integer("daemon", "max_connections_per_uid", d_daemon.max_connections_per_uid, 1, 65536)
+    max_response_mib = c.integer("daemon", "max_response_mib", d_daemon.max_response_mib, 1, 1024)
 
     if c.problems:
         raise ConfigError(_scrub(c.problems, raw_secrets), source)
@@ -334,7 +341,8 @@ def load_config(path: str | os.PathLike | None = None,
                         dated_titles_are_live=dated, plex_events=plex_events,
                         separate_cpus=separate_cpus, concurrent_pages=concurrent_pages),
         daemon=DaemonConfig(socket=sock, socket_mode=socket_mode, allowed_uids=allowed,
-                            read_only_uids=read_only, log_level=level),
+                            read_only_uids=read_only, log_level=level, max_connections=max_connections,
+                            max_connections_per_uid=per_uid, max_response_mib=max_response_mib),
         source=source,
         warnings=tuple(_scrub(c.warnings, raw_secrets)),
     )

@@ -151,7 +151,8 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
     "cache": ("path",),
     "sync": ("page_size", "interval", "stale_after", "retries", "live_keywords",
              "dated_titles_are_live", "plex_events", "separate_cpus", "concurrent_pages"),
-    "daemon": ("socket", "socket_mode", "allowed_uids", "read_only_uids", "log_level"),
+    "daemon": ("socket", "socket_mode", "allowed_uids", "read_only_uids", "log_level",
+               "max_connections", "max_connections_per_uid", "max_response_mib"),
 }
 
 

@@ -45,8 +45,10 @@ class Daemon:
         self.config = config
         self.config_path = config_path
         self.store = Store(config.cache.path)
-        self.server = Server(self._dispatch, allowed_uids=config.daemon.allowed_uids,
-                             read_only_uids=config.daemon.read_only_uids)
+        d = config.daemon
+        self.server = Server(self._dispatch, allowed_uids=d.allowed_uids, read_only_uids=d.read_only_uids,
+                             heavy_slots=self.store.readers, max_connections=d.max_connections,
+                             max_connections_per_uid=d.max_connections_per_uid)
         self.syncer = Syncer(self.store, lambda: self.config, self.server.publish)
         self._methods = jsonrpc_methods(build_methods())
         self.started_at = now()
@@ -69,8 +71,9 @@ class Daemon:
         base = max(synced_at or 0, self.syncer.last_attempt or 0, self.started_at)
         return int(base + interval)
 
-    async def _dispatch(self, line: str, conn: Connection) -> str | None:
-        return await dispatch(line, self._methods, CallContext(self, conn))
+    async def _dispatch(self, line: str, conn: Connection) -> bytes | None:
+        return await dispatch(line, self._methods, CallContext(self, conn),
+                              max_response=self.config.daemon.max_response_mib << 20)
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -233,7 +236,8 @@ class Daemon:
             cache=old.cache,
             daemon=dataclasses.replace(new.daemon, socket=old.daemon.socket, socket_mode=old.daemon.socket_mode),
         )
-        self.server.configure(new.daemon.allowed_uids, new.daemon.read_only_uids)
+        self.server.configure(new.daemon.allowed_uids, new.daemon.read_only_uids,
+                              new.daemon.max_connections, new.daemon.max_connections_per_uid)
         if (old.plex, old.sync.plex_events) != (new.plex, new.sync.plex_events):
             self._follow_plex()
         logging.getLogger().setLevel(new.daemon.log_level.upper())

@@ -26,10 +26,11 @@ async def daemon_factory(sdir):
     started: list[DaemonProcess] = []
 
     async def start(plex_url: str = "http://127.0.0.1:9", token: str = "test-token", directory=None,
-                    wait_ready: bool = True, env: dict | None = None, pass_fds: tuple = (), **sections):
+                    wait_ready: bool = True, env: dict | None = None, pass_fds: tuple = (),
+                    nofile: int | None = None, **sections):
         directory = directory or sdir
         config = write_config(directory, plex_url, token, **sections)
-        daemon = DaemonProcess(directory, config, env=env, pass_fds=pass_fds)
+        daemon = DaemonProcess(directory, config, env=env, pass_fds=pass_fds, nofile=nofile)
         started.append(daemon)
         return await daemon.start(wait_ready=wait_ready)
 

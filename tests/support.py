@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -163,8 +164,11 @@ class NotifyListener:
 class DaemonProcess:
     """The real mediasaged, started as a subprocess with its own config."""
 
-    def __init__(self, directory: Path, config: Path, env: dict | None = None, pass_fds: tuple = ()):
+    def __init__(self, directory: Path, config: Path, env: dict | None = None, pass_fds: tuple = (),
+                 nofile: int | None = None):
+        """``nofile``: the daemon's file descriptor limit (soft and hard), as systemd's LimitNOFILE= sets it."""
         self.dir = directory
+        self._nofile = nofile
         self.config = config
         settings = yaml.safe_load(config.read_text())
         self.socket = directory / settings["daemon"]["socket"]
@@ -180,6 +184,7 @@ class DaemonProcess:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "mediasaged", "--config", str(self.config),
             env=self._env, stderr=self._stderr, stdout=self._stderr, pass_fds=self._pass_fds,
+            preexec_fn=None if self._nofile is None else self._limit_nofile,
         )
         if wait_ready:
             ready = asyncio.ensure_future(self.notify.wait_for("READY=1"))
@@ -191,6 +196,9 @@ class DaemonProcess:
                 raise AssertionError(f"daemon did not become ready:\n{self.log()}")
             exited.cancel()
         return self
+
+    def _limit_nofile(self) -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self._nofile, self._nofile))
 
     def log(self) -> str:
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""

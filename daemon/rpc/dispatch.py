@@ -10,6 +10,13 @@ per-connection context — never the global ``@method`` registry), and
 
 Errors never carry tracebacks or secrets: our own failures map to the codes of
 CONTRACT §2, anything unexpected is logged here and answered with a bare -32603.
+
+:func:`dispatch` frames a line: it decodes it (`framing`: lone surrogates,
+non-finite and out-of-range numbers get their own answers), refuses a batch
+over ``MAX_BATCH``, runs a batch's requests one after another, puts heavy
+calls in the connection's fair lane (`lanes`) and replaces an answer over
+``max_response`` bytes by a -32004 ``limit_exceeded`` error naming the limit.
+jsonrpcserver answers each request object.
 """
 
 from __future__ import annotations
@@ -17,16 +24,19 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol, runtime_checkable
 
-from jsonrpcserver import Error, Success, async_dispatch
+from jsonrpcserver import Error, Success
+from jsonrpcserver.async_main import dispatch_to_serializable
 
 from .. import __version__
 from ..params import InvalidParam, Params
 from ..track import RawJSON
 from ..store import NotSynced, State, Store
+from . import framing
 
 if TYPE_CHECKING:  # types only: config is the daemon's, and server imports this module
     from ..config import Config
@@ -40,6 +50,8 @@ INTERNAL_ERROR = -32603
 NOT_SYNCED = -32001
 PLEX_UNREACHABLE = -32002
 PERMISSION_DENIED = -32003
+LIMIT_EXCEEDED = -32004  # added to CONTRACT §2's codes: a resource limit (README, "Limits")
+MAX_RESPONSE = 32 << 20  # default of daemon.max_response_mib
 
 
 class RpcError(Exception):
@@ -70,6 +82,9 @@ class Method:
     params: Params = field(default_factory=Params)
     result: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
     writes: bool = False
+    # Cheap calls answer from memory or the one-row sync state and skip the
+    # heavy lane (rpc/lanes.py); everything else queues fairly for a reader.
+    cheap: bool = False
 
 
 @runtime_checkable
@@ -117,7 +132,8 @@ def jsonrpc_methods(table: Mapping[str, Method]) -> dict[str, Callable[..., Awai
             if args:
                 return Error(INVALID_PARAMS, "invalid params: params must be an object (by name)", {"param": "params"})
             try:
-                return Success(await invoke(method, ctx, kwargs))
+                async with nullcontext() if method.cheap else ctx.connection.heavy():
+                    return Success(await invoke(method, ctx, kwargs))
             except RpcError as exc:
                 return Error(exc.code, exc.message, exc.data)
             except Exception:  # noqa: BLE001 - the one place unexpected errors stop
@@ -127,16 +143,92 @@ def jsonrpc_methods(table: Mapping[str, Method]) -> dict[str, Callable[..., Awai
         # jsonrpcserver binds every call against inspect.signature(); computing it
         # once here spares that per request (it is the same signature every time).
         call.__signature__ = inspect.signature(call)  # type: ignore[attr-defined]
+        call.heavy = not method.cheap  # type: ignore[attr-defined]
         return call
 
     return {name: wrap(m) for name, m in table.items()}
 
 
-async def dispatch(line: str, methods: Mapping[str, Callable[..., Any]], ctx: CallContext) -> str | None:
-    """Answer one framed request (or batch); None for notifications."""
-    answer = await async_dispatch(line, methods=methods, context=ctx, serializer=_to_json,
-                                  validator=validate_request)
-    return answer or None
+async def dispatch(line: str, methods: Mapping[str, Callable[..., Any]], ctx: CallContext,
+                   max_response: int = MAX_RESPONSE) -> bytes | None:
+    """Answer one framed request (or batch) as UTF-8 bytes; None when nothing is to be answered."""
+    try:
+        request = framing.decode(line)
+    except framing.ParseError as exc:
+        return _encode(framing.error_response(-32700, "Parse error", str(exc)))
+    if type(request) is not list:
+        answer = await _answer(request, methods, ctx)
+        return None if answer is None else _fit(_encode(answer), answer, max_response)
+    if not request:
+        return _encode(framing.error_response(-32600, "Invalid request", "an empty batch"))
+    if len(request) > framing.MAX_BATCH:
+        return _encode(framing.error_response(
+            -32600, "Invalid request",
+            f"a batch of {len(request)} requests is over the limit of {framing.MAX_BATCH} (MAX_BATCH)"))
+    heavy = any(type(r) is dict and getattr(methods.get(r.get("method")), "heavy", False)
+                for r in request if type(r) is dict and type(r.get("method")) is str)
+    parts: list[bytes] = []
+    size, full = 2, False
+    async with ctx.connection.batch() if heavy else nullcontext():
+        for item in request:
+            answer = await _answer(item, methods, ctx, over=max_response if full else None)
+            if answer is None:
+                continue
+            data = _encode(answer)
+            if not full and size + len(data) + 1 > max_response:
+                full = True
+                data = _encode(_too_large(answer, max_response))
+            answer = None  # the result itself is not kept while the next request runs: its bytes are
+            parts.append(data)
+            size += len(data) + 1
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return b"[" + parts[0] + b"]"
+    parts[0], parts[-1] = b"[" + parts[0], parts[-1] + b"]"
+    return b",".join(parts)  # one copy of the answers, not three
+
+
+async def _answer(item: Any, methods: Mapping[str, Callable[..., Any]], ctx: CallContext,
+                  over: int | None = None) -> dict | None:
+    """The answer to one request object (None for a notification).
+
+    ``over``: the batch's answer is already over this many bytes; the request is
+    not run and gets the limit error.
+    """
+    problem = framing.screen(item)
+    if problem is not None:
+        code, message, data = problem
+        if code != INVALID_PARAMS:
+            return framing.error_response(code, message, data)
+        return framing.error_response(code, message, data, item["id"]) if "id" in item else None
+    try:
+        validate_request(item)
+    except ValueError:
+        return framing.error_response(-32600, "Invalid request", "The request failed schema validation")
+    if over is not None:
+        return _too_large(item, over) if "id" in item else None
+    return await dispatch_to_serializable("", methods=methods, context=ctx, deserializer=lambda _: item,
+                                          validator=_accept)
+
+
+def _accept(request: Any) -> Any:
+    return request
+
+
+def _too_large(answer: dict, max_response: int) -> dict:
+    return framing.error_response(
+        LIMIT_EXCEEDED, "limit_exceeded",
+        f"the answer is over {max_response / (1 << 20):g} MiB (daemon.max_response_mib); "
+        "ask for fewer tracks or split the batch", answer.get("id"))
+
+
+def _fit(data: bytes, answer: dict, max_response: int) -> bytes:
+    return data if len(data) <= max_response else _encode(_too_large(answer, max_response))
+
+
+def _encode(answer: Any) -> bytes:
+    return framing.encode(_to_json(answer))
 
 
 _REQUEST_KEYS = frozenset({"jsonrpc", "method", "id", "params"})

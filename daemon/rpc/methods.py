@@ -138,21 +138,22 @@ def build_methods() -> dict[str, Method]:
     """The method table (handlers take the services from the call context)."""
     reads_cache = "Reads the cache; answers -32001 not_synced before the first sync."
     table = [
-        Method("daemon.info", "Version, pid, start time, socket, database and Plex server.", daemon_info),
+        Method("daemon.info", "Version, pid, start time, socket, database and Plex server.", daemon_info,
+               cheap=True),
         Method("library.status", "Cache size, freshness, sync progress and last error.", library_status,
-               result=STATUS_SCHEMA),
+               result=STATUS_SCHEMA, cheap=True),
         Method("sync.start", "Start a sync (returns at once; started=false if one runs).", sync_start,
                params=Params({"mode": {"enum": list(MODES), "default": "auto"}}),
                result={"type": "object", "properties": {"started": {"type": "boolean"},
                                                         "job_id": {"type": "integer"}}},
-               writes=True),
+               writes=True, cheap=True),
         Method("sync.status", "The running job, else the last one, else {state: idle}.", sync_status,
                params=Params({"job_id": {"type": "integer", "minimum": 1}}),
-               result=JOB_SCHEMA),
+               result=JOB_SCHEMA, cheap=True),
         Method("sync.cancel", "Cancel the running sync; the cache keeps its last complete state.", sync_cancel,
                result={"type": "object", "properties": {"cancelled": {"type": "boolean"},
                                                         "job_id": _INT_OR_NULL}},
-               writes=True),
+               writes=True, cheap=True),
         Method("sync.history", "Recent sync jobs, newest first.", sync_history,
                params=Params({"limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20}}),
                result={"type": "object", "properties": {"jobs": {"type": "array", "items": JOB_SCHEMA}}}),
@@ -167,10 +168,10 @@ def build_methods() -> dict[str, Method]:
                library_stats, params=query.STATS_PARAMS, result=query.STATS_RESULT_SCHEMA),
         Method("events.subscribe", "Receive these events as notifications on this connection.", events_subscribe,
                params=Params({"events": _EVENT_LIST}, required=("events",)),
-               result={"type": "object", "properties": {"subscribed": {"type": "array"}}}),
+               result={"type": "object", "properties": {"subscribed": {"type": "array"}}}, cheap=True),
         Method("events.unsubscribe", "Stop receiving these events (all when none are named).", events_unsubscribe,
                params=Params({"events": _EVENT_LIST}),
-               result={"type": "object", "properties": {"subscribed": {"type": "array"}}}),
+               result={"type": "object", "properties": {"subscribed": {"type": "array"}}}, cheap=True),
     ]
     methods = {m.name: m for m in table}
 

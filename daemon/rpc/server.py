@@ -1,11 +1,19 @@
 """The Unix socket: binding, newline framing, limits, peer credentials, pushes.
 
 One task per connection reads lines; each line is answered by its own task, so a
-connection may have several requests in flight and a client that stalls
+connection may have several requests in flight (at most ``MAX_IN_FLIGHT``; then
+the connection is not read until one is answered) and a client that stalls
 half-way through a line holds up nobody else. A line over ``MAX_LINE`` bytes is
 answered with -32600 and the connection is closed. A client that stops reading
 is dropped once ``MAX_BUFFERED`` bytes wait for it, so pushes never grow memory
-without bound.
+without bound; a connection does not start another heavy call before its
+client has read what was already written to it.
+
+Connections beyond ``daemon.max_connections`` (or ``daemon.max_connections_per_uid``
+for one uid) get one -32004 ``limit_exceeded`` line and are closed; the cap is
+kept ``FD_HEADROOM`` file descriptors under the process's limit, so a running
+sync always has descriptors to work with. Requests of a connection whose peer
+has gone are cancelled, not run to the end.
 """
 
 from __future__ import annotations
@@ -15,18 +23,25 @@ import errno
 import json
 import logging
 import os
+import resource
+import select
 import socket
 import stat
 import struct
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable, Iterable
+from typing import AsyncIterator, Awaitable, Callable, Iterable
+
+from .lanes import FairLane
 
 log = logging.getLogger(__name__)
 
 MAX_LINE = 1 << 20  # CONTRACT §2: a line over 1 MiB is refused
 MAX_BUFFERED = 16 << 20  # unread output before a connection is dropped
-MAX_IN_FLIGHT = 64  # concurrent requests per connection
+MAX_IN_FLIGHT = 16  # request lines in flight per connection (was 64; more wait in the socket)
+FD_HEADROOM = 64  # file descriptors kept free for the database, the sync worker's pipes and Plex
+LIMIT_EXCEEDED = -32004
 
 
 class SocketError(Exception):
@@ -89,40 +104,109 @@ def peer_of(sock: socket.socket) -> Peer:
     return Peer(*struct.unpack("3i", raw))
 
 
+@dataclass(frozen=True)
+class Lanes:
+    """The server's lanes for heavy calls and for batches that hold some (rpc/lanes.py)."""
+
+    heavy: FairLane
+    batches: FairLane
+
+
 @dataclass(eq=False)
 class Connection:
     peer: Peer
     read_only: bool
     writer: asyncio.StreamWriter
     subscriptions: set[str] = field(default_factory=set)
+    lanes: Lanes = field(default_factory=lambda: Lanes(FairLane(4), FairLane(4)))
 
-    def send_line(self, text: str) -> None:
+    def send_line(self, line: str | bytes) -> None:
         if self.writer.is_closing():
             return
         if self.writer.transport.get_write_buffer_size() > MAX_BUFFERED:
             log.warning("dropping connection of pid %s: it stopped reading", self.peer.pid)
             self.writer.transport.abort()
             return
-        self.writer.write(text.encode() + b"\n")
+        self.writer.write(line if type(line) is bytes else line.encode())  # no copy to append the newline
+        self.writer.write(b"\n")
+
+    @asynccontextmanager
+    async def heavy(self) -> AsyncIterator[None]:
+        """A slot of the heavy lane, once the client has read what it was sent."""
+        await self._drained()
+        async with self.lanes.heavy.slot(self):
+            yield
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        async with self.lanes.batches.slot(self):
+            yield
+
+    async def _drained(self) -> None:
+        try:
+            await self.writer.drain()
+        except ConnectionError:
+            raise asyncio.CancelledError from None  # the peer is gone: its request is dropped
+
+    def peer_gone(self) -> bool:
+        """True once the peer closed its end completely (not merely shut down its writing)."""
+        sock = self.writer.get_extra_info("socket")
+        fd = sock.fileno() if sock is not None else -1
+        if fd < 0:
+            return True
+        poll = select.poll()
+        poll.register(fd, select.POLLIN)
+        return any(events & (select.POLLHUP | select.POLLERR) for _, events in poll.poll(0))
+
+
+def fd_budget(wanted: int) -> int:
+    """How many connections the descriptor limit allows, at most ``wanted``.
+
+    Raises the soft RLIMIT_NOFILE to the hard one first (systemd's LimitNOFILE=
+    sets both); keeps ``FD_HEADROOM`` descriptors free besides those open now.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        in_use = 32
+    return max(1, min(wanted, soft - in_use - FD_HEADROOM))
 
 
 
-Dispatch = Callable[[str, Connection], Awaitable["str | None"]]
+Dispatch = Callable[[str, Connection], Awaitable["bytes | None"]]
 
 
 class Server:
     """Accepts connections on a listening socket and feeds lines to ``dispatch``."""
 
-    def __init__(self, dispatch: Dispatch, *, allowed_uids: Iterable[int] = (), read_only_uids: Iterable[int] = ()):
+    def __init__(self, dispatch: Dispatch, *, allowed_uids: Iterable[int] = (), read_only_uids: Iterable[int] = (),
+                 heavy_slots: int = 4, max_connections: int = 256, max_connections_per_uid: int = 64):
         self._dispatch = dispatch
-        self.configure(allowed_uids, read_only_uids)
+        self.configure(allowed_uids, read_only_uids, max_connections, max_connections_per_uid)
+        self.lanes = Lanes(FairLane(heavy_slots), FairLane(heavy_slots))
         self.connections: set[Connection] = set()
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task] = set()
 
-    def configure(self, allowed_uids: Iterable[int], read_only_uids: Iterable[int]) -> None:
+    def configure(self, allowed_uids: Iterable[int], read_only_uids: Iterable[int],
+                  max_connections: int = 256, max_connections_per_uid: int = 64) -> None:
         self._allowed = frozenset(allowed_uids)
         self._read_only = frozenset(read_only_uids)
+        budget = fd_budget(max_connections)
+        if budget < max_connections:
+            log.warning("daemon.max_connections %d is more than the file descriptor limit allows; serving at most %d "
+                        "(raise LimitNOFILE=)", max_connections, budget)
+        self.max_connections = budget
+        self.max_connections_per_uid = max_connections_per_uid
 
     async def start(self, sock: socket.socket) -> None:
         self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=MAX_LINE + 1)
@@ -163,8 +247,14 @@ class Server:
                 writer.write(_error_line(-32003, "permission_denied", f"uid {peer.uid} may not connect"))
                 await writer.drain()
                 return
+            refusal = self._over_limit(peer)
+            if refusal:
+                log.warning("refused connection from pid %d uid %d: %s", peer.pid, peer.uid, refusal)
+                writer.write(_error_line(LIMIT_EXCEEDED, "limit_exceeded", refusal))
+                await writer.drain()
+                return
             read_only = peer.uid in self._read_only
-            conn = Connection(peer, read_only, writer)
+            conn = Connection(peer, read_only, writer, lanes=self.lanes)
             self.connections.add(conn)
             try:
                 await self._read_lines(reader, conn)
@@ -175,6 +265,15 @@ class Server:
         finally:
             self._tasks.discard(task)
             writer.close()
+
+    def _over_limit(self, peer: Peer) -> str | None:
+        if len(self.connections) >= self.max_connections:
+            return (f"the daemon serves at most {self.max_connections} connections (daemon.max_connections); "
+                    "try again later")
+        if sum(1 for c in self.connections if c.peer.uid == peer.uid) >= self.max_connections_per_uid:
+            return (f"uid {peer.uid} already has {self.max_connections_per_uid} connections open "
+                    "(daemon.max_connections_per_uid)")
+        return None
 
     async def _read_lines(self, reader: asyncio.StreamReader, conn: Connection) -> None:
         in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
@@ -202,12 +301,16 @@ class Server:
                 task.add_done_callback(lambda t: (pending.discard(t), in_flight.release()))
                 if reader.at_eof():
                     break
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
-            await conn.writer.drain()
+            if pending and not conn.peer_gone():  # a half-close still gets its answers
+                await _until_answered_or_lost(pending, conn)
+            if not conn.writer.is_closing():
+                await conn.writer.drain()
         finally:
-            for task in pending:
+            unfinished = [task for task in pending if not task.done()]
+            for task in unfinished:
                 task.cancel()
+            if unfinished:
+                log.debug("cancelled %d requests of a closed connection (pid %s)", len(unfinished), conn.peer.pid)
 
     async def _answer(self, raw: bytes, conn: Connection) -> None:
         try:
@@ -216,12 +319,24 @@ class Server:
             conn.writer.write(_error_line(-32700, "Parse error", "request is not valid UTF-8"))
             return
         answer = await self._dispatch(line, conn)
-        if answer is not None:
+        if answer is not None and not conn.writer.is_closing():
             conn.send_line(answer)
+            del answer  # what the socket did not take at once is in the transport's buffer now
             try:
                 await conn.writer.drain()
             except ConnectionError:
                 pass
+
+
+async def _until_answered_or_lost(pending: set[asyncio.Task], conn: Connection) -> None:
+    """Wait for ``pending`` to finish, or for the connection to be lost (then return at once)."""
+    lost = asyncio.ensure_future(conn.writer.wait_closed())
+    lost.add_done_callback(lambda f: f.cancelled() or f.exception())
+    try:
+        while pending and not lost.done():
+            await asyncio.wait({*pending, lost}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        lost.cancel()
 
 
 def _error_line(code: int, message: str, data: str) -> bytes:

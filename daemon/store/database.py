@@ -4,7 +4,10 @@ Inside the `store` package (the only importer of sqlite3). The daemon's event lo
 SQLite: writes run on one writer thread that owns the single read-write
 connection, reads on a small pool of threads with read-only connections, each
 request in one read transaction (so it sees one snapshot: the slot named by
-``sync_state`` and that slot's tables). The sync worker (a child process) fills
+``sync_state`` and that slot's tables). One more reader thread of its own
+serves the quick reads (the sync state, one job row) so that status calls never
+queue behind queries. The sync state row itself is kept in memory (`state()`):
+only this class writes it, always through ``_write``, which reloads it. The sync worker (a child process) fills
 the inactive slot through `SlotWriter` with its own connection.
 See docs/DESIGN.md, "Snapshots: two slots" and "Schema".
 """
@@ -15,6 +18,7 @@ import asyncio
 import os
 import queue
 import sqlite3
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -36,6 +40,17 @@ _JOB_DATA = JOB_COLUMNS[1:]  # all but job_id, which SQLite assigns
 assert JOB_COLUMNS[0] == "job_id"
 
 
+READER_NICENESS = 10  # query threads yield the CPU to the event loop (status calls, framing); README "Limits"
+
+
+def _yield_cpu() -> None:
+    """Run this reader thread at ``READER_NICENESS`` (Linux: niceness is per thread)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READER_NICENESS)
+    except (AttributeError, OSError):
+        pass
+
+
 class Store:
     """The daemon's handle on the cache database (see the module docstring)."""
 
@@ -45,9 +60,17 @@ class Store:
         self._writer: ThreadPoolExecutor | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._wconn: sqlite3.Connection | None = None
+        self._quick: ThreadPoolExecutor | None = None
         self._rconns: list[sqlite3.Connection] = []
         self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._quick_idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._memo = SnapshotMemo()
+        self._state: State | None = None  # the sync_state row as the last write left it
+
+    @property
+    def readers(self) -> int:
+        """Reader threads for queries (the quick reader not counted)."""
+        return self._nreaders
 
     # -- lifecycle
 
@@ -56,7 +79,9 @@ class Store:
             return
         loop = asyncio.get_running_loop()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
-        self._readers = ThreadPoolExecutor(self._nreaders, thread_name_prefix="store-reader")
+        self._readers = ThreadPoolExecutor(self._nreaders, thread_name_prefix="store-reader",
+                                           initializer=_yield_cpu)
+        self._quick = ThreadPoolExecutor(1, thread_name_prefix="store-quick")
         try:
             await loop.run_in_executor(self._writer, self._open_sync)
         except BaseException:
@@ -84,28 +109,29 @@ class Store:
                 with Transaction(conn):
                     MIGRATIONS[v](conn)
                     conn.execute(f"PRAGMA user_version = {v + 1}")
-            read_state(conn)
+            self._state = read_state(conn)
             uri = path.resolve().as_uri() + "?mode=ro"
-            for _ in range(self._nreaders):
+            for i in range(self._nreaders + 1):
                 rconn = connect(uri, uri=True)
                 rconn.execute("PRAGMA mmap_size = 268435456")
                 rconn.execute("PRAGMA cache_size = -16000")
                 self._rconns.append(rconn)
-                self._idle.put(rconn)
+                (self._idle if i < self._nreaders else self._quick_idle).put(rconn)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot use the cache database {path}: {exc}") from None
 
     async def close(self) -> None:
-        writer, readers = self._writer, self._readers
-        self._writer = self._readers = None
+        writer, readers, quick = self._writer, self._readers, self._quick
+        self._writer = self._readers = self._quick = None
         loop = asyncio.get_running_loop()
-        for ex in (readers, writer):
+        for ex in (quick, readers, writer):
             if ex is not None:
                 await loop.run_in_executor(None, ex.shutdown, True)
         for conn in self._rconns + ([self._wconn] if self._wconn else []):
             conn.close()
-        self._rconns, self._wconn = [], None
+        self._rconns, self._wconn, self._state = [], None, None
         self._idle = queue.SimpleQueue()
+        self._quick_idle = queue.SimpleQueue()
         self._memo = SnapshotMemo()
 
     # -- plumbing
@@ -119,13 +145,17 @@ class Store:
         def run() -> T:
             try:
                 with Transaction(self._wconn) as conn:
-                    return fn(conn)
+                    result = fn(conn)
+                    state = read_state(conn)
+                self._state = state
+                return result
             except sqlite3.Error as exc:
                 raise StoreError(f"cache database write failed: {exc}") from None
         return await self._on(self._writer, run)
 
-    def _read_sync(self, fn: Callable[[ReadContext], T], require_synced: bool) -> T:
-        conn = self._idle.get()
+    def _read_sync(self, fn: Callable[[ReadContext], T], require_synced: bool,
+                   idle: "queue.SimpleQueue[sqlite3.Connection]") -> T:
+        conn = idle.get()
         try:
             with Transaction(conn, "BEGIN"):
                 state = read_state(conn)
@@ -135,16 +165,25 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cache database read failed: {exc}") from None
         finally:
-            self._idle.put(conn)
+            idle.put(conn)
 
     # -- reads
 
-    async def read(self, fn: Callable[[ReadContext], T], *, require_synced: bool = True) -> T:
-        """Run ``fn(ctx)`` on a reader thread inside one read transaction (one snapshot)."""
-        return await self._on(self._readers, self._read_sync, fn, require_synced)
+    async def read(self, fn: Callable[[ReadContext], T], *, require_synced: bool = True, quick: bool = False) -> T:
+        """Run ``fn(ctx)`` on a reader thread inside one read transaction (one snapshot).
+
+        ``quick``: on the quick reader, for reads of a row or two that must not
+        wait behind queries.
+        """
+        if quick:
+            return await self._on(self._quick, self._read_sync, fn, require_synced, self._quick_idle)
+        return await self._on(self._readers, self._read_sync, fn, require_synced, self._idle)
 
     async def state(self) -> State:
-        return await self.read(lambda ctx: ctx.state, require_synced=False)
+        """The sync state (from memory: status calls never wait for a reader)."""
+        if self._state is None:
+            raise StoreError("the store is not open")
+        return self._state
 
     async def changes_since(self, overlap: int) -> int | None:
         """Where an incremental sync starts reading Plex's changes (unix seconds).
@@ -181,7 +220,7 @@ class Store:
             sql, args = f"SELECT {cols} FROM sync_jobs ORDER BY job_id DESC LIMIT 1", ()
         else:
             sql, args = f"SELECT {cols} FROM sync_jobs WHERE job_id = ?", (job_id,)
-        rows = await self.read(lambda ctx: ctx.run(sql, args), require_synced=False)
+        rows = await self.read(lambda ctx: ctx.run(sql, args), require_synced=False, quick=True)
         return SyncJob.from_row(rows[0]) if rows else None
 
     async def list_jobs(self, limit: int = 20) -> list[SyncJob]:
