@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import textwrap
 from pathlib import Path
@@ -91,8 +92,28 @@ def test_shipped_config_has_exactly_the_contract_keys_and_our_additions():
         "sync": sorted(["page_size", "interval", "stale_after", "retries", "live_keywords",
                         "dated_titles_are_live", "plex_events",
                         "separate_cpus", "concurrent_pages"]),  # added by us, documented in the README
-        "daemon": sorted(["socket", "socket_mode", "allowed_uids", "read_only_uids", "log_level"]),
+        "daemon": sorted(["socket", "socket_mode", "allowed_uids", "read_only_uids", "log_level",
+                          "max_connections", "max_connections_per_uid", "max_response_mib"]),  # ours: README "Limits"
     }
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("max_connections", 0, "daemon.max_connections: must be from 1 to 65536, got 0"),
+    ("max_connections_per_uid", "many", "daemon.max_connections_per_uid: expected an integer from 1 to 65536"),
+    ("max_response_mib", 2048, "daemon.max_response_mib: must be from 1 to 1024, got 2048"),
+])
+def test_limits_are_checked_and_named(tmp_path, key, value, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, f"daemon:\n  {key}: {json.dumps(value)}\n"), {})
+    assert any(message in p for p in err.value.problems), err.value.problems
+
+
+def test_limits_have_their_defaults_and_are_read(tmp_path):
+    assert (DaemonConfig().max_connections, DaemonConfig().max_connections_per_uid,
+            DaemonConfig().max_response_mib) == (256, 64, 32)
+    cfg = load_config(write(tmp_path, "daemon:\n  max_connections: 10\n  max_connections_per_uid: 3\n"
+                                      "  max_response_mib: 4\n"), {})
+    assert (cfg.daemon.max_connections, cfg.daemon.max_connections_per_uid, cfg.daemon.max_response_mib) == (10, 3, 4)
 
 
 def test_systemd_example_config_is_valid(tmp_path):
