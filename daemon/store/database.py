@@ -5,10 +5,11 @@ SQLite: writes run on one writer thread that owns the single read-write
 connection, reads on a small pool of threads with read-only connections, each
 request in one read transaction (so it sees one snapshot: the slot named by
 ``sync_state`` and that slot's tables). One more reader thread of its own
-serves the quick reads (the sync state, one job row) so that status calls never
-queue behind queries. The sync state row itself is kept in memory (`state()`):
-only this class writes it, always through ``_write``, which reloads it. The sync worker (a child process) fills
-the inactive slot through `SlotWriter` with its own connection.
+serves quick reads (a job row) so that status calls never queue behind
+queries, and the sync state row is kept in memory (`state()`): only this class
+writes it, always through ``_write``, which reloads it. Query readers run at
+``READER_NICENESS``. The sync worker (a child process) fills the inactive slot
+through `SlotWriter` with its own connection.
 See docs/DESIGN.md, "Snapshots: two slots" and "Schema".
 """
 
