@@ -41,6 +41,7 @@ Rules decided here (the contract is silent on them; they are in the README):
 
 from __future__ import annotations
 
+import grp
 import os
 import re
 from dataclasses import dataclass, field
@@ -104,6 +105,7 @@ class PlexConfig:
 @dataclass(frozen=True)
 class CacheConfig:
     path: Path = Path("data/library_cache.db")
+    group: int | None = None  # gid: the database files are 0640 and this group's (else 0600)
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,22 @@ class ConfigError(Exception):
         if source is not None and not text.startswith(str(source)):
             text = f"{source}: {text}"
         super().__init__(text)
+
+
+def _group_id(c: _Checker, raw: Any) -> int | None:
+    """``cache.group``: a group name or gid (None: no group access)."""
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return raw
+    if isinstance(raw, str):
+        try:
+            return grp.getgrnam(raw).gr_gid
+        except KeyError:
+            c.bad("cache.group", f"no group named {raw!r} on this system")
+            return None
+    c.bad("cache.group", f"expected a group name or gid, got {_yaml_repr(raw)}")
+    return None
 
 
 # --------------------------------------------------------------------------- #
@@ -270,6 +288,7 @@ def load_config(path: str | os.PathLike | None = None,
 
     # ---- cache
     cache_path = c.path("cache", "path", d_cache.path)
+    cache_group = _group_id(c, c.get("cache", "group", None))
 
     # ---- sync
     page_size = c.integer("sync", "page_size", d_sync.page_size, 1, 10000)
@@ -335,7 +354,7 @@ def load_config(path: str | os.PathLike | None = None,
     return Config(
         plex=PlexConfig(url=url, token=token, library=library, timeout=timeout,
                         verify_ssl=verify_ssl, token_file=token_file),
-        cache=CacheConfig(path=cache_path),
+        cache=CacheConfig(path=cache_path, group=cache_group),
         sync=SyncConfig(page_size=page_size, interval=interval, stale_after=stale_after,
                         retries=retries, live_keywords=live_keywords,
                         dated_titles_are_live=dated, plex_events=plex_events,

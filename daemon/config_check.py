@@ -148,7 +148,7 @@ def _yaml_problem(exc: yaml.YAMLError, name: str) -> str:
 
 _SCHEMA: dict[str, tuple[str, ...]] = {
     "plex": ("url", "token", "token_file", "library", "timeout", "verify_ssl"),
-    "cache": ("path",),
+    "cache": ("path", "group"),
     "sync": ("page_size", "interval", "stale_after", "retries", "live_keywords",
              "dated_titles_are_live", "plex_events", "separate_cpus", "concurrent_pages"),
     "daemon": ("socket", "socket_mode", "allowed_uids", "read_only_uids", "log_level",

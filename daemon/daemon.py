@@ -44,7 +44,7 @@ class Daemon:
         """``config_path``: the ``--config`` argument (None: as load_config resolves it)."""
         self.config = config
         self.config_path = config_path
-        self.store = Store(config.cache.path)
+        self.store = Store(config.cache.path, group=config.cache.group)
         d = config.daemon
         self.server = Server(self._dispatch, allowed_uids=d.allowed_uids, read_only_uids=d.read_only_uids,
                              heavy_slots=self.store.readers, max_connections=d.max_connections,
@@ -162,6 +162,10 @@ class Daemon:
         return state.synced_at is None or (stale_after is not None and now() - state.synced_at > stale_after)
 
     async def _start_sync_if_stale(self) -> None:
+        if self.store.moved_aside is not None:  # a corrupt file was replaced by an empty cache
+            log.warning("rebuilding the cache (the old file is %s): starting a full sync", self.store.moved_aside)
+            await self.syncer.start("full", "startup")
+            return
         if self.config.sync.stale_after is None:
             return
         state = await self.store.state()
@@ -192,6 +196,10 @@ class Daemon:
                 log.error("%s", exc)
 
     async def _housekeeping(self) -> None:
+        if not self.syncer.running and self.store.wal_removed():
+            log.error("the write-ahead log %s-wal was removed while in use: saving it and reopening the cache",
+                      self.store.path)
+            await self.store.recover_wal()
         state = await self.store.state()
         due = self.next_sync_at(state.synced_at)
         if due is not None and now() >= due and not self.syncer.running:
@@ -227,6 +235,7 @@ class Daemon:
             return
         old = self.config
         for key, before, after in (("cache.path", old.cache.path, new.cache.path),
+                                   ("cache.group", old.cache.group, new.cache.group),
                                    ("daemon.socket", old.daemon.socket, new.daemon.socket),
                                    ("daemon.socket_mode", old.daemon.socket_mode, new.daemon.socket_mode)):
             if before != after:

@@ -88,7 +88,7 @@ def test_shipped_config_has_exactly_the_contract_keys_and_our_additions():
     data = yaml.safe_load((REPO / "config.yaml").read_text())
     assert {k: sorted(v) for k, v in data.items()} == {
         "plex": sorted(["url", "token", "library", "timeout", "verify_ssl"]),
-        "cache": ["path"],
+        "cache": ["group", "path"],  # group: added by us (issue #10), documented in the README
         "sync": sorted(["page_size", "interval", "stale_after", "retries", "live_keywords",
                         "dated_titles_are_live", "plex_events",
                         "separate_cpus", "concurrent_pages"]),  # added by us, documented in the README

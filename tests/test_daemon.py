@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import socket
 import subprocess
 import sys
@@ -203,11 +204,15 @@ async def test_world_writable_socket_directory_is_refused(daemon_factory, sdir):
     assert "world-writable" in d.log()
 
 
-async def test_unusable_database_exits_3(daemon_factory, sdir):
-    (sdir / "cache.db").write_bytes(b"this is not a database" * 100)
+async def test_someone_elses_database_exits_3(daemon_factory, sdir):
+    other = sqlite3.connect(sdir / "cache.db")
+    other.execute("PRAGMA application_id = 1234")
+    other.execute("CREATE TABLE theirs (x)")
+    other.close()
     d = await daemon_factory(wait_ready=False)
     assert await d.wait_exit() == 3
-    assert "database" in d.log()
+    assert "not a mediasaged cache" in d.log()
+    assert not list(sdir.glob("cache.db.corrupt-*"))
 
 
 def test_check_config_names_a_misspelled_key(sdir):

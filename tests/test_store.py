@@ -89,11 +89,18 @@ async def test_database_from_the_future_is_refused(tmp_path):
         await Store(db).open()
 
 
-async def test_not_a_database_is_refused(tmp_path):
+async def test_not_a_database_is_moved_aside_and_replaced(tmp_path):
     db = tmp_path / "cache.db"
-    db.write_bytes(b"this is not an sqlite database, just some text " * 100)
-    with pytest.raises(StoreError, match=str(db)):
-        await Store(db).open()
+    junk = b"this is not an sqlite database, just some text " * 100
+    db.write_bytes(junk)
+    store = Store(db)
+    await store.open()
+    try:
+        assert store.moved_aside is not None and store.moved_aside.name.startswith("cache.db.corrupt-")
+        assert store.moved_aside.read_bytes() == junk
+        assert (await store.state()).synced_at is None
+    finally:
+        await store.close()
 
 
 async def test_someone_elses_database_is_left_alone(tmp_path):

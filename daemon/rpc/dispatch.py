@@ -35,7 +35,7 @@ from jsonrpcserver.async_main import dispatch_to_serializable
 from .. import __version__
 from ..params import InvalidParam, Params
 from ..track import RawJSON
-from ..store import NotSynced, State, Store
+from ..store import NotSynced, State, Store, StoreError
 from . import framing
 
 if TYPE_CHECKING:  # types only: config is the daemon's, and server imports this module
@@ -122,6 +122,9 @@ async def invoke(method: Method, ctx: CallContext, params: dict) -> Any:
         raise RpcError(INVALID_PARAMS, f"invalid params: {exc}", {"param": exc.param}) from None
     except NotSynced:
         raise RpcError(NOT_SYNCED, "not_synced", "the library has never been synced") from None
+    except StoreError as exc:  # the disk: the message names the cause and the file (never a secret)
+        log.error("%s: %s", method.name, exc)
+        raise RpcError(INTERNAL_ERROR, "Internal error", str(exc)) from None
 
 
 def jsonrpc_methods(table: Mapping[str, Method]) -> dict[str, Callable[..., Awaitable[Any]]]:

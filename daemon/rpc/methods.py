@@ -73,7 +73,7 @@ async def library_status(ctx: CallContext, params: dict) -> dict:
         "sync_duration_ms": state.sync_duration_ms,
         "is_syncing": s.syncer.running,
         "sync_progress": s.syncer.progress(),
-        "error": state.last_error,
+        "error": s.syncer.unrecorded_error or state.last_error,
         "stale": stale,
         "plex_reachable": s.syncer.plex_reachable,
         "server_changed": s.syncer.server_changed,

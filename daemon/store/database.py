@@ -16,6 +16,7 @@ See docs/DESIGN.md, "Snapshots: two slots" and "Schema".
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import queue
 import sqlite3
@@ -26,12 +27,14 @@ from typing import Any, Callable, TypeVar
 
 from .connection import (WAL_SIZE_LIMIT, NotSynced, State, StoreError, Transaction, check_version, connect,
                          read_state)
+from .files import CORRUPT, check_directory, move_aside, primary_code, secure, storage_error, wal_removed
 from .reads import ReadContext, SnapshotMemo
 from .schema import MIGRATIONS, SCHEMA_VERSION, finished_marker, slot_tables
 from ..syncjob import COLUMNS as JOB_COLUMNS, SyncJob
 from ..timeutil import now
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 __all__ = ["Store"]
@@ -55,8 +58,10 @@ def _yield_cpu() -> None:
 class Store:
     """The daemon's handle on the cache database (see the module docstring)."""
 
-    def __init__(self, path: Path, readers: int = 4):
+    def __init__(self, path: Path, readers: int = 4, group: int | None = None):
         self.path = Path(path)
+        self.group = group  # the database files' group (mode 0640), else mode 0600
+        self.moved_aside: Path | None = None  # where open() put a corrupt database file
         self._nreaders = max(1, int(readers))
         self._writer: ThreadPoolExecutor | None = None
         self._readers: ThreadPoolExecutor | None = None
@@ -92,34 +97,59 @@ class Store:
     def _open_sync(self) -> None:
         path = self.path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the directory of the cache database {path}: {exc.strerror}") from None
+        check_directory(path.parent)
         if not os.access(path.parent, os.W_OK | os.X_OK):
             raise StoreError(f"the directory of the cache database {path} is not writable")
         if path.exists() and not os.access(path, os.R_OK | os.W_OK):
             raise StoreError(f"the cache database {path} is not readable and writable")
         try:
-            conn = self._wconn = connect(str(path))
-            if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
-                raise StoreError(f"cannot put the cache database {path} in WAL mode")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
-            version = check_version(conn, path)
-            for v in range(version, SCHEMA_VERSION):
-                with Transaction(conn):
-                    MIGRATIONS[v](conn)
-                    conn.execute(f"PRAGMA user_version = {v + 1}")
-            self._state = read_state(conn)
-            uri = path.resolve().as_uri() + "?mode=ro"
-            for i in range(self._nreaders + 1):
-                rconn = connect(uri, uri=True)
-                rconn.execute("PRAGMA mmap_size = 268435456")
-                rconn.execute("PRAGMA cache_size = -16000")
-                self._rconns.append(rconn)
-                (self._idle if i < self._nreaders else self._quick_idle).put(rconn)
+            self._connect_all()
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot use the cache database {path}: {exc}") from None
+            self._close_connections()
+            if primary_code(exc) not in CORRUPT:
+                raise storage_error(exc, path, "cannot use the cache database") from None
+            # A cache can be rebuilt from Plex: keep the bad file for a post-mortem, start afresh.
+            self.moved_aside = move_aside(path)
+            log.error("the cache database %s is unusable (%s); moved it to %s, a full sync rebuilds the cache",
+                      path, exc, self.moved_aside)
+            try:
+                self._connect_all()
+            except sqlite3.Error as exc:
+                self._close_connections()
+                raise storage_error(exc, path, "cannot create a new cache database") from None
+
+    def _connect_all(self) -> None:
+        path = self.path
+        secure(path, self.group)
+        conn = self._wconn = connect(str(path))
+        if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+            raise StoreError(f"cannot put the cache database {path} in WAL mode")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+        version = check_version(conn, path)
+        for v in range(version, SCHEMA_VERSION):
+            with Transaction(conn):
+                MIGRATIONS[v](conn)
+                conn.execute(f"PRAGMA user_version = {v + 1}")
+        self._state = read_state(conn)
+        secure(path, self.group)  # the WAL and SHM exist now
+        uri = path.resolve().as_uri() + "?mode=ro"
+        for i in range(self._nreaders + 1):
+            rconn = connect(uri, uri=True)
+            rconn.execute("PRAGMA mmap_size = 268435456")
+            rconn.execute("PRAGMA cache_size = -16000")
+            self._rconns.append(rconn)
+            (self._idle if i < self._nreaders else self._quick_idle).put(rconn)
+
+    def _close_connections(self) -> None:
+        for conn in self._rconns + ([self._wconn] if self._wconn else []):
+            conn.close()
+        self._rconns, self._wconn, self._state = [], None, None
+        self._idle = queue.SimpleQueue()
+        self._quick_idle = queue.SimpleQueue()
 
     async def close(self) -> None:
         writer, readers, quick = self._writer, self._readers, self._quick
@@ -128,11 +158,7 @@ class Store:
         for ex in (quick, readers, writer):
             if ex is not None:
                 await loop.run_in_executor(None, ex.shutdown, True)
-        for conn in self._rconns + ([self._wconn] if self._wconn else []):
-            conn.close()
-        self._rconns, self._wconn, self._state = [], None, None
-        self._idle = queue.SimpleQueue()
-        self._quick_idle = queue.SimpleQueue()
+        self._close_connections()
         self._memo = SnapshotMemo()
 
     # -- plumbing
@@ -151,7 +177,7 @@ class Store:
                 self._state = state
                 return result
             except sqlite3.Error as exc:
-                raise StoreError(f"cache database write failed: {exc}") from None
+                raise storage_error(exc, self.path, "writing the cache database") from None
         return await self._on(self._writer, run)
 
     def _read_sync(self, fn: Callable[[ReadContext], T], require_synced: bool,
@@ -164,7 +190,7 @@ class Store:
                     raise NotSynced("the library has never been synced")
                 return fn(ReadContext(conn, state, self._memo))
         except sqlite3.Error as exc:
-            raise StoreError(f"cache database read failed: {exc}") from None
+            raise storage_error(exc, self.path, "reading the cache database") from None
         finally:
             idle.put(conn)
 
@@ -263,6 +289,34 @@ class Store:
                        sync_settings))
             return read_state(c)
         return await self._write(tx)
+
+    def wal_removed(self) -> bool:
+        """Someone deleted the WAL we still write through (see files.wal_removed)."""
+        return self._wconn is not None and wal_removed(self.path)
+
+    async def recover_wal(self) -> None:
+        """Save what only the deleted WAL holds into the database file, then reopen with a new WAL.
+
+        Call it while no sync runs. Our connections still reach the deleted file:
+        once every reader connection is back (reads wait meanwhile), a checkpoint
+        copies every frame into the database, closing every connection removes
+        the stray new WAL and SHM, and connecting again starts afresh.
+        """
+        def reopen() -> None:
+            for _ in range(self._nreaders):  # every reader back: none in a read transaction
+                self._idle.get()
+            self._quick_idle.get()
+            try:
+                self._wconn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                for conn in self._rconns + [self._wconn]:
+                    conn.close()
+                self._rconns, self._wconn = [], None
+            self._connect_all()  # hands fresh readers to the waiting reads
+        try:
+            await self._on(self._writer, reopen)
+        except sqlite3.Error as exc:
+            raise storage_error(exc, self.path, "saving the removed write-ahead log") from None
 
     async def record_error(self, message: str | None) -> None:
         await self._write(lambda c: c.execute("UPDATE sync_state SET last_error = ? WHERE id = 1", (message,)))

@@ -17,6 +17,7 @@ from typing import Iterable
 
 from ..track import ALBUM_SQL, FIELD_NAMES, KEY_COLUMNS, STORED_COLUMNS, RowEncoder, order_by_sql
 from .connection import WAL_SIZE_LIMIT, StoreError, Transaction, check_version, connect, read_state
+from .files import storage_error
 from .schema import SCHEMA_VERSION, recreate_slot, slot_index_ddl, slot_tables
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class SlotWriter:
         self.slot = slot
         self.t = slot_tables(slot)
         self._encode = RowEncoder()
-        path = Path(db_path)
+        path = self.path = Path(db_path)
         try:
             self._conn = conn = connect(str(path))
             if check_version(conn, path) != SCHEMA_VERSION:
@@ -92,7 +93,7 @@ class SlotWriter:
                     raise StoreError(f"slot {slot} is live; a SlotWriter only fills the inactive slot")
                 recreate_slot(conn, slot, indexes=False)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot prepare slot {slot} in {path}: {exc}") from None
+            raise storage_error(exc, path, f"preparing slot {slot}") from None
         cols = STORED_COLUMNS
         # A rating key the slot already has replaces its row: the UNIQUE index on
         # rating_key finds it, so the writer keeps no key of its own (flat memory
@@ -113,7 +114,7 @@ class SlotWriter:
             with Transaction(self._conn) as c:
                 c.executemany(self._upsert, batch.values())
         except sqlite3.Error as exc:
-            raise StoreError(f"writing tracks to slot {self.slot} failed: {exc}") from None
+            raise storage_error(exc, self.path, f"writing tracks to slot {self.slot}") from None
 
     # -- incremental sync: start from a copy of the live slot, then apply the changes
 
@@ -129,7 +130,7 @@ class SlotWriter:
             with Transaction(self._conn) as c:
                 return c.execute(f"INSERT INTO {self.t['tracks']} ({cols}) SELECT {cols} FROM {src}").rowcount
         except sqlite3.Error as exc:
-            raise StoreError(f"copying slot {live_slot} into slot {self.slot} failed: {exc}") from None
+            raise storage_error(exc, self.path, f"copying slot {live_slot} into slot {self.slot}") from None
 
     @property
     def track_count(self) -> int:
@@ -142,7 +143,7 @@ class SlotWriter:
                 return c.executemany(f"DELETE FROM {self.t['tracks']} WHERE rating_key = ?",
                                      [(k,) for k in set(rating_keys)]).rowcount
         except sqlite3.Error as exc:
-            raise StoreError(f"deleting tracks from slot {self.slot} failed: {exc}") from None
+            raise storage_error(exc, self.path, f"deleting tracks from slot {self.slot}") from None
 
     # -- reconciling with Plex's full key list (incremental sync), without holding it
 
@@ -159,7 +160,7 @@ class SlotWriter:
                 have = {r[0] for r in c.execute(f"SELECT rating_key FROM {self.t['tracks']} WHERE rating_key IN "
                                                 "(SELECT value FROM json_each(?))", (json.dumps(rating_keys),))}
         except sqlite3.Error as exc:
-            raise StoreError(f"listing keys for slot {self.slot} failed: {exc}") from None
+            raise storage_error(exc, self.path, f"listing keys for slot {self.slot}") from None
         return set(rating_keys) - have
 
     def delete_unlisted(self) -> int:
@@ -170,14 +171,14 @@ class SlotWriter:
                               "(SELECT rating_key FROM temp.listed)").rowcount
                 c.execute("DELETE FROM temp.listed")
         except sqlite3.Error as exc:
-            raise StoreError(f"reconciling slot {self.slot} failed: {exc}") from None
+            raise storage_error(exc, self.path, f"reconciling slot {self.slot}") from None
         return n
 
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
         try:
             return self._conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise StoreError(f"reading slot {self.slot} failed: {exc}") from None
+            raise storage_error(exc, self.path, f"reading slot {self.slot}") from None
 
     def finish(self, other_slot: str) -> dict:
         """Build the FTS index and indexes, ANALYZE, and diff against ``other_slot`` (the live one).
@@ -232,7 +233,7 @@ class SlotWriter:
             c.execute("PRAGMA wal_checkpoint(PASSIVE)")
             step("checkpoint")
         except sqlite3.Error as exc:
-            raise StoreError(f"finishing slot {self.slot} failed: {exc}") from None
+            raise storage_error(exc, self.path, f"finishing slot {self.slot}") from None
         return {"added": added, "updated": updated, "removed": removed, "track_count": count}
 
     def close(self) -> None:

@@ -55,6 +55,9 @@ class Syncer:
         # Plex answers as another server than the cached library's: the old library
         # keeps answering until a full sync of the new one replaces it (CONTRACT §3).
         self.server_changed = False
+        # The last job's error when the database could not record it (a full or
+        # read-only disk): library.status and sync.status still tell it.
+        self.unrecorded_error: str | None = None
 
     @property
     def running(self) -> bool:
@@ -96,8 +99,8 @@ class Syncer:
             await self.cancel()
 
     async def status(self, job_id: int | None = None) -> dict | None:
-        if self.job is not None and job_id in (None, self.job.job_id) and self.running:
-            return self.job.view()
+        if self.job is not None and job_id in (None, self.job.job_id) and (self.running or self.unrecorded_error):
+            return self.job.view()  # running, or ended on a disk that could not record it
         stored = await self._store.get_job(job_id)
         return stored.view() if stored else None
 
@@ -249,12 +252,14 @@ class Syncer:
         else:
             log.warning("sync job %d %s: %s", job.job_id, state, error)
         final = replace(job, state=state, error=error, finished_at=now())
+        self.unrecorded_error = None
         try:
             if state == "failed":
                 await self._store.record_error(error)
             await self._store.save_job(final)
-        except StoreError as exc:  # the outcome still reaches clients; the row says "running"
+        except StoreError as exc:  # the outcome still reaches clients from memory; the row says "running"
             log.error("recording the end of sync job %d failed: %s", job.job_id, exc)
+            self.unrecorded_error = error or str(exc)
         self.job = final
         self._publish("sync.finished", final.view())
 

@@ -68,11 +68,16 @@ class SyncLock:
     """An exclusive ``flock`` on ``<database>.sync-lock`` (mode 0600), held while a worker works."""
 
     def __init__(self, db_path: Path):
+        self.db_path = db_path
         self.path = Path(f"{db_path}.sync-lock")
         self._fd: int | None = None
 
     def acquire(self, timeout: float = LOCK_WAIT) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:  # e.g. a read-only file system: the database cannot be written either
+            raise LockBusy(f"cache database {self.db_path}: {exc.strerror.lower()} "
+                           f"(cannot open the sync lock {self.path})") from None
         deadline = time.monotonic() + timeout
         while True:
             try:

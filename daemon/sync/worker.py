@@ -383,12 +383,23 @@ def main() -> int:
         level=spec.get("log_level", "info").upper(),
         format="%(asctime)s %(levelname)s %(processName)s: %(message)s",
     )
+    from ..store import StoreError
+
     try:
         summary = run(spec)
     except SyncFailed as exc:
         emit("error", message=str(exc), unreachable=exc.unreachable)
         return 1
-    except Exception:  # noqa: BLE001 - our own bug or the disk: log it whole
+    except StoreError as exc:  # the disk: full, read-only, failing, a removed WAL (the message names it)
+        log.error("sync failed: %s", exc)
+        emit("error", message=str(exc))
+        return 1
+    except OSError as exc:  # e.g. the sync lock on a read-only file system
+        message = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else f"sync failed: {exc}"
+        log.error("sync failed: %s", message)
+        emit("error", message=message)
+        return 1
+    except Exception:  # noqa: BLE001 - our own bug: log it whole
         log.exception("sync failed")
         emit("error", message="internal error during sync; see the daemon log")
         return 1

@@ -1,0 +1,195 @@
+"""Storage faults: a full disk, a read-only file system, a removed WAL and a corrupt file.
+
+Each fails the sync (or is repaired) with a message that names the cause and the
+file, while the old library keeps answering exactly. Disk faults are real: a small
+tmpfs mounted for the test and a read-only bind mount over it (root only; skipped
+otherwise, with the reason).
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import re
+import signal
+import stat
+import subprocess
+
+import pytest
+
+from tests.mirror import assert_mirror, cached_library, expected_library
+from tests.processes import plex_reader, state, sync_worker
+from tests.support import DaemonProcess, wait_until
+
+
+@pytest.fixture
+def disk(sdir):
+    """A 16 MiB tmpfs (mode 0700) at ``sdir/disk``; unmounted afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system for the test needs root")
+    path = sdir / "disk"
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(path)], check=True)
+    yield path
+    subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def names(message: str, path) -> bool:
+    """The message names ``path`` itself (not only a longer name that starts with it)."""
+    return re.search(re.escape(str(path)) + r"(?![\w.-])", message) is not None
+
+
+def fill(directory) -> None:
+    """Write a file until the file system is full."""
+    with open(directory / "filler", "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * (1 << 16))
+                f.flush()
+        except OSError:
+            pass
+
+
+async def start_or_fail(daemon) -> dict:
+    """sync.start; a failure to even record the job counts as the job's error."""
+    conn = await daemon.connect()
+    try:
+        response = await conn.request("sync.start", {"mode": "full"})
+    finally:
+        await conn.close()
+    if "error" in response:
+        return {"state": "failed", "error": response["error"].get("data", "")}
+    return await daemon.wait_sync(response["result"]["job_id"])
+
+
+async def test_a_full_disk_fails_the_sync_naming_the_cause(disk, daemon_factory, plex_emulator):
+    daemon = await daemon_factory(plex_url=plex_emulator.url, cache={"path": str(disk / "cache.db")})
+    assert (await daemon.sync())["state"] == "succeeded"
+    before = await cached_library(daemon)
+    fill(disk)
+    job = await start_or_fail(daemon)
+    assert job["state"] == "failed"
+    assert "disk full" in job["error"] and names(job["error"], disk / "cache.db"), job
+    assert "internal error" not in job["error"]
+    status = await daemon.call("library.status")
+    assert status["error"] == job["error"] or "disk full" in (status["error"] or ""), status
+    assert await cached_library(daemon) == before
+    (disk / "filler").unlink()
+    plex_emulator.add_track(title="Room Again", album_title="Space", artist="Free")
+    assert (await daemon.sync())["state"] == "succeeded"
+    assert_mirror(await cached_library(daemon), expected_library(plex_emulator))
+
+
+async def test_a_read_only_file_system_fails_the_sync_naming_the_cause(disk, daemon_factory, plex_emulator):
+    daemon = await daemon_factory(plex_url=plex_emulator.url, cache={"path": str(disk / "cache.db")})
+    assert (await daemon.sync())["state"] == "succeeded"
+    before = await cached_library(daemon)
+    # A read-only bind mount over the directory: files opened from now on are
+    # read-only (the daemon's open ones are not, as after a remount by the kernel).
+    subprocess.run(["mount", "--bind", str(disk), str(disk)], check=True)
+    subprocess.run(["mount", "-o", "remount,ro,bind", str(disk)], check=True)
+    try:
+        job = await daemon.sync()
+        assert job["state"] == "failed"
+        assert "read-only" in job["error"].lower() and names(job["error"], disk / "cache.db"), job
+        assert await cached_library(daemon) == before
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+    assert (await daemon.sync())["state"] == "succeeded"
+
+
+async def test_a_removed_wal_fails_the_sync_and_is_recovered(daemon_factory, plex_emulator, sdir):
+    stop_at = sdir / "stop-at"
+    daemon = await daemon_factory(plex_url=plex_emulator.url, env={"MEDIASAGE_SYNC_STOP_AT": str(stop_at)})
+    assert (await daemon.sync())["state"] == "succeeded"
+    before = await cached_library(daemon)
+    # Stop the sync before the worker opens the database, remove the WAL, let it go on.
+    stop_at.write_text("reader:genres")
+    start = await daemon.call("sync.start", mode="full")
+
+    async def reader_stopped():
+        worker = sync_worker(daemon.proc.pid)
+        reader = worker and plex_reader(worker)
+        return reader and state(reader) == "T" and reader
+
+    reader = await wait_until(reader_stopped)
+    stop_at.unlink()
+    os.remove(daemon.db.with_name("cache.db-wal"))
+    os.kill(reader, signal.SIGCONT)
+    job = await daemon.wait_sync(start["job_id"])
+    assert job["state"] == "failed"
+    assert "write-ahead log" in job["error"] and names(job["error"], f"{daemon.db}-wal"), job
+    assert await cached_library(daemon) == before
+    # The daemon saves what only the removed WAL held, reopens, and syncs again.
+    await wait_until(lambda: _logged(daemon, "reopening the cache"))
+    plex_emulator.add_track(title="Logged Again", album_title="Journal", artist="Writer")
+    assert (await daemon.sync())["state"] == "succeeded"
+    expected = expected_library(plex_emulator)
+    assert_mirror(await cached_library(daemon), expected)
+    await daemon.stop()
+    restarted = DaemonProcess(daemon.dir, daemon.config)
+    try:
+        await restarted.start()
+        assert_mirror(await cached_library(restarted), expected)
+    finally:
+        await restarted.close()
+
+
+async def _logged(daemon, text: str) -> bool:
+    return text in daemon.log()
+
+
+@pytest.mark.parametrize("damage", ["not_sqlite", "damaged_schema"])
+async def test_a_corrupt_database_is_moved_aside_and_rebuilt(daemon_factory, plex_emulator, sdir, damage):
+    db = sdir / "cache.db"
+    if damage == "not_sqlite":
+        db.write_bytes(b"this is not a database, just text\n" * 300)
+    else:  # a real cache whose first page (the schema) is overwritten
+        first = await daemon_factory(plex_url=plex_emulator.url)
+        assert (await first.sync())["state"] == "succeeded"
+        await first.stop()
+        with open(db, "r+b") as f:
+            f.seek(100)
+            f.write(b"\xff" * 3000)
+    bad = db.read_bytes()
+    daemon = await daemon_factory(plex_url=plex_emulator.url)  # ready: no crash loop
+    kept = list(sdir.glob("cache.db.corrupt-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == bad
+    assert "moved it to" in daemon.log() and str(kept[0]) in daemon.log()
+
+    async def rebuilt():  # a full sync starts by itself
+        job = await daemon.call("sync.status")
+        return job.get("state") == "succeeded" and job
+    job = await wait_until(rebuilt)
+    assert (job["mode"], job["trigger"]) == ("full", "startup")
+    assert_mirror(await cached_library(daemon), expected_library(plex_emulator))
+
+
+async def test_database_files_are_private(daemon_factory, plex_emulator, sdir):
+    daemon = await daemon_factory(plex_url=plex_emulator.url)
+    assert (await daemon.sync())["state"] == "succeeded"
+    for name in ("cache.db", "cache.db-wal", "cache.db-shm", "cache.db.sync-lock"):
+        assert stat.S_IMODE(os.stat(sdir / name).st_mode) == 0o600, name
+
+
+async def test_a_configured_group_gets_read_access(daemon_factory, plex_emulator, sdir):
+    if os.geteuid() != 0:
+        pytest.skip("giving files to another group needs root")
+    group = next(g for g in grp.getgrall() if g.gr_gid != os.getegid())
+    daemon = await daemon_factory(plex_url=plex_emulator.url, cache={"path": "cache.db", "group": group.gr_name})
+    assert (await daemon.sync())["state"] == "succeeded"
+    for name in ("cache.db", "cache.db-wal", "cache.db-shm"):
+        st = os.stat(sdir / name)
+        assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o640, group.gr_gid), name
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777])
+async def test_a_cache_directory_others_may_write_is_refused(daemon_factory, sdir, mode):
+    shared = sdir / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    daemon = await daemon_factory(cache={"path": str(shared / "cache.db")}, wait_ready=False)
+    assert await daemon.wait_exit() == 3
+    assert "writable by every user" in daemon.log() and str(shared) in daemon.log()
+    assert not (shared / "cache.db").exists()
+
