@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.support import DaemonProcess, RpcFailure, raw_exchange, write_config
+from tests.support import DaemonProcess, RpcFailure, raw_exchange, wait_until, write_config
 
 CONTRACT_METHODS = {
     "daemon.info", "library.status", "sync.start", "sync.status", "sync.cancel", "sync.history",
@@ -295,3 +295,26 @@ async def test_info_shows_the_plex_url_without_credentials(daemon_factory):
     info = await daemon.call("daemon.info")
     assert info["plex"]["url"] == "http://127.0.0.1:9"
     assert "hunter2" not in json.dumps(info)
+
+
+async def test_sighup_permission_changes_apply_to_open_connections(daemon):
+    conn = await daemon.connect()
+    try:
+        assert (await conn.call("sync.cancel"))["cancelled"] is False  # a write method: allowed
+        text = daemon.config.read_text()
+        daemon.config.write_text(text.replace("daemon:\n", "daemon:\n  read_only_uids: [%d]\n" % os.getuid(), 1))
+        daemon.proc.send_signal(signal.SIGHUP)
+
+        async def read_only():
+            response = await conn.request("sync.cancel")
+            return response.get("error", {}).get("code") == -32003
+        await wait_until(read_only)  # the same connection, at its next request
+        assert (await conn.call("library.status"))["track_count"] == 0  # reading still works
+        daemon.config.write_text(text)
+        daemon.proc.send_signal(signal.SIGHUP)
+
+        async def writable_again():
+            return "result" in await conn.request("sync.cancel")
+        await wait_until(writable_again)
+    finally:
+        await conn.close()

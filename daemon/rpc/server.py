@@ -199,6 +199,7 @@ class Server:
 
     def configure(self, allowed_uids: Iterable[int], read_only_uids: Iterable[int],
                   max_connections: int = 256, max_connections_per_uid: int = 64) -> None:
+        """Set who may connect and who may only read (open connections follow at once: SIGHUP) and the caps."""
         self._allowed = frozenset(allowed_uids)
         self._read_only = frozenset(read_only_uids)
         budget = fd_budget(max_connections)
@@ -207,6 +208,12 @@ class Server:
                         "(raise LimitNOFILE=)", max_connections, budget)
         self.max_connections = budget
         self.max_connections_per_uid = max_connections_per_uid
+        for conn in list(getattr(self, "connections", ())):
+            conn.read_only = conn.peer.uid in self._read_only
+            if not self._admits(conn.peer):
+                log.warning("closing the connection of uid %d (no longer in daemon.allowed_uids)", conn.peer.uid)
+                conn.writer.write(_error_line(-32003, "permission_denied", f"uid {conn.peer.uid} may not connect"))
+                conn.writer.close()
 
     async def start(self, sock: socket.socket) -> None:
         self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=MAX_LINE + 1)
