@@ -60,6 +60,7 @@ class Daemon:
         self._status = ""
         self._listener: NotificationListener | None = None
         self._plex_changed_at: float | None = None  # monotonic time of the last change Plex notified
+        self._notified: list[dict] = []  # timeline entries Plex sent since the last notified sync
 
     # -- what RPC handlers use --------------------------------------------
 
@@ -148,13 +149,16 @@ class Daemon:
         p = self.config.plex
         self._listener = NotificationListener(
             p.url, p.token, verify_ssl=p.verify_ssl, timeout=p.timeout,
-            on_change=lambda deleted: loop.call_soon_threadsafe(self._plex_changed, deleted),
+            on_change=lambda entries: loop.call_soon_threadsafe(self._plex_changed, entries),
             section_id=lambda: self.syncer.section_id)
         self._listener.start()
 
-    def _plex_changed(self, deleted: list[str]) -> None:
+    def _plex_changed(self, entries: list[dict]) -> None:
+        """Plex notified changes: they are applied once Plex has been quiet for PLEX_QUIET."""
         self._plex_changed_at = time.monotonic()
-        self.syncer.deleted_on_plex.update(deleted)
+        self._notified.extend(entries)
+        self.syncer.deleted_on_plex.update(e["item_id"] for e in entries if e["type"] == 10 and e["state"] == 9)
+        asyncio.get_running_loop().call_later(PLEX_QUIET + 0.01, self._wake.set)
 
     def is_stale(self, state) -> bool:
         """Never synced, or synced longer ago than ``sync.stale_after``."""
@@ -209,7 +213,8 @@ class Daemon:
         changed = self._plex_changed_at
         if changed is not None and time.monotonic() - changed >= PLEX_QUIET and not self.syncer.running:
             self._plex_changed_at = None  # changes notified from here on get a sync of their own
-            await self.syncer.start("auto", "plex_event")
+            notified, self._notified = self._notified, []
+            await self.syncer.start("auto", "plex_event", notified=notified)
         progress = self.syncer.progress()
         if progress:
             of = f" / {progress['total']:,}" if progress["total"] else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 import sqlite3
@@ -159,3 +160,83 @@ async def test_scheduled_syncs_are_full(daemon_factory, plex_emulator):
     jobs = await wait_until(two_scheduled, timeout=40, interval=0.2)
 
     assert {(j["mode"], j["state"]) for j in jobs} == {("full", "succeeded")}
+
+
+async def test_whole_album_and_artist_deletions_are_found_by_album_counts(synced_daemon, plex_emulator):
+    emu = plex_emulator
+    lib = expected_library(emu)
+    by_album: dict[str, list[str]] = {}
+    for key, t in lib.items():
+        by_album.setdefault(t["album_rating_key"], []).append(key)
+    albums = sorted(by_album, key=int)
+    for key in by_album[albums[3]]:  # a whole album
+        emu.delete_track(key)
+    artist = emu.library.albums[albums[10]].artist_key
+    for album in albums:  # a whole artist
+        if emu.library.albums[album].artist_key == artist and album != albums[3]:
+            for key in by_album[album]:
+                emu.delete_track(key)
+    emu.delete_track(by_album[albums[20]][0])
+    emu.add_track(title="A New One", album_key=albums[30])
+    emu.edit_track(by_album[albums[40]][0], title="Edited too")
+    emu.request_log.clear()
+
+    job = await incremental(synced_daemon)
+
+    assert_mirror(await cached_library(synced_daemon), expected_library(emu))
+    assert (job["added"], job["updated"]) == (1, 1)
+    assert job["removed"] == len(lib) + 1 - len(expected_library(emu))
+    assert full_track_listings(emu) == 1, "only the track count: no full paging"
+    children = [p for p in emu.request_log if p.endswith("/children") or "/children?" in p]
+    assert 0 < len(children) < 20, children
+
+
+async def test_deletions_that_cancel_additions_in_the_count(synced_daemon, plex_emulator):
+    emu = plex_emulator
+    keys = sorted(expected_library(emu), key=int)
+    album = expected_library(emu)[keys[50]]["album_rating_key"]
+    emu.delete_track(keys[60])
+    emu.delete_track(keys[61])
+    emu.add_track(title="In", album_key=album)
+    emu.add_track(title="Also in", album_key=album)
+    emu.request_log.clear()
+
+    job = await incremental(synced_daemon)
+
+    assert (job["added"], job["removed"]) == (2, 2)
+    assert_mirror(await cached_library(synced_daemon), expected_library(emu))
+    assert full_track_listings(emu) == 1
+
+
+async def test_a_polling_reader_sees_only_whole_generations(synced_daemon, plex_emulator):
+    emu = plex_emulator
+    daemon = synced_daemon
+    totals: dict[int, set[int]] = {}
+    mismatches: list = []
+    stop = asyncio.Event()
+
+    async def poll():
+        while not stop.is_set():
+            got = await daemon.call("tracks.query", limit=0)
+            totals.setdefault(got["generation"], set()).add(got["total"])
+            stats = await daemon.call("library.stats")
+            status = await daemon.call("library.status")
+            if stats["generation"] == status["generation"] and stats["track_count"] != status["track_count"]:
+                mismatches.append((stats, status))
+    poller = asyncio.create_task(poll())
+    keys = sorted(expected_library(emu), key=int)
+    expected_totals = {len(keys)}
+    for round_ in range(3):
+        for k in keys[100 + 10 * round_: 103 + 10 * round_]:
+            emu.delete_track(k)
+        for i in range(5):
+            emu.add_track(title=f"Round {round_} song {i}", album_key=expected_library(emu)[keys[0]]["album_rating_key"])
+        emu.edit_track(keys[round_], title=f"Edit {round_}")
+        await incremental(daemon)
+        expected_totals.add(len(expected_library(emu)))
+    stop.set()
+    await poller
+    assert all(len(v) == 1 for v in totals.values()), totals
+    assert {t for v in totals.values() for t in v} <= expected_totals
+    assert not mismatches
+    assert_mirror(await cached_library(daemon), expected_library(emu))

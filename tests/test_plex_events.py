@@ -58,7 +58,7 @@ async def test_notified_deletions_are_applied_without_listing_every_track(daemon
 
     assert (job["state"], job["removed"]) == ("succeeded", 2), job
     assert_mirror(await cached_library(daemon), expected_library(emu))
-    assert full_track_listings(emu) == 1, "only the track count: the notification named the deleted tracks"
+    assert full_track_listings(emu) == 0, "the notification named the deleted tracks: no listing at all"
 
 
 async def test_it_reconnects_when_plex_drops_the_socket(daemon_factory, plex_emulator):
@@ -108,3 +108,60 @@ async def test_a_rejected_token_is_logged_briefly_and_never_shown(daemon_factory
     await wait_until(logged)
     assert "wrong-secret-token" not in daemon.log()
     assert "<html>" not in daemon.log()
+
+
+def listings(emu) -> list[str]:
+    return [p for p in emu.request_log if "/all" in p]
+
+
+async def test_a_notified_edit_and_delete_are_applied_while_every_listing_fails(daemon_factory, plex_emulator):
+    emu = plex_emulator
+    daemon = await following_daemon(daemon_factory, emu)
+    generation = (await daemon.call("library.status"))["generation"]
+    emu.inject_fault("500", path_contains="/all", times=None)
+    emu.request_log.clear()
+    keys = sorted(expected_library(emu), key=int)
+    emu.edit_track(keys[3], title="Edited while listings fail", user_rating=9.0)
+    emu.delete_track(keys[4])
+
+    job = await finished_event_job(daemon)
+
+    assert (job["state"], job["mode"], job["updated"], job["removed"]) == ("succeeded", "incremental", 1, 1), job
+    assert listings(emu) == [], "targeted fetches only"
+    assert any("/library/metadata/" in p for p in emu.request_log)
+    emu.clear_faults()
+    assert_mirror(await cached_library(daemon), expected_library(emu))
+    status = await daemon.call("library.status")
+    assert status["generation"] == generation + 1 and status["track_count"] == len(keys) - 1
+
+
+async def test_notified_album_and_artist_edits_refresh_their_tracks(daemon_factory, plex_emulator):
+    emu = plex_emulator
+    daemon = await following_daemon(daemon_factory, emu)
+    emu.request_log.clear()
+    lib = expected_library(emu)
+    albums = sorted({t["album_rating_key"] for t in lib.values()}, key=int)
+    emu.set_album_genres(albums[0], ["Krautrock", "Ambient", "Drone"])
+    emu.edit_artist(sorted(emu.library.artists, key=int)[1], title="Renamed Artist")
+
+    async def mirrored():
+        return await cached_library(daemon) == expected_library(emu)
+    await wait_until(mirrored, timeout=30, interval=0.2)
+    assert listings(emu) == []
+    jobs = await event_jobs(daemon)
+    assert all(j["state"] == "succeeded" and j["mode"] == "incremental" for j in jobs), jobs
+
+
+async def test_an_unclear_notification_falls_back_to_an_incremental_sync(daemon_factory, plex_emulator):
+    emu = plex_emulator
+    daemon = await following_daemon(daemon_factory, emu)
+    key = sorted(expected_library(emu), key=int)[0]
+    emu.edit_track(key, title="Edited before the fetch fails")
+    emu.inject_fault("500", path_contains="/library/metadata/", times=1)  # the targeted fetch fails once
+
+    job = await finished_event_job(daemon)
+
+    emu.clear_faults()
+    assert (job["state"], job["updated"]) == ("succeeded", 1), job
+    assert len([p for p in emu.request_log if "updatedAt" in p]) > 0, "the fallback read Plex's changes"
+    assert_mirror(await cached_library(daemon), expected_library(emu))

@@ -64,6 +64,19 @@ class AlbumReads:
         pages = self._album_pages({"type": "8", "artist.updatedAt>>": str(int(since))}, "changed artists")
         return [rk for rk in (el.get("ratingKey") for el in pages) if rk]
 
+    def album_leaf_counts(self) -> dict[str, int] | None:
+        """Album ratingKey -> its track count (``leafCount`` of the album listing); None when an
+        album comes without one (the caller can't use the counts then)."""
+        out: dict[str, int] = {}
+        for el in self._album_pages({"type": "9"}, "album track counts"):
+            rk, n = el.get("ratingKey"), to_int(el.get("leafCount"))
+            if not rk:
+                continue
+            if n is None:
+                return None
+            out[rk] = n
+        return out
+
     def album_tracks(self, album_key: str) -> list[dict]:
         """The track rows of one album (``/library/metadata/{key}/children``)."""
         _, rows = self._fetch(f"/library/metadata/{album_key}/children", parse=TrackPageParser(),

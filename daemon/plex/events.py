@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 MUSIC_TYPES = frozenset({8, 9, 10})  # artist, album, track
 CHANGE_STATES = frozenset({0, 5, 9})  # created, done (also after edits), deleted
-TRACK, DELETED = 10, 9
 RECV_TIMEOUT = 1.0  # seconds; how quickly stop() is noticed
 MAX_BACKOFF = 60.0
 
@@ -40,7 +39,7 @@ class NotificationListener:
     """One thread holding Plex's notification websocket open; see the module docstring."""
 
     def __init__(self, url: str, token: str, *, verify_ssl: bool, timeout: float,
-                 on_change: Callable[[list[str]], None], section_id: Callable[[], str | None] = lambda: None):
+                 on_change: Callable[[list[dict]], None], section_id: Callable[[], str | None] = lambda: None):
         self._url = url
         self._token = token
         self._verify_ssl = verify_ssl
@@ -107,6 +106,6 @@ class NotificationListener:
                 entries = [e for e in timeline_entries(frame, self._section_id())
                            if e["type"] in MUSIC_TYPES and e["state"] in CHANGE_STATES]
                 if entries:
-                    self._on_change([e["item_id"] for e in entries if e["type"] == TRACK and e["state"] == DELETED])
+                    self._on_change(entries)
         finally:
             ws.close()

@@ -223,7 +223,8 @@ def library_stats(params: dict) -> Callable[[Any], dict]:
         row = ctx.run("SELECT track_count, artist_count, album_count, total_duration_ms, live_count "
                       "FROM {stats} WHERE genre_key = ?", [stored_key])
         count, artists, albums, duration, live = row[0] if row else (0, 0, 0, 0, 0)
-        facets = ctx.run("SELECT kind, item, name, n FROM {facets} WHERE genre_key = ?", [stored_key])
+        facets = ctx.run("SELECT kind, item, min(name), sum(n) FROM {facets} WHERE genre_key = ? "
+                         "GROUP BY kind, item", [stored_key])
         grows = sorted(((k, name, n) for kind, k, name, n in facets if kind == "g"), key=lambda r: (-r[2], r[0], r[1]))
         drows = sorted((d, n) for kind, d, _, n in facets if kind == "d")
         return count, artists, albums, duration, live, tuple(grows), tuple(drows)

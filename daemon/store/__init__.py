@@ -9,9 +9,10 @@ Nothing here knows about Plex, sync jobs' processes, queries or RPC.
 """
 from .connection import NotSynced, State, StoreError, inactive_slot
 from .database import Store
+from .increments import InPlaceWriter, NoRoom
 from .reads import ReadContext
 from .schema import SCHEMA_VERSION, slot_tables
 from .slots import SlotWriter
 
-__all__ = ["Store", "SlotWriter", "ReadContext", "State", "StoreError", "NotSynced", "SCHEMA_VERSION",
+__all__ = ["Store", "SlotWriter", "InPlaceWriter", "NoRoom", "ReadContext", "State", "StoreError", "NotSynced", "SCHEMA_VERSION",
            "inactive_slot", "slot_tables"]

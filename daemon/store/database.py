@@ -23,11 +23,12 @@ import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 from .connection import (WAL_SIZE_LIMIT, NotSynced, State, StoreError, Transaction, check_version, connect,
                          read_state)
 from .files import CORRUPT, check_directory, move_aside, primary_code, secure, storage_error, wal_removed
+from .increments import apply_changes
 from .reads import ReadContext, SnapshotMemo
 from .schema import MIGRATIONS, SCHEMA_VERSION, finished_marker, slot_tables
 from ..syncjob import COLUMNS as JOB_COLUMNS, SyncJob
@@ -317,6 +318,23 @@ class Store:
             await self._on(self._writer, reopen)
         except sqlite3.Error as exc:
             raise storage_error(exc, self.path, "saving the removed write-ahead log") from None
+
+    async def apply_changes(self, *, slot: str, generation: int, rows: list[dict], deleted: Iterable[str],
+                            albums: dict[str, set[str]], synced_at: int) -> dict:
+        """A change set written into the live slot on the writer thread (see store/increments.py)."""
+        return await self._on(self._writer, lambda: apply_changes(
+            self._wconn, slot=slot, generation=generation, rows=rows, deleted=deleted, albums=albums,
+            synced_at=synced_at))
+
+    async def record_sync(self, *, server_id: str | None, server_name: str | None, duration_ms: int | None,
+                          sync_settings: str | None) -> State:
+        """Record an incremental sync that wrote the live slot itself (generation and synced_at included)."""
+        def tx(c: sqlite3.Connection) -> State:
+            c.execute("UPDATE sync_state SET plex_server_id = coalesce(?, plex_server_id), "
+                      "plex_server_name = coalesce(?, plex_server_name), sync_duration_ms = ?, last_error = NULL, "
+                      "sync_settings = ? WHERE id = 1", (server_id, server_name, duration_ms, sync_settings))
+            return read_state(c)
+        return await self._write(tx)
 
     async def record_error(self, message: str | None) -> None:
         await self._write(lambda c: c.execute("UPDATE sync_state SET last_error = ? WHERE id = 1", (message,)))

@@ -11,6 +11,12 @@ from typing import Any, Callable
 from ..track import KEY_COLUMNS, columns_ddl
 
 SLOTS = ("a", "b")
+# A track's rank (track_ranks_S, track_genres_S.artist_rank, the FTS rowid) is its place
+# in the default order, spread evenly over 1..RANK_LIMIT at a full build (n tracks: steps
+# of RANK_LIMIT // (n + 1)), so that an incremental sync can place new or moved tracks
+# between two others in place (store/increments.py). Queries pack (rank << 32 | track_id)
+# into 63 bits.
+RANK_LIMIT = 2**31 - 1
 APPLICATION_ID = 0x4D534731  # "MSG1": marks the file as a mediasaged cache
 
 
@@ -18,7 +24,8 @@ def slot_tables(slot: str) -> dict[str, str]:
     if slot not in SLOTS:
         raise ValueError(f"bad slot {slot!r}")
     return {"tracks": f"tracks_{slot}", "genres": f"track_genres_{slot}", "fts": f"tracks_fts_{slot}",
-            "ranks": f"track_ranks_{slot}", "stats": f"genre_stats_{slot}", "facets": f"genre_facets_{slot}"}
+            "ranks": f"track_ranks_{slot}", "stats": f"genre_stats_{slot}", "facets": f"genre_facets_{slot}",
+            "members": f"genre_members_{slot}"}
 
 
 # Per-slot DDL is always the *current* shape: SlotWriter rebuilds a slot from it
@@ -41,8 +48,8 @@ def slot_table_ddl(slot: str) -> list[str]:
   genre_key TEXT NOT NULL, track_id INTEGER NOT NULL, name TEXT NOT NULL,
   year INTEGER, user_rating REAL, is_live INTEGER NOT NULL, artist_rank INTEGER NOT NULL)""",
         # Each track's place in the default order (artist, album, disc, track, id),
-        # numbered 1..n at finish: the FTS rowid, so text matches come out of the
-        # full-text index already in that order (a page stops after `limit`).
+        # spread over 1..RANK_LIMIT at finish: the FTS rowid, so text matches come out
+        # of the full-text index already in that order (a page stops after `limit`).
         f"CREATE TABLE {t['ranks']} (rank INTEGER PRIMARY KEY, track_id INTEGER NOT NULL)",
         # The FTS index covers the folded *_key columns, so NFD input, ß/ss and
         # the like match the same way as the casefolded query words. Contentless,
@@ -52,14 +59,15 @@ def slot_table_ddl(slot: str) -> list[str]:
   content='', columnsize=0, prefix='1',
   tokenize='unicode61 remove_diacritics 2')""",
         # library.stats of the whole library (genre_key '') and of each single
-        # genre, computed at finish: such a request reads a few rows instead of
-        # every matching track. facets: kind 'g' = a genre of those tracks
-        # (item = its key, name, n), kind 'd' = a decade (item = 1990, n).
+        # genre, computed at finish and kept exact by incremental syncs: such a
+        # request reads a few rows instead of every matching track (store/stats.py).
         f"""CREATE TABLE {t['stats']} (genre_key TEXT PRIMARY KEY, track_count INTEGER NOT NULL,
   artist_count INTEGER NOT NULL, album_count INTEGER NOT NULL, total_duration_ms INTEGER NOT NULL,
   live_count INTEGER NOT NULL) WITHOUT ROWID""",
-        f"""CREATE TABLE {t['facets']} (genre_key TEXT NOT NULL, kind TEXT NOT NULL, item, name TEXT,
+        f"""CREATE TABLE {t['facets']} (genre_key TEXT NOT NULL, kind TEXT NOT NULL, item, name TEXT NOT NULL,
   n INTEGER NOT NULL)""",
+        f"""CREATE TABLE {t['members']} (genre_key TEXT NOT NULL, kind TEXT NOT NULL, item TEXT NOT NULL,
+  n INTEGER NOT NULL, PRIMARY KEY (genre_key, kind, item)) WITHOUT ROWID""",
     ]
 
 
@@ -79,21 +87,24 @@ def slot_index_ddl(slot: str) -> list[str]:
         "match_artist": "m_artist",
         "match_album_artist": "m_album_artist",
         "title": "title_key",
+        "album_key": "album_rating_key",
     }
-    fa = slot_tables(slot)["facets"]
-    return [f"CREATE INDEX {fa}_genre ON {fa}(genre_key, kind)",
+    fa, rk = slot_tables(slot)["facets"], slot_tables(slot)["ranks"]
+    return [f"CREATE UNIQUE INDEX {fa}_key ON {fa}(genre_key, kind, item, name)",
+            f"CREATE INDEX {rk}_track ON {rk}(track_id)",
             f"CREATE INDEX {g}_track ON {g}(track_id, genre_key, name)",
             f"CREATE INDEX {g}_filter ON {g}(genre_key, year, user_rating, is_live, artist_rank, track_id, name)"] + [
         f"CREATE INDEX {tr}_{name} ON {tr}({c})" for name, c in cols.items()]
 
 
 def finished_marker(slot: str) -> str:
+    """The index whose presence marks a finished slot (the last one built)."""
     return slot_index_ddl(slot)[-1].split()[2]
 
 
 def drop_slot(conn: Any, slot: str) -> None:
     t = slot_tables(slot)
-    for name in (t["fts"], t["genres"], t["tracks"], t["ranks"], t["stats"], t["facets"]):
+    for name in (t["fts"], t["genres"], t["tracks"], t["ranks"], t["stats"], t["facets"], t["members"]):
         conn.execute(f"DROP TABLE IF EXISTS {name}")
 
 
@@ -129,8 +140,9 @@ def _migrate_v2(conn: Any) -> None:
 
 
 def _migrate_v3(conn: Any) -> None:
-    # Slots gain track_ranks_S (the FTS rowid is now the default-order rank) and the
-    # per-genre stats tables: rebuild both slots and forget the sync (a cache).
+    # Slots gain track_ranks_S (the FTS rowid is now the default-order rank), the
+    # per-genre stats tables, and an index on album_rating_key (per-album counts for an
+    # incremental sync): rebuild both slots and forget the sync (a cache).
     for slot in SLOTS:
         recreate_slot(conn, slot, indexes=True)
     conn.execute("UPDATE sync_state SET synced_at = NULL, track_count = 0, sync_settings = NULL WHERE id = 1")

@@ -8,17 +8,17 @@ See docs/DESIGN.md, "Snapshots: two slots".
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import time
 from pathlib import Path
 from typing import Iterable
 
-from ..track import ALBUM_SQL, FIELD_NAMES, KEY_COLUMNS, STORED_COLUMNS, RowEncoder, order_by_sql
-from .connection import WAL_SIZE_LIMIT, StoreError, Transaction, check_version, connect, read_state
+from ..track import FIELD_NAMES, KEY_COLUMNS, STORED_COLUMNS, RowEncoder, order_by_sql
+from . import stats
+from .connection import StoreError, Transaction, connect_worker, read_state
 from .files import storage_error
-from .schema import SCHEMA_VERSION, recreate_slot, slot_index_ddl, slot_tables
+from .schema import RANK_LIMIT, recreate_slot, slot_index_ddl, slot_tables
 
 log = logging.getLogger(__name__)
 
@@ -34,34 +34,6 @@ class _Steps:
         now = time.perf_counter()
         self._log.debug("%s: %.0f ms", name, (now - self._last) * 1000)
         self._last = now
-
-def build_stats(c: sqlite3.Connection, t: dict[str, str]) -> None:
-    """Fill the slot's stats tables: library.stats of the whole library and of each single genre.
-
-    One pass groups the tracks by (genres, artist, album, decade) into a temporary
-    table far smaller than the library; each genre's figures are sums over the
-    groups whose genre list holds it (a track lists each genre key once).
-    """
-    c.execute("DROP TABLE IF EXISTS temp.stat_groups")
-    c.execute(f"CREATE TEMP TABLE stat_groups AS SELECT t.genres AS genres, t.artist_key AS artist, "
-              f"{ALBUM_SQL} AS album, t.year / 10 * 10 AS decade, count(*) AS n, "
-              f"coalesce(sum(t.duration_ms), 0) AS duration, sum(t.is_live) AS live "
-              f"FROM {t['tracks']} t GROUP BY 1, 2, 3, 4")
-    each = "temp.stat_groups s, json_each(s.genres) j"
-    totals = ("sum(s.n), count(DISTINCT s.artist), count(DISTINCT s.album), sum(s.duration), "
-              "coalesce(sum(s.live), 0)")
-    c.execute(f"INSERT INTO {t['stats']} SELECT '', {totals} FROM temp.stat_groups s HAVING count(*) > 0")
-    c.execute(f"INSERT INTO {t['stats']} SELECT mediasage_fold(j.value), {totals} FROM {each} GROUP BY 1")
-    c.execute(f"INSERT INTO {t['facets']} SELECT '', 'd', s.decade, NULL, sum(s.n) FROM temp.stat_groups s "
-              "WHERE s.decade IS NOT NULL GROUP BY s.decade")
-    c.execute(f"INSERT INTO {t['facets']} SELECT mediasage_fold(j.value), 'd', s.decade, NULL, sum(s.n) "
-              f"FROM {each} WHERE s.decade IS NOT NULL GROUP BY 1, 3")
-    c.execute(f"INSERT INTO {t['facets']} SELECT mediasage_fold(j.value), 'g', mediasage_fold(k.value), "
-              f"min(k.value), sum(s.n) FROM {each}, json_each(s.genres) k GROUP BY 1, 3")
-    c.execute(f"INSERT INTO {t['facets']} SELECT '', 'g', mediasage_fold(j.value), min(j.value), sum(s.n) "
-              f"FROM {each} GROUP BY 3")
-    c.execute("DROP TABLE temp.stat_groups")
-
 
 class SlotWriter:
     """Fills one (inactive) slot; synchronous, with its own connection (sync worker process).
@@ -79,14 +51,7 @@ class SlotWriter:
         self._encode = RowEncoder()
         path = self.path = Path(db_path)
         try:
-            self._conn = conn = connect(str(path))
-            if check_version(conn, path) != SCHEMA_VERSION:
-                raise StoreError(f"cache database {path} is not at schema version {SCHEMA_VERSION}; "
-                                 "the daemon migrates it at startup")
-            # A modest page cache and on-disk sort files keep the worker's memory
-            # small (the whole daemon stays under ~150 MB); speed barely changes.
-            for pragma in ("synchronous = NORMAL", "wal_autocheckpoint = 20000", "cache_size = -8192", "temp_store = FILE", "threads = 2", f"journal_size_limit = {WAL_SIZE_LIMIT}"):
-                conn.execute(f"PRAGMA {pragma}")
+            self._conn = conn = connect_worker(path)
             conn.create_function("mediasage_fold", 1, self._encode.folded, deterministic=True)
             with Transaction(conn):
                 if read_state(conn).live_slot == slot:
@@ -145,35 +110,6 @@ class SlotWriter:
         except sqlite3.Error as exc:
             raise storage_error(exc, self.path, f"deleting tracks from slot {self.slot}") from None
 
-    # -- reconciling with Plex's full key list (incremental sync), without holding it
-
-    def begin_listing(self) -> None:
-        """Start recording the keys Plex lists; `delete_unlisted` then removes every other track."""
-        self._query("CREATE TEMP TABLE IF NOT EXISTS listed (rating_key TEXT PRIMARY KEY) WITHOUT ROWID")
-        self._query("DELETE FROM temp.listed")
-
-    def list_keys(self, rating_keys: list[str]) -> set[str]:
-        """Record ``rating_keys`` as listed by Plex; returns those this slot does not hold."""
-        try:
-            with Transaction(self._conn) as c:
-                c.executemany("INSERT OR IGNORE INTO temp.listed VALUES (?)", [(k,) for k in rating_keys])
-                have = {r[0] for r in c.execute(f"SELECT rating_key FROM {self.t['tracks']} WHERE rating_key IN "
-                                                "(SELECT value FROM json_each(?))", (json.dumps(rating_keys),))}
-        except sqlite3.Error as exc:
-            raise storage_error(exc, self.path, f"listing keys for slot {self.slot}") from None
-        return set(rating_keys) - have
-
-    def delete_unlisted(self) -> int:
-        """Remove the tracks whose keys were not listed since `begin_listing`; returns how many."""
-        try:
-            with Transaction(self._conn) as c:
-                n = c.execute(f"DELETE FROM {self.t['tracks']} WHERE rating_key NOT IN "
-                              "(SELECT rating_key FROM temp.listed)").rowcount
-                c.execute("DELETE FROM temp.listed")
-        except sqlite3.Error as exc:
-            raise storage_error(exc, self.path, f"reconciling slot {self.slot}") from None
-        return n
-
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
         try:
             return self._conn.execute(sql, params).fetchall()
@@ -193,7 +129,8 @@ class SlotWriter:
         try:
             with Transaction(c):
                 c.execute(f"INSERT INTO {t['ranks']} (rank, track_id) SELECT row_number() OVER "
-                          f"(ORDER BY {order_by_sql('artist', 'asc')}), t.id FROM {t['tracks']} t")
+                          f"(ORDER BY {order_by_sql('artist', 'asc')}) * {RANK_LIMIT} / ({self.track_count} + 1), "
+                          f"t.id FROM {t['tracks']} t")
             step("ranks")
             ranked = f"{t['ranks']} r JOIN {t['tracks']} t ON t.id = r.track_id"
             with Transaction(c):
@@ -206,7 +143,7 @@ class SlotWriter:
                           f"SELECT r.rank, {', '.join('t.' + k for k in KEY_COLUMNS)} FROM {ranked}")
             step("full-text index")
             with Transaction(c):
-                build_stats(c, t)
+                stats.build(c, t)
             step("stats")
             for sql in slot_index_ddl(self.slot):
                 c.execute(sql)

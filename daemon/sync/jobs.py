@@ -20,10 +20,11 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from . import cpus
+from ..store import NoRoom, StoreError, inactive_slot
 from .process import WorkerProcess, exit_reason
-from ..store import StoreError, inactive_slot
 from ..syncjob import SyncJob
 from ..timeutil import now
+from .targeted import Notified, Unclear, fetch_notified
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,10 @@ class Syncer:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    async def start(self, mode: str = "auto", trigger: str = "manual") -> tuple[bool, int]:
+    async def start(self, mode: str = "auto", trigger: str = "manual",
+                    notified: list[dict] | None = None) -> tuple[bool, int]:
+        """Start a job. ``notified``: timeline entries Plex sent; an incremental job then
+        fetches just those items first (`targeted.py`) and reads listings only if it must."""
         async with self._starting:  # two concurrent starts must not both create a job
             if self.running:
                 return False, self.job.job_id
@@ -75,7 +79,8 @@ class Syncer:
             self.job = await self._store.create_job(mode=effective, trigger=trigger, started_at=started)
             self._job_server = None
             self._cancel_requested = False
-            self._task = asyncio.create_task(self._run(self.job), name=f"sync-{self.job.job_id}")
+            targets = notified if effective == "incremental" else None
+            self._task = asyncio.create_task(self._run(self.job, targets), name=f"sync-{self.job.job_id}")
         self._publish("sync.started", self.job.view())
         return True, self.job.job_id
 
@@ -112,11 +117,13 @@ class Syncer:
 
     # -- the job ------------------------------------------------------------
 
-    async def _run(self, job: SyncJob) -> None:
+    async def _run(self, job: SyncJob, notified: list[dict] | None = None) -> None:
         t0 = time.monotonic()
         deleted, self.deleted_on_plex = self.deleted_on_plex, set()
         try:
-            outcome = await self._run_worker(job, sorted(deleted))
+            outcome = await self._apply_notified(job, notified) if notified else None
+            if outcome is None:
+                outcome = await self._run_worker(job, sorted(deleted))
             if self._cancel_requested:
                 state, error = "cancelled", "cancelled"
             elif outcome.get("event") == "done":
@@ -133,6 +140,32 @@ class Syncer:
             self.deleted_on_plex |= deleted
         # Readers see the job as running until its outcome is on disk.
         await self._finish(job, state, error)
+
+    async def _apply_notified(self, job: SyncJob, notified: list[dict]) -> dict | None:
+        """The notified items, fetched and written in place; None: run an incremental sync instead."""
+        cfg = self._config()
+        state = await self._store.state()
+        if not self._can_apply_changes(state):
+            return None
+        job.phase = "fetching"
+        try:
+            changes = await asyncio.to_thread(
+                fetch_notified, Notified.of(notified), url=cfg.plex.url, token=cfg.plex.token,
+                timeout=cfg.plex.timeout, verify_ssl=cfg.plex.verify_ssl, server_id=state.plex_server_id,
+                spec=decoration(cfg))
+            job.phase = "applying"
+            done = await self._store.apply_changes(
+                slot=state.live_slot, generation=state.generation, rows=changes.rows, deleted=changes.deleted,
+                albums=changes.albums, synced_at=now())
+        except (Unclear, StoreError, NoRoom) as exc:
+            log.info("notified changes need an incremental sync: %s", exc)
+            job.phase = "starting"
+            return None
+        self.plex_reachable = True
+        log.info("applied %d notified items with %d requests to Plex", len(changes.rows) + len(changes.deleted),
+                 changes.requests)
+        return {"event": "done", "applied": True, "mode": "incremental", "slot": state.live_slot,
+                "settings": sync_settings(cfg), **done}
 
     def _can_apply_changes(self, state: Any) -> bool:
         """Whether the live library can be brought up to date incrementally.
@@ -160,12 +193,12 @@ class Syncer:
             "page_size": cfg.sync.page_size,
             "concurrent_pages": cfg.sync.concurrent_pages,
             "retries": cfg.sync.retries,
-            "live_keywords": list(cfg.sync.live_keywords),
-            "dated_titles_are_live": cfg.sync.dated_titles_are_live,
+            **decoration(cfg),
             "log_level": cfg.daemon.log_level,
             "mode": job.mode,
             "known_server_id": state.plex_server_id,
             "live_count": state.track_count,
+            "generation": state.generation,
             "since": None,
             "deleted": deleted,
         }
@@ -229,16 +262,21 @@ class Syncer:
         job.current = job.total = done["track_count"]
         changed = bool(job.added or job.updated or job.removed)
         server_id, server_name = self._job_server or (None, None)
-        state = await self._store.activate_slot(
-            done["slot"],
-            server_id=server_id,
-            server_name=server_name,
-            synced_at=now(),
-            duration_ms=int((time.monotonic() - t0) * 1000),
-            track_count=done["track_count"],
-            changed=changed,
-            sync_settings=done["settings"],
-        )
+        if done.get("applied"):  # written into the live slot, generation and synced_at included
+            state = await self._store.record_sync(
+                server_id=server_id, server_name=server_name,
+                duration_ms=int((time.monotonic() - t0) * 1000), sync_settings=done["settings"])
+        else:
+            state = await self._store.activate_slot(
+                done["slot"],
+                server_id=server_id,
+                server_name=server_name,
+                synced_at=now(),
+                duration_ms=int((time.monotonic() - t0) * 1000),
+                track_count=done["track_count"],
+                changed=changed,
+                sync_settings=done["settings"],
+            )
         job.phase = "done"
         self.server_changed = False
         if changed:
@@ -262,6 +300,11 @@ class Syncer:
             self.unrecorded_error = error or str(exc)
         self.job = final
         self._publish("sync.finished", final.view())
+
+
+def decoration(cfg: Any) -> dict:
+    """What `live.Decorate` needs of the config."""
+    return {"live_keywords": list(cfg.sync.live_keywords), "dated_titles_are_live": cfg.sync.dated_titles_are_live}
 
 
 def sync_settings(cfg: Any) -> str:

@@ -10,7 +10,7 @@ mark of a concert recording or a bootleg.
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 _DAY = r"(?:0?[1-9]|[12]\d|3[01])"
 _MONTH = r"(?:0?[1-9]|1[0-2])"
@@ -44,3 +44,44 @@ def live_matcher(keywords: Iterable[str], dated_titles_are_live: bool) -> Callab
         return lambda title, album: False
     search = pattern.search
     return lambda title, album: bool(search(title or "") or search(album or ""))
+
+
+class Decorate:
+    """Completes track rows as they leave Plex: ``is_live``; genres -- the track's own
+    ``Genre`` tags where the listing has them, else its album's full list; and the year
+    of tracks whose listing has neither ``year`` nor ``parentYear`` (older servers): the
+    album's, fetched in batches for the albums a page needs (``plex`` given)."""
+
+    def __init__(self, spec: dict, genres: dict[str, list[str]], plex: Any = None):
+        self.genres = genres  # album rating key -> genres; may still be filling up
+        self._plex = plex
+        self._years: dict[str, int | None] = {}  # album rating key -> year (None: it has none)
+        self._is_live_title = live_matcher(spec["live_keywords"], spec["dated_titles_are_live"])
+        self._album_live: dict[str, bool] = {}
+
+    def __call__(self, rows: list[dict]) -> list[dict]:
+        self._fill_years(rows)
+        for row in rows:
+            album = row["album"]
+            live = self._album_live.get(album)
+            if live is None:
+                if len(self._album_live) >= 4096:  # tracks come album by album: keep the memo small
+                    self._album_live.clear()
+                live = self._album_live[album] = self._is_live_title("", album)
+            row["is_live"] = live or self._is_live_title(row["title"], "")
+            own = row.pop("track_genres", None)
+            row["genres"] = sorted(own, key=str.casefold) if own \
+                else self.genres.get(row["album_rating_key"], [])
+        return rows
+
+    def _fill_years(self, rows: list[dict]) -> None:
+        need = sorted({r["album_rating_key"] for r in rows if r["year"] is None and r.get("album_rating_key")}
+                      - self._years.keys())
+        if need and self._plex is not None:
+            if len(self._years) >= 4096:  # tracks come album by album: keep the memo small
+                self._years.clear()
+            found = self._plex.album_years(need)
+            self._years.update({k: found.get(k) for k in need})
+        for row in rows:
+            if row["year"] is None and row.get("album_rating_key"):
+                row["year"] = self._years.get(row["album_rating_key"])

@@ -226,6 +226,7 @@ class Library:
             t = Track(self.new_key(), album_key, title, original_title, index, disc, duration,
                       user_rating, view_count, last_viewed_at, now, now)
             self.put_track(t)
+            self.album_xml.pop(album_key, None)  # its leafCount changed
             created.append((t.rating_key, TYPE_TRACK))
             self._touch_section(now)
             entries = [self._entry(k, typ, STATE_CREATED, now) for k, typ in created]
@@ -239,6 +240,7 @@ class Library:
         with self.lock:
             t = self.tracks.pop(rating_key)
             self.album_tracks[t.album_key].remove(rating_key)
+            self.album_xml.pop(t.album_key, None)  # its leafCount changed
             self.track_xml.pop(rating_key, None)
             self._order = None
             now = self.clock()

@@ -1,0 +1,285 @@
+"""Incremental syncs in place: a change set written into the live slot in one transaction.
+
+A full sync builds the inactive slot and flips (`slots.py`); an incremental one
+changes a few tracks of a large library, so rebuilding every index for it would
+cost as much as a full sync. `LiveSlot.apply` writes the changed, added and
+deleted tracks into the live slot instead, keeping the genre table, the FTS index
+and every index consistent, and `apply_changes` does that together with the
+``generation``/``synced_at`` bump in one write transaction: a reader (WAL) sees
+the whole old library or the whole new one.
+
+Each track has a rank, its place in the default order (``track_ranks_S``, also the
+FTS rowid and the genre rows' ``artist_rank``), spread evenly over 1..RANK_LIMIT at
+a full build. New or moved tracks share out the gap between their ranked
+neighbours; when a gap is too small, `NoRoom` tells the caller to rebuild the slot
+instead. The precomputed library.stats are kept exact (`stats.StatsDelta`). See
+docs/DESIGN.md, "Incremental syncs".
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Iterable
+
+from ..track import KEY_COLUMNS, STORED_COLUMNS, RowEncoder
+from .connection import StoreError, Transaction, connect_worker, read_state
+from .schema import RANK_LIMIT, slot_tables
+from .stats import StatsDelta
+
+_COL = {name: i for i, name in enumerate(STORED_COLUMNS)}
+_CHUNK = 500  # keys per IN (...) lookup
+
+
+class NoRoom(Exception):
+    """No rank is left between two neighbours: rebuild the slot (a full build respaces the ranks)."""
+
+
+def _chunks(items: list, n: int = _CHUNK) -> Iterable[list]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+class LiveSlot:
+    """Reads for change detection, and in-place writes, on one slot through one connection.
+
+    The connection is the caller's: the sync worker's own, or the daemon's writer.
+    `apply` must run inside the caller's write transaction.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, slot: str):
+        self.c = conn
+        self.slot = slot
+        self.t = slot_tables(slot)
+        self._encode = RowEncoder()
+        cols = ", ".join(STORED_COLUMNS)
+        self._insert = f"INSERT INTO {self.t['tracks']} ({cols}) VALUES ({', '.join('?' * len(STORED_COLUMNS))})"
+        self._update = f"UPDATE {self.t['tracks']} SET {', '.join(c + ' = ?' for c in STORED_COLUMNS)} WHERE id = ?"
+        keys = ", ".join(KEY_COLUMNS)
+        self._fts_add = f"INSERT INTO {self.t['fts']} (rowid, {keys}) VALUES (?, {', '.join('?' * len(KEY_COLUMNS))})"
+        self._fts_del = (f"INSERT INTO {self.t['fts']} ({self.t['fts']}, rowid, {keys}) "
+                         f"VALUES ('delete', ?, {', '.join('?' * len(KEY_COLUMNS))})")
+
+    # -- reads (outside or inside a transaction)
+
+    def count(self) -> int:
+        return self.c.execute(f"SELECT count(*) FROM {self.t['tracks']}").fetchone()[0]
+
+    def albums_of(self, keys: Iterable[str]) -> dict[str, str | None]:
+        """rating_key -> album_rating_key, for the keys the slot holds."""
+        out: dict[str, str | None] = {}
+        for chunk in _chunks(list(keys)):
+            out.update(self.c.execute(
+                f"SELECT rating_key, album_rating_key FROM {self.t['tracks']} "
+                "WHERE rating_key IN (SELECT value FROM json_each(?))", (json.dumps(chunk),)))
+        return out
+
+    def album_counts(self) -> dict[str | None, int]:
+        """album_rating_key -> how many tracks the slot holds of it (from its index)."""
+        return dict(self.c.execute(
+            f"SELECT album_rating_key, count(*) FROM {self.t['tracks']} GROUP BY album_rating_key"))
+
+    # -- Plex's full key list against the slot's, without holding either in memory
+
+    def begin_listing(self) -> None:
+        """Start recording the keys Plex lists (a temporary table); see `unlisted_keys`."""
+        self.c.execute("CREATE TEMP TABLE IF NOT EXISTS listed (rating_key TEXT PRIMARY KEY) WITHOUT ROWID")
+        self.c.execute("DELETE FROM temp.listed")
+
+    def list_keys(self, keys: list[str]) -> set[str]:
+        """Record ``keys`` as listed by Plex; returns those the slot does not hold."""
+        self.c.executemany("INSERT OR IGNORE INTO temp.listed VALUES (?)", [(k,) for k in keys])
+        return set(keys) - set(self.albums_of(keys))
+
+    def unlisted_keys(self) -> list[str]:
+        """The slot's keys Plex did not list since `begin_listing` (the tracks it deleted)."""
+        return [r[0] for r in self.c.execute(f"SELECT rating_key FROM {self.t['tracks']} WHERE rating_key NOT IN "
+                                             "(SELECT rating_key FROM temp.listed)")]
+
+    def keys_of_album(self, album_key: str) -> set[str]:
+        return {r[0] for r in self.c.execute(
+            f"SELECT rating_key FROM {self.t['tracks']} WHERE album_rating_key = ?", (album_key,))}
+
+    # -- writes (inside the caller's transaction)
+
+    def apply(self, rows: list[dict], deleted: Iterable[str]) -> tuple[int, int, int]:
+        """Write ``rows`` (upserts by rating_key) and remove ``deleted``; (added, updated, removed).
+
+        A row equal to what the slot holds changes nothing and is not counted. Tracks
+        are written first; then the ranks, FTS entries and genre rows of the new and
+        changed ones (`_place`), and the stats. Raises `NoRoom` (the caller's
+        transaction rolls everything back)."""
+        new: dict[str, tuple] = {}
+        for row in rows:
+            values = self._encode(row)
+            new[values[0]] = values
+        gone = [k for k in dict.fromkeys(deleted) if k not in new]
+        old = self._stored(list(new) + gone)
+        stats = StatsDelta(self.c, self.t)
+        removed = 0
+        for rk in gone:
+            if rk in old:
+                tid, values = old[rk]
+                self._unindex(tid, values, keep_rank=False)
+                self.c.execute(f"DELETE FROM {self.t['tracks']} WHERE id = ?", (tid,))
+                stats.add(dict(zip(STORED_COLUMNS, values)), -1)
+                removed += 1
+        added = updated = 0
+        placed: list[tuple[int, tuple, int | None]] = []  # (track id, values, its rank if it keeps one)
+        for rk, values in new.items():
+            before = old.get(rk)
+            if before is None:
+                tid = self.c.execute(self._insert, values).lastrowid
+                added += 1
+                placed.append((tid, values, None))
+            elif before[1] != values:
+                tid = before[0]
+                keep = _sort_key(before[1]) == _sort_key(values)
+                rank = self._unindex(tid, before[1], keep_rank=keep)
+                self.c.execute(self._update, (*values, tid))
+                stats.add(dict(zip(STORED_COLUMNS, before[1])), -1)
+                updated += 1
+                placed.append((tid, values, rank))
+            else:
+                continue
+            stats.add(dict(zip(STORED_COLUMNS, values)))
+        self._place(placed)
+        stats.flush()
+        return added, updated, removed
+
+    def _stored(self, keys: list[str]) -> dict[str, tuple[int, tuple]]:
+        out: dict[str, tuple[int, tuple]] = {}
+        cols = ", ".join(STORED_COLUMNS)
+        for chunk in _chunks(keys):
+            for row in self.c.execute(f"SELECT id, {cols} FROM {self.t['tracks']} "
+                                      "WHERE rating_key IN (SELECT value FROM json_each(?))", (json.dumps(chunk),)):
+                out[row[1]] = (row[0], tuple(row[1:]))
+        return out
+
+    def _unindex(self, tid: int, values: tuple, *, keep_rank: bool) -> int | None:
+        """Take a track out of the FTS index and the genre table (and the ranks, unless it
+        keeps its rank); the rank it keeps."""
+        t = self.t
+        row = self.c.execute(f"SELECT rank FROM {t['ranks']} WHERE track_id = ?", (tid,)).fetchone()
+        if row is not None:
+            self.c.execute(self._fts_del, (row[0], *(values[_COL[k]] for k in KEY_COLUMNS)))
+            if not keep_rank:
+                self.c.execute(f"DELETE FROM {t['ranks']} WHERE rank = ?", (row[0],))
+        self.c.execute(f"DELETE FROM {t['genres']} WHERE track_id = ?", (tid,))
+        return row[0] if row is not None and keep_rank else None
+
+    def _place(self, placed: list[tuple[int, tuple, int | None]]) -> None:
+        """Ranks, FTS entries and genre rows for written tracks; those without a rank share
+        out the gaps between their ranked neighbours in the default order (the tracks
+        being placed have no rank yet, so they are never neighbours). Tracks falling into
+        the same gap are spread evenly across it."""
+        gaps: dict[tuple[int, int], list[tuple[tuple, int, tuple]]] = {}
+        for tid, values, rank in placed:
+            if rank is not None:
+                self._index(tid, values, rank)
+                continue
+            v = dict(zip(STORED_COLUMNS, values))
+            order = (v["artist_key"], v["album_key"], v["disc_number"] is None, v["disc_number"] or 0,
+                     v["track_number"] is None, v["track_number"] or 0, tid)
+            gaps.setdefault(self._gap(tid, v["artist_key"], v["album_key"]), []).append((order, tid, values))
+        for (lo, hi), members in gaps.items():
+            if hi - lo <= len(members):
+                raise NoRoom(f"{len(members)} tracks between ranks {lo} and {hi}")
+            members.sort(key=lambda m: m[0])
+            for i, (_, tid, values) in enumerate(members, 1):
+                rank = lo + (hi - lo) * i // (len(members) + 1)
+                self.c.execute(f"INSERT INTO {self.t['ranks']} (rank, track_id) VALUES (?, ?)", (rank, tid))
+                self._index(tid, values, rank)
+
+    def _index(self, tid: int, values: tuple, rank: int) -> None:
+        self.c.execute(self._fts_add, (rank, *(values[_COL[k]] for k in KEY_COLUMNS)))
+        v = dict(zip(STORED_COLUMNS, values))
+        self.c.executemany(
+            f"INSERT INTO {self.t['genres']} (genre_key, track_id, name, year, user_rating, is_live, artist_rank) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(self._encode.folded(name), tid, name, v["year"], v["user_rating"], v["is_live"], rank)
+             for name in json.loads(v["genres"] or "[]")])
+
+    def _gap(self, tid: int, artist: str, album: str) -> tuple[int, int]:
+        """(the rank of the ranked track just before ``tid`` in the default order, or 0;
+        the rank of the one just after it, or RANK_LIMIT + 1)."""
+        t, r = self.t["tracks"], self.t["ranks"]
+        group = self.c.execute(
+            f"SELECT t.id, t.disc_number, t.track_number, (SELECT rank FROM {r} WHERE track_id = t.id) "
+            f"FROM {t} t WHERE t.artist_key = ? AND t.album_key = ?", (artist, album)).fetchall()
+        group.sort(key=lambda g: (g[1] is None, g[1] or 0, g[2] is None, g[2] or 0, g[0]))
+        at = next(i for i, g in enumerate(group) if g[0] == tid)
+        lo = max((g[3] for g in group[:at] if g[3] is not None), default=None)
+        hi = min((g[3] for g in group[at + 1:] if g[3] is not None), default=None)
+        ranked = f"EXISTS (SELECT 1 FROM {r} WHERE track_id = t.id)"
+        if lo is None:
+            prev = self.c.execute(
+                f"SELECT t.artist_key, t.album_key FROM {t} t WHERE (t.artist_key, t.album_key) < (?, ?) "
+                f"AND {ranked} ORDER BY t.artist_key DESC, t.album_key DESC LIMIT 1", (artist, album)).fetchone()
+            lo = self._group_rank("max", prev) if prev else 0
+        if hi is None:
+            nxt = self.c.execute(
+                f"SELECT t.artist_key, t.album_key FROM {t} t WHERE (t.artist_key, t.album_key) > (?, ?) "
+                f"AND {ranked} ORDER BY t.artist_key, t.album_key LIMIT 1", (artist, album)).fetchone()
+            hi = self._group_rank("min", nxt) if nxt else RANK_LIMIT + 1
+        return lo, hi
+
+    def _group_rank(self, agg: str, group: tuple) -> int:
+        t, r = self.t["tracks"], self.t["ranks"]
+        return self.c.execute(f"SELECT {agg}(rank) FROM {r} WHERE track_id IN "
+                              f"(SELECT id FROM {t} WHERE artist_key = ? AND album_key = ?)", group).fetchone()[0]
+
+
+def _sort_key(values: tuple) -> tuple:
+    return tuple(values[_COL[c]] for c in ("artist_key", "album_key", "disc_number", "track_number"))
+
+
+def apply_changes(conn: sqlite3.Connection, *, slot: str, generation: int, rows: list[dict],
+                  deleted: Iterable[str], synced_at: int, albums: dict[str, set[str]] | None = None) -> dict:
+    """`LiveSlot.apply` and the sync-state bump, in one write transaction.
+
+    ``albums`` maps album keys to every track key Plex has in them: cached tracks of
+    those albums that are neither there nor in ``rows`` are deleted too. Refuses
+    (StoreError) when the live slot or generation is no longer the one the change
+    set was computed against. Returns the counts, the track count and the new
+    generation (+1 only if something changed)."""
+    try:
+        with Transaction(conn):
+            state = read_state(conn)
+            if state.live_slot != slot or state.generation != generation:
+                raise StoreError("the cached library changed while this sync ran; it was not applied")
+            live = LiveSlot(conn, slot)
+            deleted = set(deleted)
+            upserted = {r.get("rating_key") for r in rows}
+            for album, on_plex in (albums or {}).items():
+                deleted |= live.keys_of_album(album) - on_plex - upserted
+            added, updated, removed = live.apply(rows, deleted)
+            changed = 1 if (added or updated or removed) else 0
+            count = state.track_count + added - removed
+            conn.execute("UPDATE sync_state SET generation = generation + ?, synced_at = ?, track_count = ?, "
+                         "last_error = NULL WHERE id = 1", (changed, synced_at, count))
+    except sqlite3.Error as exc:
+        raise StoreError(f"applying changes to slot {slot} failed: {exc}") from None
+    return {"added": added, "updated": updated, "removed": removed, "track_count": count,
+            "generation": generation + changed}
+
+
+class InPlaceWriter:
+    """The sync worker's handle for an incremental sync in place: reads of the live slot, then one
+    `apply` (`apply_changes` on the worker's own connection)."""
+
+    def __init__(self, db_path: Path, slot: str, generation: int):
+        self.slot, self.generation = slot, generation
+        try:
+            self._conn = connect_worker(Path(db_path))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the cache {db_path}: {exc}") from None
+        self.live = LiveSlot(self._conn, slot)
+
+    def apply(self, rows: list[dict], deleted: Iterable[str], synced_at: int) -> dict:
+        return apply_changes(self._conn, slot=self.slot, generation=self.generation, rows=rows,
+                             deleted=deleted, synced_at=synced_at)
+
+    def close(self) -> None:
+        self._conn.close()

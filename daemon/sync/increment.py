@@ -1,0 +1,174 @@
+"""Incremental syncs in the worker: read what changed, find deletions cheaply, apply in place.
+
+What changed since ``spec["since"]`` comes from Plex's "changed since" listings
+(tracks, and the tracks of changed albums and artists: an album edit or an artist
+rename does not touch its tracks' ``updatedAt``). Deletions never show up there, so:
+
+1. Plex's track count (one request for ``totalSize``) is compared with what the
+   cache will hold after the changes. Equal: nothing else was deleted (an
+   addition is always reported, so it cannot hide a deletion in the count).
+2. Otherwise each album's track count (``leafCount`` in the album listing) is
+   compared with the cache's, and only the albums that differ or disappeared are
+   listed (``/library/metadata/{album}/children``); an artist that disappeared
+   takes its albums with it.
+3. Only if the counts still disagree (tracks without an album, a server that
+   sends no ``leafCount``) is every track key listed, as before.
+
+The change set is then written into the live slot in one transaction
+(`store.InPlaceWriter`), unless it is larger than ``INPLACE_MAX`` tracks or the
+ranks leave no room, in which case the inactive slot is rebuilt from a copy of
+the live one (the old way) and flipped. See docs/DESIGN.md, "Incremental syncs".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+from ..timeutil import now
+
+log = logging.getLogger("mediasaged.sync.increment")
+
+# Past this many changed tracks a rebuild of the inactive slot is the better tool:
+# one write transaction stays short (about 0.1 s per 1,000 tracks), and readers
+# never wait on it either way.
+INPLACE_MAX = 20_000
+
+
+class ChangeSet:
+    """Track rows to upsert and keys to delete, decorated as they arrive."""
+
+    def __init__(self, plex: Any, decorate: Callable[[list[dict]], list[dict]], genres: dict):
+        self._plex = plex
+        self._decorate = decorate
+        self._genres = genres  # album key -> genres, shared with `decorate`
+        self.rows: dict[str, dict] = {}
+        self.deleted: set[str] = set()
+        self.skipped: Counter = Counter()  # reason -> items Plex listed that could not be mirrored
+
+    def add(self, rows: list[dict]) -> None:
+        rows = [r for r in rows if r.get("rating_key")]
+        albums = {r["album_rating_key"] for r in rows if r.get("album_rating_key")}
+        self._genres.update(self._plex.genres_of_albums(sorted(albums - self._genres.keys())))
+        for row in self._decorate(rows):
+            self.rows[row["rating_key"]] = row
+            self.deleted.discard(row["rating_key"])
+
+    def delete(self, keys: Any) -> None:
+        for key in keys:
+            self.rows.pop(key, None)
+            self.deleted.add(key)
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.deleted)
+
+
+def read_changes(plex: Any, spec: dict, changes: ChangeSet, progress: Callable[[int], None]) -> None:
+    """Everything Plex reports as changed since ``spec["since"]``."""
+    since = spec["since"]
+    for rows in plex.iter_track_pages(spec["page_size"], updated_since=since):
+        changes.add(rows)
+        progress(len(changes))
+    changes.skipped.update(plex.ledger.skipped)
+    for album_key in plex.changed_album_keys(since):
+        changes.add(plex.album_tracks(album_key))
+        progress(len(changes))
+    for artist_key in plex.changed_artist_keys(since):
+        for rows in plex.iter_track_pages(spec["page_size"], artist_key=artist_key):
+            changes.add(rows)
+            progress(len(changes))
+        changes.skipped.update(plex.ledger.skipped)
+
+
+def count_after(live: Any, live_count: int, changes: ChangeSet) -> tuple[int, dict[str, Any]]:
+    """(how many tracks the cache holds once ``changes`` are applied, rating key -> cached album)."""
+    present = live.albums_of(list(changes.rows) + list(changes.deleted))
+    added = sum(1 for k in changes.rows if k not in present)
+    removed = sum(1 for k in changes.deleted if k in present)
+    return live_count + added - removed, present
+
+
+def find_deletions(plex: Any, live: Any, live_count: int, changes: ChangeSet) -> bool:
+    """Add the tracks Plex deleted to ``changes`` (steps 1 and 2 of the module docstring).
+
+    Returns True when the counts agree afterwards, False when only a full key
+    listing can decide."""
+    plex_total = plex.track_count()
+    expected, present = count_after(live, live_count, changes)
+    if expected == plex_total:
+        return True
+    leaf = plex.album_leaf_counts()
+    if leaf is None:
+        return False
+    cached = live.album_counts()
+    for key in changes.deleted:
+        if key in present:
+            cached[present[key]] = cached.get(present[key], 0) - 1
+    for key, row in changes.rows.items():
+        if key in present:
+            cached[present[key]] = cached.get(present[key], 0) - 1
+        album = row.get("album_rating_key")
+        cached[album] = cached.get(album, 0) + 1
+    differ = sorted(a for a in cached.keys() | leaf.keys() if a and cached.get(a, 0) != leaf.get(a, 0))
+    log.info("track count %d, expected %d: listing %d albums whose track count differs",
+             plex_total, expected, len(differ))
+    for album in differ:
+        rows = plex.album_tracks(album) if album in leaf else []
+        on_plex = {r["rating_key"] for r in rows if r.get("rating_key")}
+        changes.add(rows)
+        changes.delete([k for k in live.keys_of_album(album) if k not in on_plex and k not in changes.rows])
+    return count_after(live, live_count, changes)[0] == plex_total
+
+
+def list_every_key(plex: Any, spec: dict, live: Any, changes: ChangeSet) -> None:
+    """Step 3: Plex's whole key list against the cache's (tracks the cache lacks are added).
+
+    The keys go through a temporary table, not this process's memory."""
+    live.begin_listing()
+    missing: list[dict] = []
+    plex.track_count()  # the count the listing is checked against, as a full sync's is
+    for rows in plex.iter_track_pages(spec["page_size"]):
+        unknown = live.list_keys([row["rating_key"] for row in rows])
+        missing.extend(row for row in rows if row["rating_key"] in unknown and row["rating_key"] not in changes.rows)
+    plex.verify_listing()
+    changes.skipped.update(plex.ledger.skipped)
+    changes.delete(k for k in live.unlisted_keys() if k not in changes.rows)
+    if missing:
+        changes.add(missing)
+    log.info("reconciled with Plex's track list: %d missing tracks added", len(missing))
+
+
+def run_incremental(spec: dict, plex: Any, decorate_for: Callable[[dict], Any], emit: Callable[..., None],
+                    rebuild: Callable[[ChangeSet], dict], still_wanted: Callable[[], None]) -> dict:
+    """One incremental job on a connected ``plex`` of the cached server; the ``done`` summary.
+
+    ``still_wanted`` raises if the daemon that started us is gone: nothing is written then."""
+    from ..store import InPlaceWriter, NoRoom
+
+    genres: dict = {}
+    changes = ChangeSet(plex, decorate_for(genres), genres)
+    changes.delete(spec.get("deleted", ()))
+    emit("progress", phase="changes", current=0, total=None)
+    read_changes(plex, spec, changes, lambda n: emit("progress", phase="changes", current=n, total=None))
+    writer = InPlaceWriter(Path(spec["db_path"]), spec["live_slot"], spec["generation"])
+    try:
+        live_count = writer.live.count()
+        emit("progress", phase="checking", current=len(changes), total=None)
+        if not find_deletions(plex, writer.live, live_count, changes):
+            list_every_key(plex, spec, writer.live, changes)
+        still_wanted()
+        if len(changes) > INPLACE_MAX:
+            log.info("%d changes: rebuilding the slot instead of changing it in place", len(changes))
+            return {**rebuild(changes), "skipped": dict(changes.skipped)}
+        emit("progress", phase="applying", current=len(changes), total=len(changes))
+        try:
+            summary = writer.apply(list(changes.rows.values()), changes.deleted, synced_at=now())
+        except NoRoom:
+            log.info("no room left in the default order's ranks: rebuilding the slot")
+            return {**rebuild(changes), "skipped": dict(changes.skipped)}
+    finally:
+        writer.close()
+    return {**summary, "slot": spec["live_slot"], "mode": "incremental", "applied": True,
+            "skipped": dict(changes.skipped)}

@@ -1,0 +1,130 @@
+"""Benchmark: what keeping the cache fresh costs, as a share of a full sync measured in the same run.
+
+    .venv/bin/python scripts/bench_fresh.py [--tracks 100000] [--large 1000000]
+
+For each library size, one emulator (in this process, so the script can edit its
+library) and one daemon (its own process):
+
+1. a full sync (the yardstick);
+2. incremental syncs: nothing changed; 10 tracks edited; 1% of the tracks edited with
+   0.1% added and 0.1% deleted; one album's genres changed;
+3. one notified edit: following Plex's notifications (turned on with SIGHUP), one
+   track is edited and the time from the end of the quiet period (PLEX_QUIET after
+   the notification) to the daemon's ``library.changed`` event is measured.
+
+With ``--large N`` the 10-edit and notified cases are repeated on N tracks (the
+full sync is measured there too). Prints a table; the numbers go into
+docs/PERFORMANCE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import Rpc, daemon, wait_job  # noqa: E402
+
+from mediasaged.daemon import PLEX_QUIET  # noqa: E402
+from tests.emulator import PlexEmulator, generate_library  # noqa: E402
+from tests.emulator.render import prerender  # noqa: E402
+
+
+def timed_sync(rpc: Rpc, mode: str) -> tuple[float, dict]:
+    t0 = time.perf_counter()
+    job = wait_job(rpc, rpc.call("sync.start", mode=mode)["job_id"], interval=0.005)
+    elapsed = time.perf_counter() - t0
+    if job["state"] != "succeeded":
+        raise SystemExit(f"sync failed: {job}")
+    return elapsed, job
+
+
+def notified_edit(emu: PlexEmulator, path: Path, key: str) -> float:
+    """Seconds from the end of the quiet period to library.changed, for one notified edit."""
+    sub = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sub.connect(str(path))
+    f = sub.makefile("rwb")
+    f.write(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "events.subscribe",
+                        "params": {"events": ["library.changed"]}}).encode() + b"\n")
+    f.flush()
+    f.readline()
+    t0 = time.perf_counter()
+    emu.edit_track(key, title=f"Notified edit {t0}")
+    while True:
+        msg = json.loads(f.readline())
+        if msg.get("method") == "library.changed":
+            elapsed = time.perf_counter() - t0 - PLEX_QUIET
+            break
+    f.close()
+    sub.close()
+    return elapsed
+
+
+def run(tracks: int, cases: set[str]) -> dict:
+    rng = random.Random(tracks)
+    lib = generate_library(tracks, seed=1)
+    prerender(lib)
+    out: dict[str, float] = {}
+    with PlexEmulator(lib, token="bench-token") as emu, \
+            daemon(emu.url, "bench-token", plex_events=False) as (proc, path):
+        rpc = Rpc(path)
+        out["full"], _ = timed_sync(rpc, "full")
+        keys = sorted(lib.tracks, key=int)
+        albums = sorted(lib.albums, key=int)
+        if "unchanged" in cases:
+            out["unchanged"], _ = timed_sync(rpc, "incremental")
+        for k in rng.sample(keys, 10):
+            emu.edit_track(k, title=f"Edited {k}")
+        out["10 edited"], _ = timed_sync(rpc, "incremental")
+        if "1%" in cases:
+            edit = rng.sample(keys, tracks // 100)
+            for k in edit:
+                emu.edit_track(k, user_rating=float(rng.randrange(11)))
+            for k in rng.sample([k for k in keys if k not in set(edit)], tracks // 1000):
+                emu.delete_track(k)
+            for i in range(tracks // 1000):
+                emu.add_track(title=f"Added {i}", album_key=rng.choice(albums))
+            out["1% edited, 0.1% added, 0.1% deleted"], _ = timed_sync(rpc, "incremental")
+        if "album genres" in cases:
+            emu.set_album_genres(rng.choice(albums), ["Krautrock", "Ambient", "Drone"])
+            out["one album's genres"], _ = timed_sync(rpc, "incremental")
+        # follow Plex's notifications from here on
+        config = path.parent / "config.yaml"
+        config.write_text(config.read_text().replace("plex_events: false", "plex_events: true"))
+        proc.send_signal(signal.SIGHUP)
+        if not emu.wait_for_ws_clients(1, 30):
+            raise SystemExit("the daemon did not follow Plex's notifications")
+        samples = [notified_edit(emu, path, k) for k in rng.sample(list(emu.library.tracks), 5)]
+        out["notified edit (after the quiet period), median of 5"] = sorted(samples)[2]
+        rpc.close()
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tracks", type=int, default=100_000)
+    p.add_argument("--large", type=int, default=0, help="also measure the 10-edit and notified cases at this size")
+    args = p.parse_args()
+    small = run(args.tracks, {"unchanged", "1%", "album genres"})
+    large = run(args.large, set()) if args.large else {}
+    print(f"| case | {args.tracks:,} tracks | % of full |" + (f" {args.large:,} tracks | % of full | ×{args.tracks:,} |"
+                                                               if large else ""))
+    print("|---|---|---|" + ("---|---|---|" if large else ""))
+    for case, seconds in small.items():
+        row = f"| {case} | {seconds * 1000:,.0f} ms | {100 * seconds / small['full']:.1f}% |"
+        if large:
+            big = large.get(case)
+            row += (f" {big * 1000:,.0f} ms | {100 * big / large['full']:.1f}% | {big / seconds:.2f} |" if big is not None
+                    else " | | |")
+        print(row)
+
+
+if __name__ == "__main__":
+    main()
