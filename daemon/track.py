@@ -1,7 +1,7 @@
 """The Track: one ordered table of its fields, and everything derived from it (pure).
 
 `FIELDS` is the only list of a Track's fields. From it come the slot table's
-columns (`columns_ddl`), the values a row is stored as (`to_sql_values`), the
+columns (`columns_ddl`), the values a row is stored as (`RowEncoder`), the
 SELECT list and the SQLite-built JSON the daemon answers with (`SELECT_SQL`,
 `TRACK_JSON_SQL`), the Python object (`row_to_track`) and the published JSON
 Schema (`TRACK_SCHEMA`). The order of `FIELDS` is the key order of a track
