@@ -35,7 +35,7 @@ def random_row(rng: random.Random, key: str) -> dict:
 
 
 async def full_sync(store: Store, rows: list[dict]) -> None:
-    state = await store.state()
+    state = await disk_state(store)
     slot = inactive_slot(state)
     writer = SlotWriter(store.path, slot)
     try:
@@ -47,8 +47,13 @@ async def full_sync(store: Store, rows: list[dict]) -> None:
                               duration_ms=1, track_count=summary["track_count"], changed=True)
 
 
+async def disk_state(store: Store):
+    """The sync state as a reader sees it (the store's own copy follows only its own writes)."""
+    return await store.read(lambda ctx: ctx.state, require_synced=False)
+
+
 async def apply(store: Store, rows: list[dict], deleted: list[str]) -> dict:
-    state = await store.state()
+    state = await disk_state(store)
     writer = InPlaceWriter(store.path, state.live_slot, state.generation)
     try:
         return writer.apply(rows, deleted, synced_at=1_900_000_000)
@@ -112,7 +117,7 @@ async def test_a_change_set_in_place_answers_like_a_rebuild(stores, seed):
             edited[k] = row
         added = {f"n{round_}-{i}": random_row(rng, f"n{round_}-{i}") for i in range(25)}
         unchanged = {k: library[k] for k in to_resend}  # re-sent as they are
-        before = await live.state()
+        before = await disk_state(live)
         summary = await apply(live, [*edited.values(), *added.values(), *unchanged.values()], deleted)
         for k in deleted:
             library.pop(k, None)
@@ -121,7 +126,7 @@ async def test_a_change_set_in_place_answers_like_a_rebuild(stores, seed):
         assert summary["added"] == len(added)
         assert summary["removed"] == len(deleted)
         assert 0 < summary["updated"] <= len(edited)
-        state = await live.state()
+        state = await disk_state(live)
         assert state.generation == before.generation + 1 and state.track_count == len(library)
         assert state.live_slot == before.live_slot  # in place: no flip
 
@@ -158,9 +163,9 @@ async def test_nothing_changed_keeps_the_generation_but_records_the_sync(stores)
     rows = [random_row(rng, str(k)) for k in range(50)]
     store = await stores("s")
     await full_sync(store, rows)
-    before = await store.state()
+    before = await disk_state(store)
     summary = await apply(store, rows[:10], [])
-    after = await store.state()
+    after = await disk_state(store)
     assert summary == {"added": 0, "updated": 0, "removed": 0, "track_count": 50,
                        "generation": before.generation}
     assert after.generation == before.generation and after.synced_at == 1_900_000_000
@@ -170,7 +175,7 @@ async def test_a_change_set_is_refused_when_the_library_moved_on(stores):
     rng = random.Random(2)
     store = await stores("s")
     await full_sync(store, [random_row(rng, str(k)) for k in range(20)])
-    state = await store.state()
+    state = await disk_state(store)
     writer = InPlaceWriter(store.path, state.live_slot, state.generation)
     try:
         await full_sync(store, [random_row(rng, str(k)) for k in range(20)])  # a full sync flipped meanwhile
@@ -178,7 +183,7 @@ async def test_a_change_set_is_refused_when_the_library_moved_on(stores):
             writer.apply([random_row(rng, "x")], [], synced_at=1)
     finally:
         writer.close()
-    assert (await store.state()).track_count == 20
+    assert (await disk_state(store)).track_count == 20
 
 
 async def test_no_room_between_ranks_asks_for_a_rebuild_and_changes_nothing(stores):
@@ -191,7 +196,7 @@ async def test_no_room_between_ranks_asks_for_a_rebuild_and_changes_nothing(stor
         for i in range(64):
             await apply(store, [track_row(f"s{i}", artist="A", album="X", album_rating_key="x", track_number=1,
                                           genres=["Rock"])], [])
-    state = await store.state()
+    state = await disk_state(store)
     count = await store.read(lambda ctx: ctx.run("SELECT count(*) FROM {tracks}")[0][0])
     assert count == state.track_count == 2 + i  # the refused change set left nothing behind
     await check_ranks(store)

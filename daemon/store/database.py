@@ -322,9 +322,15 @@ class Store:
     async def apply_changes(self, *, slot: str, generation: int, rows: list[dict], deleted: Iterable[str],
                             albums: dict[str, set[str]], synced_at: int) -> dict:
         """A change set written into the live slot on the writer thread (see store/increments.py)."""
-        return await self._on(self._writer, lambda: apply_changes(
-            self._wconn, slot=slot, generation=generation, rows=rows, deleted=deleted, albums=albums,
-            synced_at=synced_at))
+        def run() -> dict:
+            done = apply_changes(self._wconn, slot=slot, generation=generation, rows=rows, deleted=deleted,
+                                 albums=albums, synced_at=synced_at)
+            try:
+                self._state = read_state(self._wconn)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cache database read failed: {exc}") from None
+            return done
+        return await self._on(self._writer, run)
 
     async def record_sync(self, *, server_id: str | None, server_name: str | None, duration_ms: int | None,
                           sync_settings: str | None) -> State:
