@@ -1,12 +1,13 @@
 # The two commands a newcomer needs (see README):
 #   make demo   install, then run the demo against the bundled Plex emulator
-#   make test   install, then run the test suite
+#   make test   run the test suite on every Python 3.11-3.13 present, each in its own venv
+#   make check  the suite once, on the default .venv (quicker while working)
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-large bench bench-scale clean
+.PHONY: install demo test check sdist-check test-large bench bench-scale clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +20,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) scripts/demo.py
 
-test: $(STAMP)
+test:
+	scripts/test_pythons.sh
+
+check: $(STAMP)
 	$(PY) -m pytest -q
+
+sdist-check:
+	scripts/check_sdist.sh $(PYTHON)
 
 # A million tracks (tests/test_large.py): exactness and the memory bound; 10-20 minutes.
 test-large: $(STAMP)
@@ -34,4 +41,4 @@ bench: $(STAMP)
 	$(PY) scripts/bench_query.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .venv-3.* build dist *.egg-info

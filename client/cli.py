@@ -15,12 +15,12 @@ import os
 import sys
 from typing import Sequence, TextIO
 
-from . import __version__
+from . import __version__, formats
 from .commands import COMMANDS, PROG, Context
-from .errors import ClientError, UsageError
+from .discovery import discover
+from .errors import ClientError, Unreachable, UsageError
 from .exitcodes import ExitCode
 from .params import parse_call_params, request_for, time_arg
-from .paths import resolve_socket_path
 from .rpc import RpcClient
 
 # ``request_for``/``time_arg``/``parse_call_params`` are re-exported: part of this
@@ -86,14 +86,27 @@ def _alternatives(text: str) -> int:
     return value
 
 
+def _format(text: str) -> str:
+    try:
+        return formats.check(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--format: ")) from None
+
+
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """The global options; on subcommands too (``mediasagectl status --json`` works)."""
     default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
     parser.add_argument("--socket", metavar="PATH", default=default(None),
-                        help="daemon socket (default: $MEDIASAGE_SOCKET, else daemon.socket "
-                             "of $MEDIASAGE_CONFIG or ./config.yaml, else data/mediasaged.sock)")
+                        help="daemon socket (default: $MEDIASAGE_SOCKET, else daemon.socket of "
+                             "the config found, else /run/mediasaged/mediasaged.sock)")
+    parser.add_argument("--config", metavar="PATH", default=default(None),
+                        help="config file whose daemon.socket to use (default: $MEDIASAGE_CONFIG, "
+                             "./config.yaml, /etc/mediasaged/config.yaml)")
     parser.add_argument("--json", action="store_true", default=default(False),
-                        help="print the raw JSON result(s) instead of text")
+                        help="print the raw JSON result(s) instead of text (= --format json)")
+    parser.add_argument("--format", metavar="FORMAT", type=_format, default=default(None),
+                        help="table, tsv, json, or a template like '{artist} - {title}' "
+                             "(default: table on a terminal, else tsv)")
     parser.add_argument("--timeout", metavar="SECONDS", type=_positive_float,
                         default=default(DEFAULT_TIMEOUT),
                         help=f"seconds to wait for each call (default {DEFAULT_TIMEOUT:g})")
@@ -182,9 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("call", "raw JSON-RPC call; prints the JSON result")
     p.add_argument("method", metavar="METHOD")
-    p.add_argument("params", nargs="*", metavar="JSON | key=value",
-                   help="one JSON object/array, or key=value pairs (values parsed as JSON "
-                        "when they parse, else taken as strings)")
+    p.add_argument("params", nargs="*", metavar="JSON | key=string | key:=json",
+                   help="one JSON object/array, or pairs: key=value sends the value as a "
+                        "string, key:=value as JSON (httpie style)")
+
+    p = add("help", "the daemon's methods (from rpc.discover), or one METHOD in full")
+    p.add_argument("method", nargs="?", metavar="METHOD")
+
+    p = sub.add_parser("completion", help="print a shell completion script",
+                       description="Print a completion script: bash (source it), zsh (put it "
+                                   "in $fpath as _mediasagectl), fish (~/.config/fish/completions/).")
+    p.add_argument("shell", choices=["bash", "zsh", "fish"])
+    sub.add_parser("manpage", help="print the man page (roff)",
+                   description="Print mediasagectl(1) in roff, e.g. > /usr/local/share/man/man1/mediasagectl.1")
     return parser
 
 
@@ -208,10 +231,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 # -- entry point -----------------------------------------------------------------
 
 def run(ns: argparse.Namespace, out: TextIO, err: TextIO) -> ExitCode:
-    socket_path = resolve_socket_path(ns.socket, os.environ, os.getcwd())
-    with RpcClient(socket_path, timeout=ns.timeout) as rpc:
-        ctx = Context(rpc=rpc, out=out, err=err, json=ns.json, socket=socket_path)
-        return COMMANDS[ns.command](ctx, ns)
+    if ns.command in ("completion", "manpage"):  # nothing to ask the daemon
+        from .shell import completion, manpage
+
+        out.write(completion(build_parser(), ns.shell) if ns.command == "completion"
+                  else manpage(build_parser()))
+        return ExitCode.OK
+    choice = discover(ns.socket, ns.config, os.environ, os.getcwd())
+    if choice.path is None:
+        raise Unreachable("", "not_found", choice.explain())
+    try:
+        with RpcClient(choice.path, timeout=ns.timeout) as rpc:
+            ctx = Context(rpc=rpc, out=out, err=err, socket=choice.path,
+                          format=formats.choose(ns.format, ns.json, _isatty(out)),
+                          symbols=formats.locale_is_utf8(os.environ))
+            return COMMANDS[ns.command](ctx, ns)
+    except Unreachable as exc:
+        if exc.reason in ("missing", "refused", "not_socket") and choice.source != "--socket":
+            raise exc.with_context(f"socket from {choice.source}; {choice.explain()}") from None
+        raise
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:

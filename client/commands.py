@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
-from . import fmt
+from . import fmt, formats
 from .errors import DaemonError
 from .exitcodes import ExitCode
 from .params import ALL_EVENTS, SYNC_EVENTS, request_for
@@ -33,9 +33,41 @@ class Context:
     rpc: RpcClient
     out: TextIO
     err: TextIO
-    json: bool
+    format: str           # table, tsv, json or a {field} template (see formats.choose)
     socket: str
+    symbols: bool = True  # ★ · and box drawing (a UTF-8 locale); ASCII stand-ins otherwise
     clock: Callable[[], float] = time.monotonic
+
+    @property
+    def json(self) -> bool:
+        return self.format == "json"
+
+    @property
+    def template(self) -> str | None:
+        return self.format if formats.is_template(self.format) else None
+
+    def rows(self, rows: list[dict]) -> None:
+        """Each row through the template."""
+        for row in rows:
+            self.line(formats.render_template(self.format, row))
+
+    def result(self, value: Any) -> bool:
+        """Print ``value`` as JSON or through the template; False when text is wanted instead."""
+        if self.json:
+            self.dump(value)
+        elif self.template:
+            self.rows(value if isinstance(value, list) else [value])
+        else:
+            return False
+        return True
+
+    def note(self, text: str) -> None:
+        """A line for people that scripts reading stdout must not get (tsv, templates)."""
+        if self.format == "table":
+            self.line(text)
+        else:
+            self.err.write(text + "\n")
+            self.err.flush()
 
     def line(self, text: str = "") -> None:
         self.out.write(text + "\n")
@@ -55,11 +87,9 @@ class Context:
 
 def cmd_status(ctx: Context, ns: argparse.Namespace) -> ExitCode:
     status = ctx.rpc.call(*request_for(ns))
-    if ctx.json:
-        ctx.dump(status)
-    else:
+    if not ctx.result(status):
         for text in fmt.status_lines(status, fmt.utcnow()):
-            ctx.line(text)
+            ctx.line(text if ctx.symbols else text.replace(" · ", " - "))
     return ExitCode.OK
 
 
@@ -67,8 +97,8 @@ def cmd_sync(ctx: Context, ns: argparse.Namespace) -> ExitCode:
     method, params = request_for(ns)
     if not ns.wait:
         result = ctx.rpc.call(method, params)
-        if ctx.json:
-            ctx.dump(result)
+        if ctx.result(result):
+            pass
         elif result.get("started"):
             ctx.line(f"Sync started (job {result.get('job_id')})")
         else:
@@ -80,7 +110,7 @@ def cmd_sync(ctx: Context, ns: argparse.Namespace) -> ExitCode:
     t0 = ctx.clock()
     result = ctx.rpc.call(method, params)
     job_id = result.get("job_id")
-    if not result.get("started") and not ctx.json:
+    if not result.get("started") and ctx.format in ("table", "tsv"):
         ctx.line(f"Sync already running (job {job_id}); waiting for it")
     try:
         job = _wait_for_job(ctx, job_id, events)
@@ -89,9 +119,7 @@ def cmd_sync(ctx: Context, ns: argparse.Namespace) -> ExitCode:
                       f"(`{PROG} cancel` stops it)\n")
         raise
     elapsed = ctx.clock() - t0 if result.get("started") else None
-    if ctx.json:
-        ctx.dump(job)
-    else:
+    if not ctx.result(job):
         ctx.line(fmt.sync_result_line(job, elapsed))
     return ExitCode.OK if job.get("state") == "succeeded" else ExitCode.ERROR
 
@@ -108,7 +136,7 @@ def _subscribe(rpc: RpcClient, events: list[str]) -> bool:
 def _progress_reporter(ctx: Context):
     from . import output
 
-    if ctx.json:
+    if ctx.json or ctx.template:
         return _NoProgress()
     if ctx.out.isatty():
         return output.RichProgress(ctx.console(), clock=ctx.clock)
@@ -174,8 +202,8 @@ def _final_progress(progress: Any, job: dict) -> None:
 
 def cmd_cancel(ctx: Context, ns: argparse.Namespace) -> ExitCode:
     result = ctx.rpc.call(*request_for(ns))
-    if ctx.json:
-        ctx.dump(result)
+    if ctx.result(result):
+        pass
     elif result.get("cancelled"):
         ctx.line(f"Cancelled job {result.get('job_id')}")
     else:
@@ -184,27 +212,35 @@ def cmd_cancel(ctx: Context, ns: argparse.Namespace) -> ExitCode:
 
 
 def cmd_history(ctx: Context, ns: argparse.Namespace) -> ExitCode:
-    from .output import fit, jobs_table
+    from .output import jobs_table, print_table
 
     result = ctx.rpc.call(*request_for(ns))
+    jobs = result.get("jobs") or []
     if ctx.json:
         ctx.dump(result)
-        return ExitCode.OK
-    jobs = result.get("jobs") or []
-    if not jobs:
+    elif ctx.template:
+        ctx.rows(jobs)
+    elif ctx.format == "tsv":
+        for text in formats.tsv(formats.JOB_HEADER, map(formats.job_row, jobs)):
+            ctx.line(text)
+    elif not jobs:
         ctx.line("No sync jobs yet")
     else:
-        console = ctx.console()
-        console.print(fit(jobs_table(jobs, fmt.utcnow()), console))
+        print_table(ctx.console(), jobs_table(jobs, fmt.utcnow()), ctx.symbols)
     return ExitCode.OK
 
 
 def _print_tracks(ctx: Context, tracks: list[dict]) -> None:
-    from .output import fit, tracks_table, unicode_ok
+    from .output import print_table, tracks_table, unicode_ok
 
-    if tracks:
-        console = ctx.console()
-        console.print(fit(tracks_table(tracks, unicode_ok(ctx.out)), console))
+    if ctx.template:
+        ctx.rows(tracks)
+    elif ctx.format == "tsv":
+        for text in formats.tsv(formats.TRACK_HEADER, map(formats.track_row, tracks)):
+            ctx.line(text)
+    elif tracks:
+        symbols = ctx.symbols and unicode_ok(ctx.out)
+        print_table(ctx.console(), tracks_table(tracks, symbols), symbols)
 
 
 def cmd_query(ctx: Context, ns: argparse.Namespace) -> ExitCode:
@@ -214,7 +250,7 @@ def cmd_query(ctx: Context, ns: argparse.Namespace) -> ExitCode:
         return ExitCode.OK
     tracks = result.get("tracks") or []
     _print_tracks(ctx, tracks)
-    ctx.line(f"{fmt.num(len(tracks))} of {fmt.num(result.get('total'))}"
+    ctx.note(f"{fmt.num(len(tracks))} of {fmt.num(result.get('total'))}"
              + (f" (from #{fmt.num(ns.offset + 1)})" if ns.offset else ""))
     return ExitCode.OK
 
@@ -227,7 +263,7 @@ def cmd_get(ctx: Context, ns: argparse.Namespace) -> ExitCode:
     _print_tracks(ctx, result.get("tracks") or [])
     missing = result.get("missing") or []
     if missing:
-        ctx.line("missing: " + ", ".join(str(key) for key in missing))
+        ctx.note("missing: " + ", ".join(str(key) for key in missing))
     return ExitCode.OK
 
 
@@ -260,8 +296,7 @@ def cmd_stats(ctx: Context, ns: argparse.Namespace) -> ExitCode:
     from .output import stats_lines
 
     result = ctx.rpc.call(*request_for(ns))
-    if ctx.json:
-        ctx.dump(result)
+    if ctx.result(result):
         return ExitCode.OK
     for text in stats_lines(result):
         ctx.line(text)
@@ -281,17 +316,38 @@ def cmd_watch(ctx: Context, ns: argparse.Namespace) -> ExitCode:
             continue
         if ctx.json:
             ctx.dump(note, compact=True)
+        elif ctx.template:
+            params = note.get("params")
+            ctx.rows([{**(params if isinstance(params, dict) else {"params": params}),
+                       "method": note["method"]}])
         else:
             stamp = dt.datetime.now().strftime("%H:%M:%S")
             ctx.line(f"{stamp} {note['method']:<15} {fmt.event_summary(note['method'], note.get('params'))}")
 
 
 def cmd_call(ctx: Context, ns: argparse.Namespace) -> ExitCode:
-    ctx.dump(ctx.rpc.call(*request_for(ns)))
+    result = ctx.rpc.call(*request_for(ns))
+    if not ctx.template or not ctx.result(result):
+        ctx.dump(result)
+    return ExitCode.OK
+
+
+def cmd_help(ctx: Context, ns: argparse.Namespace) -> ExitCode:
+    from .helptext import method_help, overview
+
+    document = ctx.rpc.call("rpc.discover")
+    if ctx.json:
+        ctx.dump(document if ns.method is None
+                 else next((m for m in document.get("methods") or [] if m.get("name") == ns.method),
+                           None) or method_help(document, ns.method))
+        return ExitCode.OK
+    for text in (overview(document) if ns.method is None else method_help(document, ns.method)):
+        ctx.line(text)
     return ExitCode.OK
 
 
 COMMANDS: dict[str, Callable[[Context, argparse.Namespace], ExitCode]] = {
+    "help": cmd_help,
     "status": cmd_status,
     "sync": cmd_sync,
     "cancel": cmd_cancel,

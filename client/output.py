@@ -36,6 +36,24 @@ def unicode_ok(stream: TextIO) -> bool:
     return True
 
 
+# box.SIMPLE_HEAD with "-" for its one rule: for a locale that is not UTF-8.
+ASCII_SIMPLE_HEAD = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
+
+
+def print_table(console: Console, table: Table, symbols: bool = True) -> None:
+    """Fit ``table`` to the console and print it; with ``symbols`` False, in ASCII
+    (a ``-`` rule under the header, ``~`` for the ellipsis of a cut cell)."""
+    table = fit(table, console)
+    if symbols:
+        console.print(table)
+        return
+    table.box = ASCII_SIMPLE_HEAD
+    with console.capture() as capture:
+        console.print(table)
+    console.file.write(capture.get().replace("\u2026", "~"))
+    console.file.flush()
+
+
 def _cell(value: Any, style: str | None = None) -> Text:
     text = "" if value is None else str(value)
     return Text(text, style=style or "", no_wrap=True, overflow="ellipsis")

@@ -74,9 +74,9 @@ def query_params(ns: argparse.Namespace, now: dt.datetime) -> dict[str, Any]:
 
 
 def parse_call_params(args: Sequence[str]) -> Any:
-    """``call`` arguments → params: nothing → None (no params sent); one JSON object or
-    array → it; else ``key=value`` pairs → an object (value parsed as JSON if it parses,
-    else the string). Raises :class:`UsageError`."""
+    """``call`` arguments → params, httpie-style. Nothing → None (no params sent); one
+    JSON object or array → it; else ``key=string`` (the value as a string, always) and
+    ``key:=json`` (the value parsed as JSON) pairs → an object. Raises :class:`UsageError`."""
     if not args:
         return None
     if len(args) == 1 and args[0].lstrip()[:1] in ("{", "["):
@@ -89,14 +89,22 @@ def parse_call_params(args: Sequence[str]) -> Any:
         return value
     params: dict[str, Any] = {}
     for arg in args:
-        key, sep, raw = arg.partition("=")
-        if not sep or not key:
-            raise UsageError(f"expected key=value (or a single JSON object), got {arg!r}")
+        match = _PAIR.match(arg)
+        if not match:
+            raise UsageError(f"expected key=string or key:=json (or one JSON object), got {arg!r}")
+        key, op, raw = match.group(1), match.group(2), match.group(3)
+        if op == "=":
+            params[key] = raw
+            continue
         try:
             params[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key] = raw
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{key}:= needs a JSON value ({exc}), got {raw!r}") from None
     return params
+
+
+# the key is everything up to the first "=" or ":=": keys are identifiers like year_min
+_PAIR = re.compile(r"^([^=:]+)(:=|=)(.*)$", re.DOTALL)
 
 
 def request_for(ns: argparse.Namespace, now: dt.datetime | None = None) -> tuple[str, Any]:

@@ -19,7 +19,7 @@ import stat
 import time
 from typing import Any
 
-from .errors import DaemonError, ProtocolError, Unreachable
+from .errors import CallTimeout, DaemonError, ProtocolError, Unreachable, daemon_error
 
 _RECV_SIZE = 65536
 
@@ -45,25 +45,9 @@ class RpcClient:
         sock.settimeout(self.timeout)
         try:
             sock.connect(self.path)
-        except FileNotFoundError:
-            sock.close()
-            raise Unreachable(self.path, "missing") from None
-        except ConnectionRefusedError:
-            sock.close()
-            raise Unreachable(self.path, _refused_reason(self.path)) from None
-        except PermissionError:
-            sock.close()
-            raise Unreachable(self.path, "denied") from None
-        except socket.timeout:
-            sock.close()
-            raise Unreachable(self.path, "timeout", _secs(self.timeout)) from None
         except OSError as exc:
             sock.close()
-            if exc.errno == errno.ENOTSOCK:
-                raise Unreachable(self.path, "not_socket") from None
-            if exc.errno == errno.ENOTDIR:
-                raise Unreachable(self.path, "missing") from None
-            raise Unreachable(self.path, "other", exc.strerror or str(exc)) from None
+            raise connect_error(self.path, exc, self.timeout) from None
         self._sock = sock
         return self
 
@@ -139,7 +123,7 @@ class RpcClient:
             self._sock.settimeout(self.timeout)
             self._sock.sendall(data)
         except socket.timeout:
-            raise Unreachable(self.path, "timeout", _secs(self.timeout)) from None
+            raise CallTimeout(self.path, _secs(self.timeout)) from None
         except (BrokenPipeError, ConnectionResetError):
             raise Unreachable(self.path, "closed") from None
 
@@ -160,12 +144,12 @@ class RpcClient:
             else:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise Unreachable(self.path, "timeout", _secs(budget))
+                    raise CallTimeout(self.path, _secs(budget))
                 self._sock.settimeout(remaining)
             try:
                 chunk = self._sock.recv(_RECV_SIZE)
             except socket.timeout:
-                raise Unreachable(self.path, "timeout", _secs(budget)) from None
+                raise CallTimeout(self.path, _secs(budget)) from None
             except ConnectionResetError:
                 raise Unreachable(self.path, "closed") from None
             if not chunk:
@@ -198,7 +182,27 @@ def _daemon_error(error: Any) -> DaemonError:
         return DaemonError(-32603, str(error))
     code = error.get("code")
     message = error.get("message") or "unknown error"
-    return DaemonError(code if isinstance(code, int) else -32603, str(message), error.get("data"))
+    return daemon_error(code if isinstance(code, int) else -32603, str(message), error.get("data"))
+
+
+def connect_error(path: str, exc: OSError, timeout: float | None) -> Unreachable:
+    """The :class:`Unreachable` for a failed ``connect`` to ``path`` (shared with the async client)."""
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return CallTimeout(path, _secs(timeout))
+    if isinstance(exc, FileNotFoundError) or exc.errno == errno.ENOTDIR:
+        return Unreachable(path, "missing")
+    if isinstance(exc, ConnectionRefusedError):
+        return Unreachable(path, _refused_reason(path))
+    if isinstance(exc, PermissionError):
+        return Unreachable(path, "denied")
+    if exc.errno == errno.ENOTSOCK:
+        return Unreachable(path, "not_socket")
+    return Unreachable(path, "other", exc.strerror or str(exc))
+
+
+def error_from_response(error: Any) -> DaemonError:
+    """A JSON-RPC error object → the typed :class:`DaemonError` for its code."""
+    return _daemon_error(error)
 
 
 def _refused_reason(path: str) -> str:

@@ -41,7 +41,7 @@ class Run:
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("MEDIASAGE_SOCKET", "MEDIASAGE_CONFIG", "FORCE_COLOR", "NO_COLOR")}
-    env.update(COLUMNS="100", LINES="40", **extra)
+    env.update({"COLUMNS": "100", "LINES": "40", **extra})
     return env
 
 
@@ -149,14 +149,17 @@ async def test_call_daemon_info_prints_the_json_result(daemon):
 
 async def test_call_with_key_value_and_with_json(synced_daemon):
     sock = synced_daemon.socket
-    kv = await ctl("call", "tracks.query", "limit=3", "sort=title", 'genres=[]', sock=sock)
+    kv = await ctl("call", "tracks.query", "limit:=3", "sort=title", 'genres:=[]', sock=sock)
     assert kv.code == 0, kv
     by_kv = json.loads(kv.out)
     assert by_kv["total"] == 1500 and len(by_kv["tracks"]) == 3
     js = await ctl("call", "tracks.query", '{"limit": 3, "sort": "title"}', sock=sock)
     assert js.code == 0, js
     assert json.loads(js.out)["tracks"] == by_kv["tracks"]
-    history = json.loads((await ctl("call", "sync.history", "limit=1", sock=sock)).out)
+    history = json.loads((await ctl("call", "sync.history", "limit:=1", sock=sock)).out)
+    # key=value is always a string: a text that looks like a number stays text
+    text = await ctl("call", "tracks.query", "text=1999", "limit:=0", sock=sock)
+    assert text.code == 0, text
     assert len(history["jobs"]) == 1 and history["jobs"][0]["state"] == "succeeded"
 
 
@@ -227,15 +230,22 @@ async def test_sync_without_wait_and_cancel(plex_daemon):
     assert job["state"] == "succeeded"
     run = await ctl("cancel", sock=plex_daemon.socket)
     assert (run.code, run.lines) == (0, ["No sync running"])
-    history = await ctl("history", sock=plex_daemon.socket)
+    history = await ctl("history", "--format", "table", sock=plex_daemon.socket)
     assert history.code == 0
     assert any("succeeded" in line and "+1,500 ~0 -0" in line for line in history.lines), history.out
+    # piped: whole cells, tab-separated, a header line
+    tsv = await ctl("history", sock=plex_daemon.socket)
+    assert tsv.lines[0].split("\t") == ["Job", "State", "Mode", "Trigger", "Started", "Finished",
+                                         "Duration", "Added", "Updated", "Removed", "Error"]
+    row = dict(zip(tsv.lines[0].split("\t"), tsv.lines[1].split("\t")))
+    assert (row["Job"], row["State"], row["Added"], row["Error"]) == (started.group(1), "succeeded", "1500", "")
+    assert row["Started"].endswith("Z")
 
 
 # -- query / get / stats ------------------------------------------------------------
 
 async def test_query_table_and_total(synced_daemon):
-    run = await ctl("query", "--limit", "5", "--sort", "title", sock=synced_daemon.socket)
+    run = await ctl("query", "--format", "table", "--limit", "5", "--sort", "title", sock=synced_daemon.socket)
     assert run.code == 0, run
     assert run.lines[-1] == "5 of 1,500"
     assert run.lines[0].split() == ["Artist", "Album", "Title", "Year", "Genres", "Rating", "Time", "Live"]
@@ -262,10 +272,13 @@ async def test_query_json_is_the_raw_result(synced_daemon, plex_emulator):
 async def test_get_shows_tracks_and_missing_keys(synced_daemon, plex_emulator):
     expected = plex_emulator.library.expected_tracks()
     keys = sorted(expected)[:2]
-    run = await ctl("get", *keys, "no-such-key", sock=synced_daemon.socket)
+    run = await ctl("get", "--format", "table", *keys, "no-such-key", sock=synced_daemon.socket)
     assert run.code == 0, run
     assert run.lines[-1] == "missing: no-such-key"
     assert len(run.lines) == 2 + 2 + 1
+    piped = await ctl("get", *keys, "no-such-key", sock=synced_daemon.socket)
+    assert [line.split("\t")[0] for line in piped.lines] == ["Key", *keys]
+    assert piped.err == "missing: no-such-key\n"
     result = await ctl_json(synced_daemon, "get", *keys, "no-such-key")
     assert sorted(t["rating_key"] for t in result["tracks"]) == keys
     assert result["missing"] == ["no-such-key"]
@@ -307,3 +320,58 @@ async def test_watch_prints_sync_events_until_interrupted(plex_daemon):
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+# -- output for scripts: TSV when piped, --format -------------------------------------
+
+async def test_query_piped_is_tsv_with_whole_cells_and_the_total_on_stderr(synced_daemon):
+    sock = synced_daemon.socket
+    expected = await synced_daemon.call("tracks.query", limit=50, sort="title")
+    run = await ctl("query", "--limit", "50", "--sort", "title", sock=sock,
+                    env=clean_env(COLUMNS="20"))
+    assert run.code == 0, run
+    assert run.lines[0].split("\t") == ["Key", "Artist", "Album", "Title", "Year", "Genres",
+                                        "Rating", "Time", "Live"]
+    assert len(run.lines) == 1 + 50 and not ANSI.search(run.out)
+    for line, track in zip(run.lines[1:], expected["tracks"]):
+        cells = line.split("\t")
+        assert len(cells) == 9
+        assert cells[:4] == [track["rating_key"], track["artist"], track["album"], track["title"]]
+        assert cells[5] == ", ".join(track["genres"])  # whole, however narrow $COLUMNS is
+    assert run.err == "50 of 1,500\n"
+    assert "…" not in run.out and "★" not in run.out
+
+
+async def test_format_template_json_and_table(synced_daemon):
+    sock = synced_daemon.socket
+    expected = await synced_daemon.call("tracks.query", limit=3, sort="title")
+    run = await ctl("query", "--limit", "3", "--sort", "title", "--format",
+                    "{artist} - {title}\\t{genres}|{year}{no_such_field}", sock=sock)
+    assert run.code == 0, run
+    assert run.lines == [f"{t['artist']} - {t['title']}\t{', '.join(t['genres'])}|{t['year'] or ''}"
+                         for t in expected["tracks"]]
+    status = await ctl("status", "--format", "{track_count} tracks, generation {generation}", sock=sock)
+    assert status.lines == ["1500 tracks, generation 1"], status
+    info = await ctl("call", "daemon.info", "--format", "{plex[library]} {pid}", sock=sock)
+    assert info.lines == [f"Music {synced_daemon.proc.pid}"], info
+    as_json = await ctl("query", "--limit", "1", "--format", "json", sock=sock)
+    assert json.loads(as_json.out)["total"] == 1500
+    bad = await ctl("query", "--format", "nothing to fill", sock=sock)
+    assert bad.code == 2 and "--format" in bad.err
+
+
+async def test_ascii_stand_ins_when_the_locale_is_not_utf8(synced_daemon):
+    sock = synced_daemon.socket
+    rated = await synced_daemon.call("tracks.query", min_rating=1, limit=5)
+    assert rated["tracks"], "the emulator's library has rated tracks"
+    utf8 = await ctl("query", "--format", "table", "--min-rating", "1", "--limit", "5", sock=sock,
+                     env=clean_env(LANG="C.UTF-8", LC_ALL=""))
+    assert "★" in utf8.out and "─" in utf8.out, utf8
+    for env in ({"LANG": "C", "LC_ALL": ""}, {"LC_ALL": "POSIX"}):
+        run = await ctl("query", "--format", "table", "--min-rating", "1", "--limit", "5",
+                        sock=sock, env=clean_env(**env))
+        assert run.code == 0, run
+        assert not set("★½☆─…·") & set(run.out), run.out  # the data may hold any text
+        assert "/10" in run.out and "---" in run.lines[1]
+    status = await ctl("status", "--format", "table", sock=sock, env=clean_env(LANG="C", LC_ALL=""))
+    assert status.lines[0].startswith("Library: 1,500 tracks - Synced"), status

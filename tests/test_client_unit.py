@@ -1,8 +1,8 @@
 """Unit tests of mediasagectl's pure parts: no daemon, no sockets, no mocks.
 
 Arguments → JSON-RPC requests, ``call`` parameter parsing, humanized times and
-durations, status/sync/progress lines, table fitting, socket path resolution and
-the exit code enum.
+durations, status/sync/progress lines, table fitting and the exit code enum
+(socket discovery: tests/test_discovery.py; formats: tests/test_client_formats.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from mediasagectl import fmt, output
 from mediasagectl.cli import main, parse_args, parse_call_params, request_for, time_arg
 from mediasagectl.errors import DaemonError, Unreachable, UsageError, unreachable_message
 from mediasagectl.exitcodes import ExitCode
-from mediasagectl.paths import resolve_socket_path
 
 NOW = dt.datetime(2026, 2, 5, 12, 0, 0, tzinfo=dt.timezone.utc)
 
@@ -168,13 +167,15 @@ def test_time_arguments():
 
 # -- call parameters -------------------------------------------------------------
 
-def test_call_params_key_value():
+def test_call_params_key_value_is_a_string_and_key_colon_equals_is_json():
     assert parse_call_params([]) is None
-    assert parse_call_params(["limit=5", "text=love on top", "exclude_live=true",
-                              "genres=[\"Rock\",\"Pop\"]", "artist=null", "year=1999x",
-                              "empty=", "eq=a=b", "rating=7.5"]) == {
+    assert parse_call_params(["limit:=5", "text=love on top", "exclude_live:=true",
+                              "genres:=[\"Rock\",\"Pop\"]", "artist:=null", "year=1999x",
+                              "empty=", "eq=a=b", "rating:=7.5", "text2=1999", "t3=true",
+                              "odd=a:=b"]) == {
         "limit": 5, "text": "love on top", "exclude_live": True, "genres": ["Rock", "Pop"],
-        "artist": None, "year": "1999x", "empty": "", "eq": "a=b", "rating": 7.5}
+        "artist": None, "year": "1999x", "empty": "", "eq": "a=b", "rating": 7.5,
+        "text2": "1999", "t3": "true", "odd": "a:=b"}
 
 
 def test_call_params_json():
@@ -183,7 +184,8 @@ def test_call_params_json():
     assert parse_call_params(['  {"a": 1}']) == {"a": 1}
 
 
-@pytest.mark.parametrize("args", [["{nope"], ["[1,"], ["x"], ["=5"], ["a=1", "b"], ["5"]])
+@pytest.mark.parametrize("args", [["{nope"], ["[1,"], ["x"], ["=5"], ["a=1", "b"], ["5"],
+                                  ["limit:=five"], [":=1"], ["a:="]])
 def test_call_params_errors(args):
     with pytest.raises(UsageError):
         parse_call_params(args)
@@ -191,8 +193,8 @@ def test_call_params_errors(args):
 
 def test_call_request():
     assert req("call", "daemon.info") == ("daemon.info", None)
-    assert req("call", "tracks.query", "limit=2", "genres=[\"Rock\"]") == (
-        "tracks.query", {"limit": 2, "genres": ["Rock"]})
+    assert req("call", "tracks.query", "limit:=2", "genres:=[\"Rock\"]", "text=1999") == (
+        "tracks.query", {"limit": 2, "genres": ["Rock"], "text": "1999"})
     assert req("call", "tracks.get", '{"rating_keys": ["1"]}') == ("tracks.get", {"rating_keys": ["1"]})
 
 
@@ -460,26 +462,3 @@ def test_stats_lines():
     assert lines[4] == "Top genres:"
     assert re.fullmatch(r"  Rock +5,000", lines[5])
     assert "Decades:" in lines and re.fullmatch(r"  1990s +5", lines[-1])
-
-
-# -- socket path -----------------------------------------------------------------
-
-def test_socket_path_precedence(tmp_path):
-    cwd = str(tmp_path)
-    assert resolve_socket_path("/cli.sock", {"MEDIASAGE_SOCKET": "/env.sock"}, cwd) == "/cli.sock"
-    assert resolve_socket_path(None, {"MEDIASAGE_SOCKET": "/env.sock"}, cwd) == "/env.sock"
-    assert resolve_socket_path(None, {}, cwd) == str(tmp_path / "data" / "mediasaged.sock")
-
-
-def test_socket_path_from_config_is_relative_to_the_config(tmp_path):
-    conf_dir = tmp_path / "etc"
-    conf_dir.mkdir()
-    (conf_dir / "config.yaml").write_text("daemon:\n  socket: run/m.sock\n")
-    env = {"MEDIASAGE_CONFIG": str(conf_dir / "config.yaml")}
-    assert resolve_socket_path(None, env, "/") == str(conf_dir / "run" / "m.sock")
-    (tmp_path / "config.yaml").write_text("daemon:\n  socket: /abs/m.sock\n")
-    assert resolve_socket_path(None, {}, str(tmp_path)) == "/abs/m.sock"
-    (tmp_path / "config.yaml").write_text("plex: {url: http://x}\n")
-    assert resolve_socket_path(None, {}, str(tmp_path)) == str(tmp_path / "data" / "mediasaged.sock")
-    (tmp_path / "config.yaml").write_text("daemon: [unclosed\n")
-    assert resolve_socket_path(None, {}, str(tmp_path)) == str(tmp_path / "data" / "mediasaged.sock")
