@@ -28,6 +28,7 @@ import select
 import socket
 import stat
 import struct
+import sys
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,7 +217,12 @@ class Server:
                 conn.writer.close()
 
     async def start(self, sock: socket.socket) -> None:
-        self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=MAX_LINE + 1)
+        # Python 3.13 unlinks a Unix server's socket file on close by default
+        # (cleanup_socket=True). The file is not ours to remove: under socket
+        # activation it belongs to systemd (the socket unit keeps listening on it
+        # across restarts), and a socket we bound is unlinked by the daemon itself.
+        extra = {"cleanup_socket": False} if sys.version_info >= (3, 13) else {}
+        self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=MAX_LINE + 1, **extra)
 
     async def close(self) -> None:
         if self._server is not None:

@@ -28,6 +28,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .. import journal
 from .lifeline import LockBusy, SyncLock, die_with_parent, pause_point, still_wanted
 from .live import Decorate
 
@@ -294,10 +295,7 @@ def main() -> int:
     # A sync is background work: on a busy machine, queries (in the daemon's own
     # process, at normal priority) get the CPU first. The reader inherits this.
     os.nice(10)
-    logging.basicConfig(
-        level=spec.get("log_level", "info").upper(),
-        format="%(asctime)s %(levelname)s %(processName)s: %(message)s",
-    )
+    journal.setup_logging(spec.get("log_level", "info"), "%(levelname)s %(processName)s: %(message)s")
     from ..store import StoreError
 
     try:
