@@ -37,6 +37,7 @@ from ..params import InvalidParam, Params
 from ..track import RawJSON
 from ..store import NotSynced, State, Store, StoreError
 from . import framing
+from .invalid import problem as request_problem
 
 if TYPE_CHECKING:  # types only: config is the daemon's, and server imports this module
     from ..config import Config
@@ -207,8 +208,9 @@ async def _answer(item: Any, methods: Mapping[str, Callable[..., Any]], ctx: Cal
         return framing.error_response(code, message, data, item["id"]) if "id" in item else None
     try:
         validate_request(item)
-    except ValueError:
-        return framing.error_response(-32600, "Invalid request", "The request failed schema validation")
+    except ValueError:  # say what is wrong (invalid.py), not just that it is
+        return framing.error_response(-32600, "Invalid request",
+                                      request_problem(item) or "The request failed schema validation")
     if over is not None:
         return _too_large(item, over) if "id" in item else None
     return await dispatch_to_serializable("", methods=methods, context=ctx, deserializer=lambda _: item,
@@ -287,27 +289,41 @@ def _encode_items(obj: dict) -> str:
                           for k, v in obj.items()) + "}"
 
 
-def openrpc_document(table: Mapping[str, Method]) -> dict:
-    """An OpenRPC 1.2 document generated from the dispatch table itself."""
+def openrpc_document(table: Mapping[str, Method], events: list[dict] | None = None) -> dict:
+    """An OpenRPC 1.2 document generated from the dispatch table itself, with the
+    descriptions, errors and examples of :mod:`.docs` and the events as ``x-events``."""
+    from . import docs
+
     methods = []
     for method in sorted(table.values(), key=lambda m: m.name):
+        doc = docs.METHODS.get(method.name, {})
+        param_docs = doc.get("params", {})
         properties = method.params.properties
         required = set(method.params.required)
+        params = []
+        for name, schema in properties.items():
+            description = param_docs.get(name) or schema.get("description")
+            params.append({"name": name, **({"description": description} if description else {}),
+                           "required": name in required, "schema": schema})
         methods.append(
             {
                 "name": method.name,
                 "summary": method.summary,
+                **({"description": doc["description"]} if doc.get("description") else {}),
                 "paramStructure": "by-name",
-                "params": [
-                    {"name": name, "required": name in required, "schema": schema}
-                    for name, schema in properties.items()
-                ],
+                "params": params,
                 "result": {"name": f"{method.name}.result", "schema": method.result},
+                "errors": list(doc.get("errors", ())),
+                "examples": list(doc.get("examples", ())),
                 **({"x-writes": True} if method.writes else {}),
             }
         )
     return {
         "openrpc": "1.2.6",
-        "info": {"title": "mediasaged", "version": __version__},
+        "info": {"title": "mediasaged", "version": __version__, "license": {"name": "MIT"},
+                 "description": "A local cache of one Plex music library. JSON-RPC 2.0 over a Unix "
+                                "stream socket, one JSON text per line (UTF-8, \\n-terminated)."},
         "methods": methods,
+        "components": {"errors": docs.ALL_ERRORS},
+        "x-events": list(events or ()),
     }

@@ -14,6 +14,7 @@ from ..match import method as match
 from ..params import Params
 from ..plex.redact import safe_url
 from .dispatch import CallContext, Method, invalid_param, openrpc_document
+from .docs import events
 from ..sync.jobs import MODES
 from ..syncjob import JOB_SCHEMA
 from ..timeutil import iso
@@ -40,6 +41,46 @@ STATUS_SCHEMA = {
     },
 }
 _EVENT_LIST = {"type": "array", "items": {"type": "string", "enum": list(EVENTS)}}
+_STRING_OR_NULL = {"type": ["string", "null"]}
+INFO_SCHEMA = {
+    "type": "object",
+    "required": ["version", "pid", "started_at", "socket", "database", "plex"],
+    "properties": {
+        "version": {"type": "string"},
+        "pid": {"type": "integer"},
+        "started_at": _TIME,
+        "socket": {"type": "string", "description": "the socket path this daemon answers on"},
+        "database": {"type": "string"},
+        "plex": {
+            "type": "object",
+            "required": ["url", "library", "server_id", "server_name"],
+            "properties": {
+                "url": {"type": "string", "description": "without user:password and query (no token)"},
+                "library": {"type": "string"},
+                "server_id": _STRING_OR_NULL,
+                "server_name": _STRING_OR_NULL,
+            },
+        },
+    },
+}
+# The shape of an OpenRPC document (its meta-schema is the full definition).
+DISCOVER_SCHEMA = {
+    "type": "object",
+    "required": ["openrpc", "info", "methods"],
+    "properties": {
+        "openrpc": {"type": "string"},
+        "info": {"type": "object", "required": ["title", "version"],
+                 "properties": {"title": {"type": "string"}, "version": {"type": "string"}}},
+        "methods": {"type": "array", "items": {
+            "type": "object", "required": ["name", "params"],
+            "properties": {"name": {"type": "string"}, "params": {"type": "array"}, "result": {"type": "object"},
+                           "errors": {"type": "array"}, "examples": {"type": "array"}}}},
+        "components": {"type": "object"},
+        "x-events": {"type": "array", "items": {
+            "type": "object", "required": ["name", "params"],
+            "properties": {"name": {"type": "string"}, "params": {"type": "object"}}}},
+    },
+}
 
 
 async def daemon_info(ctx: CallContext, params: dict) -> dict:
@@ -139,7 +180,7 @@ def build_methods() -> dict[str, Method]:
     reads_cache = "Reads the cache; answers -32001 not_synced before the first sync."
     table = [
         Method("daemon.info", "Version, pid, start time, socket, database and Plex server.", daemon_info,
-               cheap=True),
+               result=INFO_SCHEMA, cheap=True),
         Method("library.status", "Cache size, freshness, sync progress and last error.", library_status,
                result=STATUS_SCHEMA, cheap=True),
         Method("sync.start", "Start a sync (returns at once; started=false if one runs).", sync_start,
@@ -168,15 +209,15 @@ def build_methods() -> dict[str, Method]:
                library_stats, params=query.STATS_PARAMS, result=query.STATS_RESULT_SCHEMA),
         Method("events.subscribe", "Receive these events as notifications on this connection.", events_subscribe,
                params=Params({"events": _EVENT_LIST}, required=("events",)),
-               result={"type": "object", "properties": {"subscribed": {"type": "array"}}}, cheap=True),
+               result={"type": "object", "properties": {"subscribed": _EVENT_LIST}}, cheap=True),
         Method("events.unsubscribe", "Stop receiving these events (all when none are named).", events_unsubscribe,
                params=Params({"events": _EVENT_LIST}),
-               result={"type": "object", "properties": {"subscribed": {"type": "array"}}}, cheap=True),
+               result={"type": "object", "properties": {"subscribed": _EVENT_LIST}}, cheap=True),
     ]
     methods = {m.name: m for m in table}
 
     async def discover(ctx: CallContext, params: dict) -> dict:
-        return openrpc_document(methods)
+        return openrpc_document(methods, events(JOB_SCHEMA))
 
-    methods["rpc.discover"] = Method("rpc.discover", "This OpenRPC document.", discover)
+    methods["rpc.discover"] = Method("rpc.discover", "This OpenRPC document.", discover, result=DISCOVER_SCHEMA)
     return methods
