@@ -139,11 +139,9 @@ def test_service_sandbox_exposure_is_low(tmp_path):
     m = re.search(r"Overall exposure level for mediasaged\.service: ([0-9.]+)", result.stdout)
     if m is None:
         pytest.skip(f"this systemd-analyze has no offline security check: {result.stderr.strip()[:200]}")
-    assert float(m.group(1)) <= 2.5, result.stdout
+    # README ("Running under systemd") states the score: 1.4 with systemd 252
+    assert float(m.group(1)) <= 1.5, result.stdout
 
-
-# --------------------------------------------------------------------------- #
-# unit contents (what the brief and CONTRACT require)
 
 
 def test_service_directives():
@@ -160,12 +158,16 @@ def test_service_directives():
         "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
         "ProtectKernelTunables": "yes", "ProtectKernelModules": "yes", "ProtectKernelLogs": "yes",
         "ProtectControlGroups": "yes", "RestrictNamespaces": "yes", "LockPersonality": "yes",
-        "MemoryDenyWriteExecute": "yes", "SystemCallFilter": "@system-service",
+        "MemoryDenyWriteExecute": "yes",
         "SystemCallArchitectures": "native", "CapabilityBoundingSet": "", "UMask": "0007",
-        "RestartPreventExitStatus": "2",
+        "RestartPreventExitStatus": "2", "PrivateMounts": "yes", "ProcSubset": "pid",
+        "LimitNOFILE": "4096",
     }
     for key, value in expect.items():
         assert one(u, "Service", key) == value, key
+    assert values(u, "Service", "SystemCallFilter") == ["@system-service", "~@privileged"]
+    assert one(u, "Unit", "After") == "network-online.target"
+    assert one(u, "Unit", "Wants") == "network-online.target"
     # PrivateUsers would map peers' uids to nobody and break SO_PEERCRED checks.
     assert values(u, "Service", "PrivateUsers") == []
     assert one(u, "Install", "WantedBy") == "multi-user.target"
