@@ -92,7 +92,10 @@ def live_slot(daemon) -> str:
 async def test_nothing_changed_keeps_the_snapshot_and_generation(synced_daemon, plex_emulator):
     before = await synced_daemon.call("library.status")
     slot = live_slot(synced_daemon)
+    plex_emulator.request_log.clear()
     job = await incremental(synced_daemon)
+    assert "/library/sections" not in plex_emulator.request_log, "four counts told it: no worker connected"
+    assert len(plex_emulator.request_log) <= 6, list(plex_emulator.request_log)
     assert (job["added"], job["updated"], job["removed"]) == (0, 0, 0)
     after = await synced_daemon.call("library.status")
     assert after["generation"] == before["generation"] == 1

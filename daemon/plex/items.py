@@ -70,6 +70,15 @@ class ItemFetcher:
             raise FetchFailed(f"Plex sent an unexpected <{root.tag}> answer for {path}")
         return root
 
+    def count(self, section_id: str, libtype: int, **filters: str) -> int | None:
+        """``totalSize`` of a zero-size listing of one type (filters as Plex spells them, e.g.
+        ``{"track.updatedAt>>": "1700000000"}``); None when Plex gives no count."""
+        query = urllib.parse.urlencode({"type": str(libtype), **filters,
+                                        "X-Plex-Container-Start": "0", "X-Plex-Container-Size": "0"})
+        root = self._get(f"/library/sections/{urllib.parse.quote(section_id, safe='')}/all?{query}")
+        total = root.get("totalSize")
+        return int(total) if total is not None and total.isdigit() else None
+
     def server_id(self) -> str:
         root = self._get("/identity")
         return root.get("machineIdentifier") or ""

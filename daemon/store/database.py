@@ -333,12 +333,14 @@ class Store:
         return await self._on(self._writer, run)
 
     async def record_sync(self, *, server_id: str | None, server_name: str | None, duration_ms: int | None,
-                          sync_settings: str | None) -> State:
-        """Record an incremental sync that wrote the live slot itself (generation and synced_at included)."""
+                          sync_settings: str | None, synced_at: int | None = None) -> State:
+        """Record an incremental sync that wrote the live slot itself (generation and synced_at
+        included), or found nothing to change (``synced_at``: when it found that)."""
         def tx(c: sqlite3.Connection) -> State:
             c.execute("UPDATE sync_state SET plex_server_id = coalesce(?, plex_server_id), "
                       "plex_server_name = coalesce(?, plex_server_name), sync_duration_ms = ?, last_error = NULL, "
-                      "sync_settings = ? WHERE id = 1", (server_id, server_name, duration_ms, sync_settings))
+                      "sync_settings = ?, synced_at = coalesce(?, synced_at) WHERE id = 1",
+                      (server_id, server_name, duration_ms, sync_settings, synced_at))
             return read_state(c)
         return await self._write(tx)
 

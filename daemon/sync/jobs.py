@@ -24,7 +24,7 @@ from ..store import NoRoom, StoreError, inactive_slot
 from .process import WorkerProcess, exit_reason
 from ..syncjob import SyncJob
 from ..timeutil import now
-from .targeted import Notified, Unclear, fetch_notified
+from .targeted import Notified, Unclear, fetch_notified, nothing_changed
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,8 @@ class Syncer:
         deleted, self.deleted_on_plex = self.deleted_on_plex, set()
         try:
             outcome = await self._apply_notified(job, notified) if notified else None
+            if outcome is None and not deleted:
+                outcome = await self._unchanged(job)
             if outcome is None:
                 outcome = await self._run_worker(job, sorted(deleted))
             if self._cancel_requested:
@@ -140,6 +142,28 @@ class Syncer:
             self.deleted_on_plex |= deleted
         # Readers see the job as running until its outcome is on disk.
         await self._finish(job, state, error)
+
+    async def _unchanged(self, job: SyncJob) -> dict | None:
+        """An incremental job on an unchanged library, told by four counts (`targeted.nothing_changed`):
+        it only records the sync. None: run the worker."""
+        cfg = self._config()
+        state = await self._store.state()
+        if job.mode != "incremental" or self.section_id is None or not self._can_apply_changes(state):
+            return None
+        since = await self._store.changes_since(CHANGES_OVERLAP)
+        if since is None:
+            return None
+        job.phase = "checking"
+        if not await asyncio.to_thread(
+                nothing_changed, url=cfg.plex.url, token=cfg.plex.token, timeout=cfg.plex.timeout,
+                verify_ssl=cfg.plex.verify_ssl, server_id=state.plex_server_id, section_id=self.section_id,
+                since=since, track_count=state.track_count):
+            job.phase = "starting"
+            return None
+        self.plex_reachable = True
+        return {"event": "done", "applied": True, "mode": "incremental", "slot": state.live_slot,
+                "settings": sync_settings(cfg), "added": 0, "updated": 0, "removed": 0,
+                "track_count": state.track_count, "synced_at": now()}
 
     async def _apply_notified(self, job: SyncJob, notified: list[dict]) -> dict | None:
         """The notified items, fetched and written in place; None: run an incremental sync instead."""
@@ -264,7 +288,7 @@ class Syncer:
         server_id, server_name = self._job_server or (None, None)
         if done.get("applied"):  # written into the live slot, generation and synced_at included
             state = await self._store.record_sync(
-                server_id=server_id, server_name=server_name,
+                server_id=server_id, server_name=server_name, synced_at=done.get("synced_at"),
                 duration_ms=int((time.monotonic() - t0) * 1000), sync_settings=done["settings"])
         else:
             state = await self._store.activate_slot(

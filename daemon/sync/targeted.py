@@ -92,3 +92,19 @@ def fetch_notified(notified: Notified, *, url: str, token: str, timeout: float, 
         raise Unclear(str(exc)) from None
     decorated = Decorate(spec, fetch.album_genres, fetch)(list(rows.values()))
     return ChangeSet(rows=decorated, deleted=deleted - rows.keys(), albums=albums, requests=fetch.requests)
+
+
+def nothing_changed(*, url: str, token: str, timeout: float, verify_ssl: bool, server_id: str, section_id: str,
+                    since: int, track_count: int) -> bool:
+    """True when Plex reports no change since ``since`` and the track count the cache holds:
+    four zero-size listings, so an incremental sync of an unchanged library needs no worker
+    (blocking: run it in a thread). Any doubt, or a failed request, says False."""
+    fetch = ItemFetcher(url, token, timeout=timeout, verify_ssl=verify_ssl)
+    try:
+        if fetch.server_id() != server_id:
+            return False
+        changed = [fetch.count(section_id, kind, **{f"{name}.updatedAt>>": str(int(since))})
+                   for kind, name in ((TRACK, "track"), (ALBUM, "album"), (ARTIST, "artist"))]
+        return changed == [0, 0, 0] and fetch.count(section_id, TRACK) == track_count
+    except FetchFailed:
+        return False
