@@ -37,13 +37,15 @@ from tests.emulator import PlexEmulator, generate_library  # noqa: E402
 from tests.emulator.render import prerender  # noqa: E402
 
 
-def timed_sync(rpc: Rpc, mode: str) -> tuple[float, dict]:
+def timed_sync(rpc: Rpc, mode: str, emu: PlexEmulator) -> tuple[float, int]:
+    """(seconds from sync.start to the job's end, requests the emulator served meanwhile)."""
+    emu.request_log.clear()
     t0 = time.perf_counter()
     job = wait_job(rpc, rpc.call("sync.start", mode=mode)["job_id"], interval=0.005)
     elapsed = time.perf_counter() - t0
     if job["state"] != "succeeded":
         raise SystemExit(f"sync failed: {job}")
-    return elapsed, job
+    return elapsed, len(emu.request_log)
 
 
 def notified_edit(emu: PlexEmulator, path: Path, key: str) -> float:
@@ -72,17 +74,18 @@ def run(tracks: int, cases: set[str]) -> dict:
     lib = generate_library(tracks, seed=1)
     prerender(lib)
     out: dict[str, float] = {}
+    requests: dict[str, int] = {}
     with PlexEmulator(lib, token="bench-token") as emu, \
             daemon(emu.url, "bench-token", plex_events=False) as (proc, path):
         rpc = Rpc(path)
-        out["full"], _ = timed_sync(rpc, "full")
+        out["full"], requests["full"] = timed_sync(rpc, "full", emu)
         keys = sorted(lib.tracks, key=int)
         albums = sorted(lib.albums, key=int)
         if "unchanged" in cases:
-            out["unchanged"], _ = timed_sync(rpc, "incremental")
+            out["unchanged"], requests["unchanged"] = timed_sync(rpc, "incremental", emu)
         for k in rng.sample(keys, 10):
             emu.edit_track(k, title=f"Edited {k}")
-        out["10 edited"], _ = timed_sync(rpc, "incremental")
+        out["10 edited"], requests["10 edited"] = timed_sync(rpc, "incremental", emu)
         if "1%" in cases:
             edit = rng.sample(keys, tracks // 100)
             for k in edit:
@@ -91,10 +94,11 @@ def run(tracks: int, cases: set[str]) -> dict:
                 emu.delete_track(k)
             for i in range(tracks // 1000):
                 emu.add_track(title=f"Added {i}", album_key=rng.choice(albums))
-            out["1% edited, 0.1% added, 0.1% deleted"], _ = timed_sync(rpc, "incremental")
+            case = "1% edited, 0.1% added, 0.1% deleted"
+            out[case], requests[case] = timed_sync(rpc, "incremental", emu)
         if "album genres" in cases:
             emu.set_album_genres(rng.choice(albums), ["Krautrock", "Ambient", "Drone"])
-            out["one album's genres"], _ = timed_sync(rpc, "incremental")
+            out["one album's genres"], requests["one album's genres"] = timed_sync(rpc, "incremental", emu)
         # follow Plex's notifications from here on
         config = path.parent / "config.yaml"
         config.write_text(config.read_text().replace("plex_events: false", "plex_events: true"))
@@ -104,7 +108,7 @@ def run(tracks: int, cases: set[str]) -> dict:
         samples = [notified_edit(emu, path, k) for k in rng.sample(list(emu.library.tracks), 5)]
         out["notified edit (after the quiet period), median of 5"] = sorted(samples)[2]
         rpc.close()
-    return out
+    return out, requests
 
 
 def main() -> None:
@@ -112,17 +116,18 @@ def main() -> None:
     p.add_argument("--tracks", type=int, default=100_000)
     p.add_argument("--large", type=int, default=0, help="also measure the 10-edit and notified cases at this size")
     args = p.parse_args()
-    small = run(args.tracks, {"unchanged", "1%", "album genres"})
-    large = run(args.large, set()) if args.large else {}
-    print(f"| case | {args.tracks:,} tracks | % of full |" + (f" {args.large:,} tracks | % of full | ×{args.tracks:,} |"
-                                                               if large else ""))
-    print("|---|---|---|" + ("---|---|---|" if large else ""))
+    small, requests = run(args.tracks, {"unchanged", "1%", "album genres"})
+    large = run(args.large, set())[0] if args.large else {}
+    print(f"| case | {args.tracks:,} tracks | % of full | requests |"
+          + (f" {args.large:,} tracks | % of full | ×{args.tracks:,} |" if large else ""))
+    print("|---|---|---|---|" + ("---|---|---|" if large else ""))
     for case, seconds in small.items():
-        row = f"| {case} | {seconds * 1000:,.0f} ms | {100 * seconds / small['full']:.1f}% |"
+        row = (f"| {case} | {seconds * 1000:,.0f} ms | {100 * seconds / small['full']:.1f}% | "
+               f"{requests.get(case, '')} |")
         if large:
             big = large.get(case)
-            row += (f" {big * 1000:,.0f} ms | {100 * big / large['full']:.1f}% | {big / seconds:.2f} |" if big is not None
-                    else " | | |")
+            row += (" | | |" if big is None else
+                    f" {big * 1000:,.0f} ms | {100 * big / large['full']:.1f}% | {big / seconds:.2f} |")
         print(row)
 
 
