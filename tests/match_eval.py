@@ -138,6 +138,10 @@ class _Index:
                 self.by_artist.setdefault(_key(a), set()).update({_key(t["title"]),
                                                                   _key(_BRACKETED.sub("", t["title"]))})
         self.artists = sorted({t["album_artist"] for t in self.tracks.values()} - {"Various Artists"})
+        self._titled: dict[tuple[str, str], list[str]] = {}
+        for rk, t in self.tracks.items():
+            for a in {_key(t["artist"]), _key(t["album_artist"])}:
+                self._titled.setdefault((a, _key(t["title"])), []).append(rk)
         # Songs the library has in several forms (studio/live/remaster): only the
         # version_* cases use them, since which form is right depends on the version named.
         self.multi_form = {rk for rk, t in self.tracks.items()
@@ -152,9 +156,7 @@ class _Index:
 
     def titled(self, artist: str, title: str) -> list[str]:
         """Tracks of this title by this artist (as artist or album artist)."""
-        a, t = _key(artist), _key(title)
-        return [rk for rk, x in self.tracks.items() if _key(x["title"]) == t and a in (_key(x["artist"]),
-                                                                                         _key(x["album_artist"]))]
+        return self._titled.get((_key(artist), _key(title)), [])
 
     def has(self, artist: str, title: str) -> bool:
         titles = self.by_artist.get(_key(artist), ())

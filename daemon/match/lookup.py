@@ -5,13 +5,15 @@ range on the normalized columns that the sync stored (`normalize.match_keys`):
 
 1. exact keys, for all references of a call at once (one query per column):
    the tracks whose ``m_artist`` or ``m_album_artist`` is a reference's artist
-   key, and those whose ``m_title`` is its title key. A typo in one of the two
-   is found through the other.
-2. only for references still without a track scoring ``min_score``: key
-   prefixes (the first half of the key, at least `PREFIX` characters), of the
-   title and of the artist, each capped at `RANGE_LIMIT` rows. This finds
-   typos in both, or an unusual spelling of one and a typo in the other, as
-   long as each sits in the second half of its key.
+   key, and those whose ``m_title`` is its title key and whose artist (or
+   album artist) key starts with the same letter. A typo in one of the two is
+   found through the other.
+2. only for references for which neither key found any track: key
+   prefixes (the first half of the key, at least `PREFIX` characters) of the
+   title and of the artist, the other key starting with the same letter, each
+   capped at `RANGE_LIMIT` rows. This finds typos in both, or an unusual
+   spelling of one and a typo in the other, as long as each sits in the second
+   half of its key.
 
 The filters of tracks.query are ANDed to every lookup, so they restrict the
 tracks considered. SQL uses ``{tracks}`` like `query` does; ``ctx.run`` fills it.
@@ -22,24 +24,78 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
-from .score import ALTERNATIVE_FLOOR, Reference, Row, Scored, score_rows
+from .score import ALTERNATIVE_FLOOR, NEAR_MISS, Reference, Row, Scored, artist_hits, score_rows, title_hits
 
 ROW_SQL = "t.id, t.m_title, t.m_tags, t.m_artist, t.m_album_artist, t.m_album, t.is_live"
 PREFIX = 4
-RANGE_LIMIT = 500
+RANGE_LIMIT = 300
 _TOP = "\U0010ffff"  # sorts after every other character (as UTF-8 bytes too)
 
 
-def _by_key(ctx: Any, column: str, keys: set[str], where: tuple[str, list]) -> dict[str, list[Row]]:
-    """Rows whose ``column`` is one of ``keys``, grouped by that key."""
-    out: dict[str, list[Row]] = {}
+BIG_ARTIST = 500  # more tracks than this: only titles starting with the reference's first letter are read
+
+
+def _titles_by_artist(ctx: Any, refs: Sequence[Reference], where: tuple[str, list]) -> dict[str, list[tuple]]:
+    """(id, m_title, m_tags) of the tracks whose artist or album-artist key is a reference's, by that key.
+
+    Read from the two artist indexes alone (they hold the title and tags), so
+    these are index entries, not rows; `find` reads the rows of the titles that
+    score. An artist with more than `BIG_ARTIST` tracks ("Various Artists", a
+    composer) only gives the titles that start with the reference title's letter.
+    """
+    out: dict[str, list[tuple]] = {}
+    keys = sorted({r.artist for r in refs if r.artist})
     if not keys:
         return out
-    col = {"m_title": 1, "m_artist": 3, "m_album_artist": 4}[column]
-    rows = ctx.run(f"SELECT {ROW_SQL} FROM {{tracks}} t WHERE t.{column} IN (SELECT value FROM json_each(?)) "
-                   f"AND {where[0]}", [json.dumps(sorted(keys), ensure_ascii=False), *where[1]])
-    for r in rows:
-        out.setdefault(r[col], []).append(r)
+    sizes = dict(ctx.run("SELECT j.value, (SELECT count(*) FROM (SELECT 1 FROM {tracks} t WHERE t.m_artist = j.value "
+                         f"LIMIT {BIG_ARTIST + 1})) + (SELECT count(*) FROM (SELECT 1 FROM {{tracks}} t WHERE "
+                         f"t.m_album_artist = j.value LIMIT {BIG_ARTIST + 1})) FROM json_each(?) j",
+                         [json.dumps(keys, ensure_ascii=False)]))
+    small = [k for k in keys if sizes.get(k, 0) <= BIG_ARTIST]
+    # big artists: "<first letter of the title><artist key>" per reference
+    big = sorted({r.title[:1] + r.artist for r in refs if r.artist and sizes.get(r.artist, 0) > BIG_ARTIST})
+    for column, other in (("m_artist", ""), ("m_album_artist", " AND t.m_artist <> t.m_album_artist")):
+        if small:  # (a track whose artist is its album artist is read once)
+            rows = ctx.run(f"SELECT t.{column}, t.id, t.m_title, t.m_tags FROM {{tracks}} t "
+                           f"WHERE t.{column} IN (SELECT value FROM json_each(?)){other} AND {where[0]}",
+                           [json.dumps(small, ensure_ascii=False), *where[1]])
+            for key, *rest in rows:
+                out.setdefault(key, []).append(rest)
+        if big:
+            rows = ctx.run(f"SELECT t.{column}, t.id, t.m_title, t.m_tags FROM json_each(?) j JOIN {{tracks}} t "
+                           f"ON t.{column} = substr(j.value, 2) AND t.m_title >= substr(j.value, 1, 1) "
+                           f"AND t.m_title < substr(j.value, 1, 1) || char(1114111) WHERE 1{other} AND {where[0]}",
+                           [json.dumps(big, ensure_ascii=False), *where[1]])
+            for key, *rest in rows:
+                out.setdefault(key, []).append(rest)
+    return out
+
+
+def _rows(ctx: Any, ids: set[int]) -> dict[int, Row]:
+    if not ids:
+        return {}
+    return {r[0]: r for r in ctx.run(f"SELECT {ROW_SQL} FROM {{tracks}} t WHERE t.id IN (SELECT value FROM "
+                                     "json_each(?))", [json.dumps(sorted(ids))])}
+
+
+def _artists_by_title(ctx: Any, refs: Sequence[Reference], where: tuple[str, list]) -> dict[tuple[str, str], list]:
+    """(id, m_artist, m_album_artist) of the tracks with a reference's title key, by (title key, artist letter).
+
+    From the title index alone (it holds both artist keys), and only tracks
+    whose artist or album artist starts like the reference's: a common title
+    ("Intro", "Love") is not every track of that name. Each pair travels as
+    one string, the letter first ("\x01" for a reference without artist: any).
+    """
+    pairs = sorted({(r.artist[:1] or "\x01") + r.title for r in refs})
+    out: dict[tuple[str, str], list] = {}
+    if pairs:
+        for first, title, *rest in ctx.run(
+                "SELECT substr(j.value, 1, 1), t.m_title, t.id, t.m_artist, t.m_album_artist FROM json_each(?) j "
+                "JOIN {tracks} t ON t.m_title = substr(j.value, 2) WHERE (substr(j.value, 1, 1) = char(1) "
+                "OR substr(t.m_artist, 1, 1) = substr(j.value, 1, 1) "
+                "OR substr(t.m_album_artist, 1, 1) = substr(j.value, 1, 1)) "
+                f"AND {where[0]}", [json.dumps(pairs, ensure_ascii=False), *where[1]]):
+            out.setdefault((title, "" if first == "\x01" else first), []).append(rest)
     return out
 
 
@@ -47,29 +103,43 @@ def _prefix(key: str) -> str:
     return key[: max(PREFIX, len(key) // 2)]
 
 
-def _range(ctx: Any, column: str, key: str, where: tuple[str, list]) -> list[Row]:
+def _range(ctx: Any, column: str, key: str, other: str, first: str, where: tuple[str, list]) -> list[Row]:
+    """Rows whose ``column`` starts with the key's first half and whose ``other`` key starts with ``first``."""
     p = _prefix(key)
-    return ctx.run(f"SELECT {ROW_SQL} FROM {{tracks}} t WHERE t.{column} >= ? AND t.{column} < ? AND {where[0]} "
-                   f"LIMIT {RANGE_LIMIT}", [p, p + _TOP, *where[1]])
+    cond, params = "", []
+    if first:
+        cond = " AND (" + " OR ".join(f"substr(t.{o}, 1, 1) = ?" for o in other.split()) + ")"
+        params = [first] * len(other.split())
+    return ctx.run(f"SELECT {ROW_SQL} FROM {{tracks}} t WHERE t.{column} >= ? AND t.{column} < ?{cond} "
+                   f"AND {where[0]} LIMIT {RANGE_LIMIT}", [p, p + _TOP, *params, *where[1]])
 
 
 def find(ctx: Any, refs: Sequence[Reference], where: tuple[str, list], min_score: float,
          alternatives: int) -> list[list[Scored]]:
     """For each reference, its scored tracks best first (at most 1 + ``alternatives``)."""
-    floor = min(min_score, ALTERNATIVE_FLOOR)  # below min_score: the score of a null match, alternatives
+    # below min_score: the score of a null match (NEAR_MISS), and alternatives
+    floor = max(0.0, min_score - NEAR_MISS)
+    if alternatives:
+        floor = min(floor, ALTERNATIVE_FLOOR)
     keep = 1 + alternatives
-    artists = {r.artist for r in refs if r.artist}
-    by_artist = _by_key(ctx, "m_artist", artists, where)
-    by_album_artist = _by_key(ctx, "m_album_artist", artists, where)
-    by_title = _by_key(ctx, "m_title", {r.title for r in refs}, where)
-    results: list[list[Scored]] = []
+    by_artist = _titles_by_artist(ctx, refs, where)
+    by_title = _artists_by_title(ctx, refs, where)
+    wanted = []
     for ref in refs:
-        rows = by_title.get(ref.title, []) + by_artist.get(ref.artist, []) + by_album_artist.get(ref.artist, [])
+        same_title = by_title.get((ref.title, ref.artist[:1]), ())
+        wanted.append(title_hits(ref, by_artist.get(ref.artist, ()), floor) | artist_hits(ref, same_title, floor))
+    rows_by_id = _rows(ctx, set().union(*wanted))
+    results: list[list[Scored]] = []
+    for ref, ids in zip(refs, wanted):
+        rows = [rows_by_id[i] for i in ids]
         scored = score_rows(ref, rows, floor)
-        if not scored or scored[0].score < min_score:
-            more = _range(ctx, "m_title", ref.title, where)
+        # Neither key found anything: look around both (typos in both, or one
+        # spelled unusually and the other with a typo).
+        if not scored and ref.artist not in by_artist and (ref.title, ref.artist[:1]) not in by_title:
+            more = _range(ctx, "m_title", ref.title, "m_artist m_album_artist", ref.artist[:1], where)
             if ref.artist:
-                more += _range(ctx, "m_artist", ref.artist, where) + _range(ctx, "m_album_artist", ref.artist, where)
+                more += _range(ctx, "m_artist", ref.artist, "m_title", ref.title[:1], where)
+                more += _range(ctx, "m_album_artist", ref.artist, "m_title", ref.title[:1], where)
             scored = score_rows(ref, rows + more, floor)
         results.append(scored[:keep])
     return results

@@ -42,6 +42,7 @@ DISTINCT_PENALTY = 3.0
 DRESS_PENALTY = 1.0
 MIN_WEIGHT = 0.85
 ALTERNATIVE_FLOOR = 50.0  # alternatives score at least this (or min_score, if lower)
+NEAR_MISS = 15.0  # a null match reports the best score down to this far below min_score (else 0)
 
 _DIGITS = re.compile(r"\d+")
 
@@ -70,9 +71,9 @@ class Reference:
 Row = Sequence
 
 
-def _osa(a: str, b: str, *, processor=None, score_cutoff=None) -> float:
+def _osa(a: str, b: str) -> float:
     """100 * (1 - OSA distance / longer length): an edit or a swap of two letters is one step."""
-    return OSA.normalized_similarity(a, b, score_cutoff=None if score_cutoff is None else score_cutoff / 100) * 100
+    return OSA.normalized_similarity(a, b) * 100
 
 
 def similarity(a: str, b: str, a_digits: list[str] | None = None) -> float:
@@ -120,6 +121,31 @@ class Scored:
         return (self.penalty - self.score, -self.album, self.id)
 
 
+def title_hits(ref: Reference, titles: Sequence[tuple], floor: float) -> set[int]:
+    """Ids of ``(id, m_title, m_tags)`` entries whose title can still reach ``floor`` (an exact artist assumed)."""
+    if not titles:
+        return set()
+    cutoff = (field_floor(floor) if ref.artist else floor) / 100
+    osa = OSA.normalized_similarity
+    hits = {titles[i][0] for _, _, i in process.extract(ref.title, [t[1] for t in titles], scorer=osa,
+                                                        score_cutoff=cutoff, limit=None)}
+    tagged = [t for t in titles if t[2] and t[0] not in hits]
+    if tagged:
+        hits.update(tagged[j][0] for _, _, j in process.extract(
+            ref.title, [t[1] + t[2].replace(" ", "") for t in tagged], scorer=osa, score_cutoff=cutoff, limit=None))
+    return hits
+
+
+def artist_hits(ref: Reference, artists: Sequence[tuple], floor: float) -> set[int]:
+    """Ids of ``(id, m_artist, m_album_artist)`` entries (of an exact title) whose artist can still reach ``floor``."""
+    if not artists:
+        return set()
+    if not ref.artist:
+        return {a[0] for a in artists}
+    cutoff = field_floor(floor)
+    return {a[0] for a in artists if max(_osa(ref.artist, a[1]), _osa(ref.artist, a[2])) >= cutoff}
+
+
 def score_rows(ref: Reference, rows: Iterable[Row], floor: float) -> list[Scored]:
     """Every row scoring ``floor`` or more, best first (each track once)."""
     rows = {r[0]: r for r in rows}
@@ -129,13 +155,14 @@ def score_rows(ref: Reference, rows: Iterable[Row], floor: float) -> list[Scored
     items = list(rows.values())
     # Titles first, in one vectorized pass: most rows fail here. A title with
     # version tags is also tried with them as words ("Home Live" = "Home (Live)").
-    hits = {i for _, _, i in process.extract(ref.title, [r[1] for r in items], scorer=_osa, score_cutoff=cut,
+    osa, cutoff = OSA.normalized_similarity, cut / 100
+    hits = {i for _, _, i in process.extract(ref.title, [r[1] for r in items], scorer=osa, score_cutoff=cutoff,
                                                limit=None)}
     tagged = [i for i, r in enumerate(items) if r[2] and i not in hits]
     if tagged:
         hits.update(tagged[j] for _, _, j in process.extract(
-            ref.title, [items[i][1] + items[i][2].replace(" ", "") for i in tagged], scorer=_osa,
-            score_cutoff=cut, limit=None))
+            ref.title, [items[i][1] + items[i][2].replace(" ", "") for i in tagged], scorer=osa,
+            score_cutoff=cutoff, limit=None))
     digits = ref.title_digits
     out = []
     for i in hits:

@@ -83,9 +83,9 @@ def slot_index_ddl(slot: str) -> list[str]:
         "added": "added_at",
         "updated": "updated_at",
         # tracks.match: exact keys and key prefixes (match/lookup.py)
-        "match_title": "m_title",
-        "match_artist": "m_artist",
-        "match_album_artist": "m_album_artist",
+        "match_title": "m_title, m_artist, m_album_artist",
+        "match_artist": "m_artist, m_title, m_tags",
+        "match_album_artist": "m_album_artist, m_title, m_tags, m_artist",
         "title": "title_key",
         "album_key": "album_rating_key",
     }
