@@ -113,6 +113,22 @@ def _album_genre_fast_path(lib: Library, row_type: int, query) -> list[str] | No
     return [k for k in lib.album_order() if not names.isdisjoint(lib.albums[k].genres)]
 
 
+def _changed_tracks_fast_path(lib: Library, row_type: int, query, order: list[str]) -> list[str] | None:
+    """tracks?track.updatedAt>>=T alone (every incremental sync asks it): one attribute compare per
+    track instead of the generic predicates (Plex answers it from an index)."""
+    keys = [k for k in query if k not in _PLAIN and not k.startswith("X-Plex-")]
+    if row_type != 10 or keys != ["track.updatedAt>>"]:
+        return None
+    try:
+        since = int(query[keys[0]])
+    except ValueError:
+        return None
+    tracks = lib.tracks
+    if lib.strict_since_filters:
+        return [k for k in order if tracks[k].updated_at > since]
+    return [k for k in order if tracks[k].updated_at >= since]
+
+
 def _page(items: list, start: int | None, size: int | None) -> tuple[list, int]:
     start = max(0, start or 0)
     if size is None:
@@ -168,10 +184,12 @@ def serve_listing(lib: Library, sid: str, query, start: int | None, size: int | 
         elif row_type == 9:
             items, frag, title2, vg = lib.album_order(), render.album_fragment, "All Albums", "album"
         else:
-            items = sorted(lib.artists, key=lambda k: (lib.artists[k].title.casefold(), int(k)))
-            items = [k for k in items if any(al.artist_key == k for al in lib.albums.values())]
+            with_albums = {al.artist_key for al in lib.albums.values()}
+            items = sorted(with_albums, key=lambda k: (lib.artists[k].title.casefold(), int(k)))
             frag, title2, vg = render.artist_fragment, "All Artists", "artist"
         fast = _album_genre_fast_path(lib, row_type, query)
+        if fast is None:
+            fast = _changed_tracks_fast_path(lib, row_type, query, items)
         if fast is not None:
             items = fast
         elif preds:
