@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.support import ROOT, raw_exchange, wait_until
+from tests.support import ROOT, RpcConnection, raw_exchange, wait_until
 
 MIB = 1 << 20
 
@@ -193,19 +193,28 @@ async def test_idle_connections_up_to_the_fd_limit_leave_clients_and_the_sync_wo
         await conn.close()
         assert job["state"] == "succeeded", (job, daemon.log()[-2000:])
         assert job["added"] == 1500
+        # A reload with the connections open keeps the cap (they are not counted as other descriptors).
+        daemon.proc.send_signal(signal.SIGHUP)
+        await wait_until(lambda: _log_has(daemon, "reloaded config"), timeout=10)
+        conn = await wait_until(lambda: _try_connect(daemon), timeout=10)
+        await conn.close()
     finally:
         for sock in held:
             sock.close()
 
 
 async def _try_connect(daemon):
-    conn = await daemon.connect()
+    """A served connection, or None when refused (the refusal line and EOF may come before the request)."""
+    reader, writer = await asyncio.open_unix_connection(str(daemon.socket), limit=16 * MIB)
     try:
-        await conn.call("daemon.info")
-    except ConnectionError:  # the daemon has not seen the freed connection go yet
-        await conn.close()
+        writer.write(b'{"jsonrpc":"2.0","id":0,"method":"daemon.info"}\n')
+        answer = json.loads(await asyncio.wait_for(reader.readline(), 10) or b"{}")
+    except ConnectionError:
+        answer = {}
+    if "result" not in answer:
+        writer.close()
         return None
-    return conn
+    return RpcConnection(reader, writer)
 
 
 # --------------------------------------------------------------------------- fairness and cancellation

@@ -160,11 +160,19 @@ class Connection:
         return any(events & (select.POLLHUP | select.POLLERR) for _, events in poll.poll(0))
 
 
-def fd_budget(wanted: int) -> int:
+def open_fds() -> int:
+    """How many file descriptors this process has open."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 32
+
+
+def fd_budget(wanted: int, in_use: int) -> int:
     """How many connections the descriptor limit allows, at most ``wanted``.
 
     Raises the soft RLIMIT_NOFILE to the hard one first (systemd's LimitNOFILE=
-    sets both); keeps ``FD_HEADROOM`` descriptors free besides those open now.
+    sets both); keeps ``FD_HEADROOM`` descriptors free besides the ``in_use`` ones.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and soft < hard:
@@ -175,12 +183,7 @@ def fd_budget(wanted: int) -> int:
             pass
     if soft == resource.RLIM_INFINITY:
         return wanted
-    try:
-        in_use = len(os.listdir("/proc/self/fd"))
-    except OSError:
-        in_use = 32
     return max(1, min(wanted, soft - in_use - FD_HEADROOM))
-
 
 
 Dispatch = Callable[[str, Connection], Awaitable["bytes | None"]]
@@ -192,6 +195,7 @@ class Server:
     def __init__(self, dispatch: Dispatch, *, allowed_uids: Iterable[int] = (), read_only_uids: Iterable[int] = (),
                  heavy_slots: int = 4, max_connections: int = 256, max_connections_per_uid: int = 64):
         self._dispatch = dispatch
+        self._fds_base: int | None = None  # descriptors open besides client connections, counted at start
         self.configure(allowed_uids, read_only_uids, max_connections, max_connections_per_uid)
         self.lanes = Lanes(FairLane(heavy_slots), FairLane(heavy_slots))
         self.connections: set[Connection] = set()
@@ -203,12 +207,9 @@ class Server:
         """Set who may connect and who may only read (open connections follow at once: SIGHUP) and the caps."""
         self._allowed = frozenset(allowed_uids)
         self._read_only = frozenset(read_only_uids)
-        budget = fd_budget(max_connections)
-        if budget < max_connections:
-            log.warning("daemon.max_connections %d is more than the file descriptor limit allows; serving at most %d "
-                        "(raise LimitNOFILE=)", max_connections, budget)
-        self.max_connections = budget
+        self._wanted_connections = max_connections
         self.max_connections_per_uid = max_connections_per_uid
+        self._apply_fd_budget()
         for conn in list(getattr(self, "connections", ())):
             conn.read_only = conn.peer.uid in self._read_only
             if not self._admits(conn.peer):
@@ -216,7 +217,17 @@ class Server:
                 conn.writer.write(_error_line(-32003, "permission_denied", f"uid {conn.peer.uid} may not connect"))
                 conn.writer.close()
 
+    def _apply_fd_budget(self) -> None:
+        wanted = self._wanted_connections
+        self.max_connections = fd_budget(wanted, open_fds() if self._fds_base is None else self._fds_base)
+        if self._fds_base is not None and self.max_connections < wanted:
+            log.warning("daemon.max_connections %d is more than the file descriptor limit allows; serving at most %d "
+                        "(raise LimitNOFILE=)", wanted, self.max_connections)
+
     async def start(self, sock: socket.socket) -> None:
+        """Serve on ``sock``; the store and everything else long-lived should be open by now (fd budget)."""
+        self._fds_base = open_fds()
+        self._apply_fd_budget()
         # Python 3.13 unlinks a Unix server's socket file on close by default
         # (cleanup_socket=True). The file is not ours to remove: under socket
         # activation it belongs to systemd (the socket unit keeps listening on it
