@@ -35,6 +35,10 @@ ALL_ERRORS = {
     "NotSynced": NOT_SYNCED,
     "PlexUnreachable": PLEX_UNREACHABLE,
     "PermissionDenied": PERMISSION_DENIED,
+    "LimitExceeded": {"code": -32004, "message": "limit_exceeded",
+                      "data": "names the limit (README, \"Limits\"): an answer over daemon.max_response_mib, "
+                              "or a connection over daemon.max_connections / daemon.max_connections_per_uid "
+                              "(one line with id null, then closed)"},
 }
 
 _READS_CACHE = [INVALID_PARAMS, NOT_SYNCED]
