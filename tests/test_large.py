@@ -112,4 +112,5 @@ async def test_a_million_tracks_mirror_exactly_within_the_memory_bound(daemon_fa
             assert [cached(t) for t in got["tracks"]] == [expected(lib, k) for k in edited]
         finally:
             peak = rss.stop()
+        print(f"peak RSS of the daemon and all its processes: {peak:.0f} MiB")
         assert peak <= RSS_LIMIT_MIB, f"peak RSS of the daemon and its processes: {peak:.0f} MiB"

@@ -35,23 +35,23 @@ class AlbumReads:
         if strategy == "metadata":
             return self._genres_from_metadata([k for k, _ in self._iter_album_listing()])
         if strategy == "listing":
-            return self._genres_by_listing()
+            return _shared_lists(self._genres_by_listing())
         choices = self._genre_choices()
         if strategy == "auto":
             albums = self._album_count()
             listing_cost = math.ceil(albums / self.GENRE_PAGE) + \
                 math.ceil(albums / self.METADATA_BATCH) // 2
             if len(choices) + 1 > max(1, listing_cost):
-                return self._genres_by_listing()
+                return _shared_lists(self._genres_by_listing())
         elif strategy != "genre_filter":
             raise ValueError(f"unknown strategy {strategy!r}")
-        found: dict[str, set[str]] = {}
+        found: dict[str, list[str]] = {}
         for key, title in choices:
             for el in self._album_pages({"type": "9", "album.genre": key}, f"the albums of genre {title!r}"):
                 rk = el.get("ratingKey")
                 if rk:
-                    found.setdefault(rk, set()).add(title)
-        return {k: sorted(v, key=str.casefold) for k, v in found.items()}
+                    found.setdefault(rk, []).append(title)
+        return _shared_lists(found)
 
     # ---- changes since a time (incremental sync) ------------------------------------------
     def changed_album_keys(self, since: int) -> list[str]:
@@ -160,3 +160,18 @@ class AlbumReads:
                 if year is not None and el.get("ratingKey"):
                     out[el.get("ratingKey")] = year
         return out
+
+
+def _shared_lists(found: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Album key -> its genres (each once, sorted case-insensitively), one shared list per distinct set.
+
+    A million-track library has ~100k albums but few distinct genre sets: sharing
+    them keeps the sync reader near one dict entry per album (a set or list per
+    album cost ~600 bytes, 55 MB at 1M tracks). The lists must not be mutated.
+    """
+    shared: dict[tuple, list[str]] = {}
+    out = {}
+    for key, names in found.items():
+        names = tuple(sorted(dict.fromkeys(names), key=str.casefold))
+        out[key] = shared.get(names) or shared.setdefault(names, list(names))
+    return out

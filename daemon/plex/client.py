@@ -426,3 +426,4 @@ class _Prefetch:
         with self._lock:
             for session in self._sessions:
                 session.close()
+

@@ -56,7 +56,7 @@ def slot_table_ddl(slot: str) -> list[str]:
         # rowid = rank: filled from tracks joined to ranks at finish.
         f"""CREATE VIRTUAL TABLE {t['fts']} USING fts5(
   {', '.join(KEY_COLUMNS)},
-  content='', columnsize=0, prefix='1',
+  content='', columnsize=0, prefix='1 2 3 4',
   tokenize='unicode61 remove_diacritics 2')""",
         # library.stats of the whole library (genre_key '') and of each single
         # genre, computed at finish and kept exact by incremental syncs: such a
