@@ -5,10 +5,11 @@ range on the normalized columns that the sync stored (`normalize.match_keys`):
 
 1. exact keys, for all references of a call at once (one query per column):
    the tracks whose ``m_artist`` or ``m_album_artist`` is a reference's artist
-   key, and those whose ``m_title`` is its title key and whose artist (or
-   album artist) key starts with the same letter. A typo in one of the two is
-   found through the other.
-2. only for references for which neither key found any track: key
+   key, and those whose ``m_title`` is its title key and whose artist key
+   starts with the same letter. A typo in one of the two is found through the
+   other.
+2. only for references whose artist key found no track and that scored
+   nothing through their title: key
    prefixes (the first half of the key, at least `PREFIX` characters) of the
    title and of the artist, the other key starting with the same letter, each
    capped at `RANGE_LIMIT` rows. This finds typos in both, or an unusual
@@ -81,21 +82,29 @@ def _rows(ctx: Any, ids: set[int]) -> dict[int, Row]:
 def _artists_by_title(ctx: Any, refs: Sequence[Reference], where: tuple[str, list]) -> dict[tuple[str, str], list]:
     """(id, m_artist, m_album_artist) of the tracks with a reference's title key, by (title key, artist letter).
 
-    From the title index alone (it holds both artist keys), and only tracks
-    whose artist or album artist starts like the reference's: a common title
-    ("Intro", "Love") is not every track of that name. Each pair travels as
-    one string, the letter first ("\x01" for a reference without artist: any).
+    From the title index alone (it holds both artist keys), and only the tracks
+    whose artist key starts with the reference's letter: one seek per pair, so
+    a common title ("Intro", "Love") is not every track of that name (a typo in
+    an album-artist reference is found by the look-around instead). Each pair
+    travels as one string, the letter first. References without artist get
+    every track of their title.
     """
-    pairs = sorted({(r.artist[:1] or "\x01") + r.title for r in refs})
     out: dict[tuple[str, str], list] = {}
+    pairs = sorted({r.artist[:1] + r.title for r in refs if r.artist})
     if pairs:
         for first, title, *rest in ctx.run(
                 "SELECT substr(j.value, 1, 1), t.m_title, t.id, t.m_artist, t.m_album_artist FROM json_each(?) j "
-                "JOIN {tracks} t ON t.m_title = substr(j.value, 2) WHERE (substr(j.value, 1, 1) = char(1) "
-                "OR substr(t.m_artist, 1, 1) = substr(j.value, 1, 1) "
-                "OR substr(t.m_album_artist, 1, 1) = substr(j.value, 1, 1)) "
-                f"AND {where[0]}", [json.dumps(pairs, ensure_ascii=False), *where[1]]):
-            out.setdefault((title, "" if first == "\x01" else first), []).append(rest)
+                "JOIN {tracks} t ON t.m_title = substr(j.value, 2) AND t.m_artist >= substr(j.value, 1, 1) "
+                f"AND t.m_artist < substr(j.value, 1, 1) || char(1114111) WHERE {where[0]}",
+                [json.dumps(pairs, ensure_ascii=False), *where[1]]):
+            out.setdefault((title, first), []).append(rest)
+    titles = sorted({r.title for r in refs if not r.artist})
+    if titles:
+        for title, *rest in ctx.run(
+                "SELECT t.m_title, t.id, t.m_artist, t.m_album_artist FROM {tracks} t "
+                f"WHERE t.m_title IN (SELECT value FROM json_each(?)) AND {where[0]}",
+                [json.dumps(titles, ensure_ascii=False), *where[1]]):
+            out.setdefault((title, ""), []).append(rest)
     return out
 
 
@@ -135,7 +144,7 @@ def find(ctx: Any, refs: Sequence[Reference], where: tuple[str, list], min_score
         scored = score_rows(ref, rows, floor)
         # Neither key found anything: look around both (typos in both, or one
         # spelled unusually and the other with a typo).
-        if not scored and ref.artist not in by_artist and (ref.title, ref.artist[:1]) not in by_title:
+        if not scored and ref.artist not in by_artist:
             more = _range(ctx, "m_title", ref.title, "m_artist m_album_artist", ref.artist[:1], where)
             if ref.artist:
                 more += _range(ctx, "m_artist", ref.artist, "m_title", ref.title[:1], where)
