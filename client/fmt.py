@@ -170,7 +170,8 @@ def status_lines(status: dict, now: dt.datetime) -> list[str]:
     ``Library: 18,432 tracks · Synced 2 hours ago``, ``Not synced``,
     ``Syncing 5,000 / 18,432`` (prefixed by the library part when a previous
     library exists), ``Sync failed: <why>``. Second line: Plex reachability.
-    Third line (only when known): when the next scheduled sync is due.
+    Third line (only when known): when the next scheduled sync is due, or --
+    when a sync is owed -- when it is retried and why.
     """
     parts: list[str] = []
     synced_at = status.get("synced_at")
@@ -188,9 +189,25 @@ def status_lines(status: dict, now: dt.datetime) -> list[str]:
     lines = [" · ".join(parts)]
     lines.append(f"Plex: {plex_reachability(status.get('plex_reachable'))}")
     next_sync = parse_time(status.get("next_sync_at"))
-    if next_sync is not None and not status.get("is_syncing"):
+    owed = status.get("sync_owed")
+    if isinstance(owed, dict) and not status.get("is_syncing"):
+        lines.append(owed_text(owed, now))
+    elif next_sync is not None and not status.get("is_syncing"):
         lines.append(f"Next sync: {humanize_age(next_sync, now)}")
     return lines
+
+
+def owed_text(owed: dict, now: dt.datetime) -> str:
+    """The retry of an owed sync: ``Retrying in 30 seconds: <why>``, or why it waits."""
+    retry_at = parse_time(owed.get("retry_at"))
+    soon = retry_at is None or (retry_at - now).total_seconds() < 10
+    when = "in a few seconds" if soon else humanize_age(retry_at, now)
+    if owed.get("token_rejected"):
+        then = f"next try {when}, or" if retry_at is not None else "next try"
+        return f"Plex rejected the token: {then} after a reload (SIGHUP) with a new token"
+    if retry_at is None:
+        return f"Sync owed: {owed.get('reason')}"
+    return f"Retrying {when}: {owed.get('reason')}"
 
 
 def syncing_text(progress: dict | None) -> str:

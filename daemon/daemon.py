@@ -25,6 +25,7 @@ from .rpc.dispatch import CallContext, dispatch, jsonrpc_methods
 from .rpc.server import Connection, Server, SocketError, bind_unix_socket
 from .store import Store, StoreError
 from .sync.jobs import Syncer
+from .sync.owed import RetryPlan
 from .timeutil import now
 
 log = logging.getLogger("mediasaged")
@@ -50,6 +51,7 @@ class Daemon:
                              heavy_slots=self.store.readers, max_connections=d.max_connections,
                              max_connections_per_uid=d.max_connections_per_uid)
         self.syncer = Syncer(self.store, lambda: self.config, self.server.publish)
+        self.syncer.on_finished = self._observe_finished_job
         self._methods = jsonrpc_methods(build_methods())
         self.started_at = now()
         self.socket_path: Path = config.daemon.socket
@@ -61,16 +63,24 @@ class Daemon:
         self._listener: NotificationListener | None = None
         self._plex_changed_at: float | None = None  # monotonic time of the last change Plex notified
         self._notified: list[dict] = []  # timeline entries Plex sent since the last notified sync
+        self.retry = RetryPlan()  # the owed sync (README, "Recovering by itself")
+        self._retry_mode = "auto"
+        self._listener_wanted = False  # follow Plex once no sync is still connecting with an untried token
 
     # -- what RPC handlers use --------------------------------------------
 
     def next_sync_at(self, synced_at: int | None) -> int | None:
-        """When the schedule will start the next sync (None: no schedule)."""
+        """When the schedule or the retry of an owed sync starts the next sync (None: neither)."""
         interval = self.config.sync.interval
-        if interval is None:
-            return None
-        base = max(synced_at or 0, self.syncer.last_attempt or 0, self.started_at)
-        return int(base + interval)
+        times = [] if interval is None else [max(synced_at or 0, self.syncer.last_attempt or 0,
+                                                 self.started_at) + interval]
+        if self.retry.retry_at is not None:
+            times.append(self.retry.retry_at)
+        return int(min(times)) if times else None
+
+    def syncs_on_its_own(self) -> bool:
+        """Whether the daemon starts syncs by itself at all (and so retries owed ones)."""
+        return self.config.sync.interval is not None or self.config.sync.stale_after is not None
 
     async def _dispatch(self, line: str, conn: Connection) -> bytes | None:
         return await dispatch(line, self._methods, CallContext(self, conn),
@@ -135,23 +145,54 @@ class Daemon:
         gc.freeze()
         log.info("mediasaged listening on %s (cache %s)", self.socket_path, self.config.cache.path)
         systemd.ready()
-        await self._start_sync_if_stale()
+        await self._start_owed_sync()
         self._follow_plex()
 
     def _follow_plex(self) -> None:
-        """(Re)start following Plex's notifications if ``sync.plex_events`` is on."""
+        """(Re)start following Plex's notifications if ``sync.plex_events`` is on.
+
+        The new listener starts at once, or -- while a sync is still connecting
+        -- once it has: a token Plex rejects is then asked about once, not twice.
+        """
         if self._listener is not None:
             self._listener.stop()
             self._listener = None
-        if not self.config.sync.plex_events:
+        self._listener_wanted = self.config.sync.plex_events
+        self._start_listener_when_due()
+
+    def _start_listener_when_due(self) -> None:
+        if not self._listener_wanted or self._listener is not None or self.syncer.connecting \
+                or self.retry.token_rejected:
             return
+        self._listener_wanted = False
         loop = asyncio.get_running_loop()
         p = self.config.plex
-        self._listener = NotificationListener(
+        listener = self._listener = NotificationListener(
             p.url, p.token, verify_ssl=p.verify_ssl, timeout=p.timeout,
             on_change=lambda entries: loop.call_soon_threadsafe(self._plex_changed, entries),
-            section_id=lambda: self.syncer.section_id)
-        self._listener.start()
+            section_id=lambda: self.syncer.section_id,
+            on_connect=lambda: loop.call_soon_threadsafe(self._plex_answered),
+            on_rejected=lambda: loop.call_soon_threadsafe(self._plex_rejected_token, listener))
+        listener.start()
+
+    def _plex_answered(self) -> None:
+        """Plex's notifications connected: an owed sync that found Plex unreachable runs now."""
+        if self.syncer.plex_reachable is True:
+            return
+        self.syncer.plex_reachable = True
+        if not self.syncer.running and self.retry.plex_is_back(now()):
+            log.info("Plex answers again: starting the owed sync now")
+            self._wake.set()
+
+    def _plex_rejected_token(self, listener: NotificationListener) -> None:
+        """The notification socket got HTTP 401: say so, and leave retries to the interval."""
+        if listener is not self._listener:  # a reload replaced it meanwhile
+            return
+        self._listener = None
+        self._listener_wanted = True  # again after a reload that changes the token, or a successful sync
+        if self.syncs_on_its_own() and not self.syncer.running:
+            self.retry.failed("Plex rejected the token (HTTP 401)", now(), self.config.sync.interval,
+                              unauthorized=True)
 
     def _plex_changed(self, entries: list[dict]) -> None:
         """Plex notified changes: they are applied once Plex has been quiet for PLEX_QUIET."""
@@ -165,17 +206,49 @@ class Daemon:
         stale_after = self.config.sync.stale_after
         return state.synced_at is None or (stale_after is not None and now() - state.synced_at > stale_after)
 
-    async def _start_sync_if_stale(self) -> None:
+    async def _start_owed_sync(self) -> None:
+        """At startup: the sync owed for an empty or stale cache, or for a failed last sync."""
         if self.store.moved_aside is not None:  # a corrupt file was replaced by an empty cache
             log.warning("rebuilding the cache (the old file is %s): starting a full sync", self.store.moved_aside)
             await self.syncer.start("full", "startup")
             return
-        if self.config.sync.stale_after is None:
+        if not self.syncs_on_its_own():
             return
         state = await self.store.state()
-        if self.is_stale(state):
-            log.info("cache is %s: starting a sync", "empty" if state.synced_at is None else "stale")
-            await self.syncer.start("auto", "startup")
+        if self.config.sync.stale_after is not None and self.is_stale(state):
+            reason = "the cache is empty" if state.synced_at is None else "the cache is stale"
+        elif state.last_error:
+            reason = f"the last sync failed: {state.last_error}"
+        else:
+            return
+        log.info("%s: starting a sync", reason)
+        self.retry.owe(reason, now())
+        await self._start_retry()
+
+    async def _start_retry(self) -> None:
+        self.retry.retry_at = None  # the job's end schedules the next one, if any
+        await self.syncer.start(self._retry_mode, "startup")
+
+    def _observe_finished_job(self, job) -> None:
+        """Feed a finished job's outcome to the retry plan (before readers see it end)."""
+        interval = self.config.sync.interval
+        if job.state == "succeeded":
+            if self.retry.token_rejected:
+                self._listener_wanted = self.config.sync.plex_events  # the token works again
+            self.retry.settled()
+        elif job.state == "failed" and self.syncs_on_its_own():
+            # A 401 to a token a reload has replaced meanwhile says nothing about the new one.
+            rejected = self.syncer.rejected_token is not None and self.syncer.rejected_token == self.config.plex.token
+            self.retry.failed(job.error or "the sync failed", now(), interval, unauthorized=rejected,
+                              attempted_at=job.started_at)
+            if self.syncer.rejected_token is not None and not rejected:
+                self.retry.retry_at = now()
+            self._retry_mode = "full" if job.mode == "full" else "auto"
+            when = "after the token changes" if self.retry.retry_at is None else \
+                f"in {self.retry.retry_at - now():.0f} s"
+            log.info("the owed sync will be retried %s", when)
+        elif job.state == "cancelled":
+            self.retry.postpone(now(), interval)
 
     async def main_loop(self) -> None:
         watchdog = systemd.watchdog_interval()
@@ -200,16 +273,22 @@ class Daemon:
                 log.error("%s", exc)
 
     async def _housekeeping(self) -> None:
+        self._start_listener_when_due()
         if not self.syncer.running and self.store.wal_removed():
             log.error("the write-ahead log %s-wal was removed while in use: saving it and reopening the cache",
                       self.store.path)
             await self.store.recover_wal()
         state = await self.store.state()
-        due = self.next_sync_at(state.synced_at)
-        if due is not None and now() >= due and not self.syncer.running:
+        interval = self.config.sync.interval
+        scheduled = None if interval is None else \
+            max(state.synced_at or 0, self.syncer.last_attempt or 0, self.started_at) + interval
+        if scheduled is not None and now() >= scheduled and not self.syncer.running:
             # Full: the safety net for what incremental syncs cannot see (a rating
             # or play count Plex may not timestamp, an edit missed while down).
+            self.retry.retry_at = None  # this is the attempt; its end schedules the next, if any
             await self.syncer.start("full", "schedule")
+        if self.retry.due(now()) and not self.syncer.running:
+            await self._start_retry()
         changed = self._plex_changed_at
         if changed is not None and time.monotonic() - changed >= PLEX_QUIET and not self.syncer.running:
             self._plex_changed_at = None  # changes notified from here on get a sync of their own
@@ -252,6 +331,8 @@ class Daemon:
         )
         self.server.configure(new.daemon.allowed_uids, new.daemon.read_only_uids,
                               new.daemon.max_connections, new.daemon.max_connections_per_uid)
+        if old.plex.token != new.plex.token:
+            self.retry.token_changed(now())  # a sync owed for a rejected token is tried at once
         if (old.plex, old.sync.plex_events) != (new.plex, new.sync.plex_events):
             self._follow_plex()
         logging.getLogger().setLevel(new.daemon.log_level.upper())

@@ -323,6 +323,25 @@ def test_status_next_sync():
     assert lines == ["Library: 3 tracks · Synced 1 hour ago", "Plex: reachable", "Next sync: in 23 hours"]
 
 
+def test_status_retrying_an_owed_sync():
+    owed = {"reason": "Plex unreachable at http://plex:32400: connection refused",
+            "retry_at": "2026-02-05T12:00:30Z", "attempts": 2, "token_rejected": False}
+    lines = fmt.status_lines(status(error=owed["reason"], plex_reachable=False, sync_owed=owed,
+                                    next_sync_at=owed["retry_at"]), NOW)
+    assert lines[2] == "Retrying in 30 seconds: Plex unreachable at http://plex:32400: connection refused"
+    lines = fmt.status_lines(status(sync_owed={**owed, "retry_at": "2026-02-05T12:00:03Z"}), NOW)
+    assert lines[2].startswith("Retrying in a few seconds: ")
+
+
+def test_status_rejected_token():
+    owed = {"reason": "Plex rejected the token", "retry_at": "2026-02-06T12:00:00Z", "attempts": 1,
+            "token_rejected": True}
+    lines = fmt.status_lines(status(error="Plex rejected the token", sync_owed=owed), NOW)
+    assert lines[2] == "Plex rejected the token: next try in 1 day, or after a reload (SIGHUP) with a new token"
+    lines = fmt.status_lines(status(sync_owed={**owed, "retry_at": None}), NOW)
+    assert lines[2] == "Plex rejected the token: next try after a reload (SIGHUP) with a new token"
+
+
 # -- sync results and progress ---------------------------------------------------
 
 def job(**overrides):

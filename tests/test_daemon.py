@@ -37,6 +37,7 @@ async def test_library_status_of_a_never_synced_cache(daemon):
         "track_count": 0, "synced_at": None, "generation": 0, "plex_server_id": None,
         "sync_duration_ms": None, "is_syncing": False, "sync_progress": None, "error": None,
         "stale": True, "plex_reachable": None, "next_sync_at": None, "server_changed": False,
+        "sync_owed": None,
     }
 
 

@@ -8,7 +8,11 @@ a 429/503's Retry-After asks) -- and calls
 ``on_change(deleted)`` for every frame that names a music item (artist, album,
 track) of our section, with the rating keys of the tracks it says were deleted. The daemon turns those calls into one incremental
 sync once Plex has been quiet for a moment (see ``daemon.py``); the periodic
-sync stays as the safety net.
+sync stays as the safety net. ``on_connect()`` is called each time the socket
+opens (Plex answers again: an owed sync need not wait for its retry time);
+after HTTP 401 the listener calls ``on_rejected()`` and ends -- asking again
+with the same token would only hammer Plex (the daemon starts a new listener
+after a reload that changes the token, or once a sync succeeds).
 
 This talks to Plex without plexapi (whose AlertListener does not reconnect),
 using websocket-client. The URL carries the token (Plex takes it only in the
@@ -39,13 +43,16 @@ class NotificationListener:
     """One thread holding Plex's notification websocket open; see the module docstring."""
 
     def __init__(self, url: str, token: str, *, verify_ssl: bool, timeout: float,
-                 on_change: Callable[[list[dict]], None], section_id: Callable[[], str | None] = lambda: None):
+                 on_change: Callable[[list[dict]], None], section_id: Callable[[], str | None] = lambda: None,
+                 on_connect: Callable[[], None] = lambda: None, on_rejected: Callable[[], None] = lambda: None):
         self._url = url
         self._token = token
         self._verify_ssl = verify_ssl
         self._timeout = timeout
         self._on_change = on_change
         self._section_id = section_id
+        self._on_connect = on_connect
+        self._on_rejected = on_rejected
         self._stop = threading.Event()
         self._backoff = Backoff(1.0, MAX_BACKOFF, sleep=self._stop.wait)  # a stop ends the wait
         self._thread = threading.Thread(target=self._run, name="plex-notifications", daemon=True)
@@ -72,8 +79,13 @@ class NotificationListener:
                 self._follow(where)
                 reason = "the connection closed"
             except websocket.WebSocketBadStatusException as exc:  # its text carries headers and body
-                reason = ("Plex rejected the token (HTTP 401)" if exc.status_code == 401
-                          else f"HTTP {exc.status_code}")
+                if exc.status_code == 401:
+                    log.warning("Plex notifications at %s: Plex rejected the token (HTTP 401); not "
+                                "asking again until the token changes or a sync succeeds", where)
+                    self.connected.clear()
+                    self._on_rejected()
+                    return
+                reason = f"HTTP {exc.status_code}"
                 asked = retry_after(exc.status_code, exc.resp_headers)
             except (websocket.WebSocketException, OSError) as exc:
                 reason = redact(str(exc), self._token) or type(exc).__name__
@@ -96,6 +108,7 @@ class NotificationListener:
             ws.settimeout(RECV_TIMEOUT)
             self.connected.set()
             log.info("following Plex notifications at %s", where)
+            self._on_connect()
             while not self._stop.is_set():
                 try:
                     frame = ws.recv()

@@ -42,6 +42,7 @@ from .invalid import problem as request_problem
 if TYPE_CHECKING:  # types only: config is the daemon's, and server imports this module
     from ..config import Config
     from ..sync.jobs import Syncer
+    from ..sync.owed import RetryPlan
     from .server import Connection
 
 log = logging.getLogger(__name__)
@@ -97,12 +98,13 @@ class Services(Protocol):
     syncer: Syncer
     started_at: int  # unix seconds
     socket_path: Path
+    retry: RetryPlan  # the owed sync, if any (library.status.sync_owed)
 
     def is_stale(self, state: State) -> bool:
         """Whether the cache is older than ``sync.stale_after`` (or empty)."""
 
     def next_sync_at(self, synced_at: int | None) -> int | None:
-        """When the next scheduled sync starts (unix seconds), None when none is scheduled."""
+        """When the schedule or the retry of an owed sync starts the next sync (unix seconds), else None."""
 
 
 @dataclass

@@ -38,6 +38,9 @@ STATUS_SCHEMA = {
         "plex_reachable": {"type": ["boolean", "null"]},
         "next_sync_at": _TIME,
         "server_changed": {"type": "boolean"},
+        "sync_owed": {"type": ["object", "null"], "properties": {
+            "reason": {"type": "string"}, "retry_at": _TIME, "attempts": {"type": "integer"},
+            "token_rejected": {"type": "boolean"}}},
     },
 }
 _EVENT_LIST = {"type": "array", "items": {"type": "string", "enum": list(EVENTS)}}
@@ -119,7 +122,14 @@ async def library_status(ctx: CallContext, params: dict) -> dict:
         "plex_reachable": s.syncer.plex_reachable,
         "server_changed": s.syncer.server_changed,
         "next_sync_at": iso(s.next_sync_at(state.synced_at)),
+        "sync_owed": owed_view(s.retry.view()),
     }
+
+
+def owed_view(owed: dict | None) -> dict | None:
+    if owed is None:
+        return None
+    return {**owed, "retry_at": iso(owed["retry_at"])}
 
 
 async def sync_start(ctx: CallContext, params: dict) -> dict:

@@ -59,10 +59,17 @@ class Syncer:
         # The last job's error when the database could not record it (a full or
         # read-only disk): library.status and sync.status still tell it.
         self.unrecorded_error: str | None = None
+        self.rejected_token: str | None = None  # the token Plex answered HTTP 401 to in the last job
+        self.on_finished: Callable[[SyncJob], None] = lambda job: None  # after a job's outcome is recorded
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    @property
+    def connecting(self) -> bool:
+        """A job runs and does not know Plex's answer yet."""
+        return self.running and self._job_server is None
 
     async def start(self, mode: str = "auto", trigger: str = "manual",
                     notified: list[dict] | None = None) -> tuple[bool, int]:
@@ -79,6 +86,7 @@ class Syncer:
             self.job = await self._store.create_job(mode=effective, trigger=trigger, started_at=started)
             self._job_server = None
             self._cancel_requested = False
+            self.rejected_token = None
             targets = notified if effective == "incremental" else None
             self._task = asyncio.create_task(self._run(self.job, targets), name=f"sync-{self.job.job_id}")
         self._publish("sync.started", self.job.view())
@@ -142,6 +150,7 @@ class Syncer:
             self.deleted_on_plex |= deleted
         # Readers see the job as running until its outcome is on disk.
         await self._finish(job, state, error)
+        self.on_finished(self.job)
 
     async def _unchanged(self, job: SyncJob) -> dict | None:
         """An incremental job on an unchanged library, told by four counts (`targeted.nothing_changed`):
@@ -254,8 +263,11 @@ class Syncer:
                     if time.monotonic() - last_push >= PROGRESS_INTERVAL or job.current == job.total:
                         last_push = time.monotonic()
                         self._publish("sync.progress", job.view())
-                elif msg["event"] == "error" and msg.get("unreachable"):
-                    self.plex_reachable = False
+                elif msg["event"] == "error":
+                    if msg.get("unreachable"):
+                        self.plex_reachable = False
+                    if msg.get("unauthorized"):
+                        self.rejected_token = spec["plex"]["token"]
         finally:  # also when reading it failed: its work is lost anyway
             await worker.stop(CANCEL_GRACE)
             self._worker = None

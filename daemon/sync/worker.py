@@ -81,7 +81,7 @@ def read_plex(spec: dict, out: Any, theirs: Any, worker_pid: int) -> None:
     os.dup2(devnull, 1)
     os.close(devnull)
     die_with_parent(worker_pid)
-    from ..plex.errors import PlexError, PlexUnreachable
+    from ..plex.errors import PlexError, PlexUnauthorized, PlexUnreachable
 
     try:
         with connect(spec) as plex:
@@ -91,12 +91,12 @@ def read_plex(spec: dict, out: Any, theirs: Any, worker_pid: int) -> None:
             out.send(("skipped", skipped))
             out.send(("end",))
     except PlexError as exc:  # user-facing, token-free by design
-        out.send(("error", str(exc), isinstance(exc, PlexUnreachable)))
+        out.send(("error", str(exc), isinstance(exc, PlexUnreachable), isinstance(exc, PlexUnauthorized)))
     except (BrokenPipeError, EOFError):
         pass  # the writer is gone (cancelled or killed): nothing left to do
     except Exception:  # noqa: BLE001
         log.exception("reading from Plex failed")
-        out.send(("error", "internal error while reading from Plex; see the daemon log", False))
+        out.send(("error", "internal error while reading from Plex; see the daemon log", False, False))
 
 
 def read_all(plex: Any, spec: dict, out: Any) -> dict[str, int]:
@@ -145,14 +145,15 @@ def read_all(plex: Any, spec: dict, out: Any) -> dict[str, int]:
 
 
 class SyncFailed(Exception):
-    def __init__(self, message: str, unreachable: bool = False):
+    def __init__(self, message: str, unreachable: bool = False, unauthorized: bool = False):
         super().__init__(message)
         self.unreachable = unreachable
+        self.unauthorized = unauthorized  # Plex rejected the token: retrying will not help
 
 
 def run_in_place(spec: dict) -> dict | None:
     """An incremental job (sync/increment.py), in this process; None if it must run as a full one."""
-    from ..plex.errors import PlexError, PlexUnreachable
+    from ..plex.errors import PlexError, PlexUnauthorized, PlexUnreachable
     from ..store import SlotWriter
     from .increment import run_incremental
 
@@ -184,7 +185,7 @@ def run_in_place(spec: dict) -> dict | None:
             return run_incremental(spec, plex, lambda genres: Decorate(spec, genres, plex), emit, rebuild,
                                    lambda: still_wanted(daemon_pid))
     except PlexError as exc:  # user-facing, token-free by design
-        raise SyncFailed(str(exc), isinstance(exc, PlexUnreachable)) from None
+        raise SyncFailed(str(exc), isinstance(exc, PlexUnreachable), isinstance(exc, PlexUnauthorized)) from None
     finally:
         lock.release()
 
@@ -247,7 +248,7 @@ def run(spec: dict) -> dict:
             elif kind == "skipped":
                 skipped = message[1]
             elif kind == "error":
-                raise SyncFailed(message[1], message[2])
+                raise SyncFailed(*message[1:])
             elif kind == "end":
                 break
         writer = writer or slot_writer()  # (a full sync of an empty library writes no rows)
@@ -301,7 +302,7 @@ def main() -> int:
     try:
         summary = run(spec)
     except SyncFailed as exc:
-        emit("error", message=str(exc), unreachable=exc.unreachable)
+        emit("error", message=str(exc), unreachable=exc.unreachable, unauthorized=exc.unauthorized)
         return 1
     except StoreError as exc:  # the disk: full, read-only, failing, a removed WAL (the message names it)
         log.error("sync failed: %s", exc)
