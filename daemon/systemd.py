@@ -57,10 +57,15 @@ def notify(message: str) -> bool:
         log.warning("NOTIFY_SOCKET=%r is not a supported address; not notifying", address)
         return False
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        # Non-blocking: a manager that does not read its socket (its queue holds only
+        # a few datagrams) must not stall the event loop; the message is dropped.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as sock:
             sock.connect(target)
             sock.sendall(message.encode("utf-8"))
         return True
+    except BlockingIOError:
+        log.debug("sd_notify to %s: its queue is full; dropped %r", address, message)
+        return False
     except OSError as exc:
         log.warning("sd_notify to %s failed: %s", address, exc)
         return False

@@ -248,6 +248,17 @@ def test_notify_path_socket(notify_socket):
     assert os.environ["NOTIFY_SOCKET"]  # left set for later pings
 
 
+def test_notify_never_blocks_on_a_manager_that_does_not_read(notify_socket):
+    """A full datagram queue drops the message instead of stalling the daemon's event loop."""
+    import time
+
+    t0 = time.monotonic()
+    sent = [systemd.status(f"Syncing {i}") for i in range(200)]
+    assert time.monotonic() - t0 < 5
+    assert sent[0] is True and sent[-1] is False
+    assert notify_socket.recv(4096) == b"STATUS=Syncing 0"
+
+
 def test_notify_abstract_socket(monkeypatch):
     name = f"mediasaged-test-{os.getpid()}-{uuid.uuid4().hex}"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
