@@ -158,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="re-read the whole library")
     mode.add_argument("--incremental", action="store_const", const="incremental", dest="mode",
                       help="only what changed since the last sync")
+    p.add_argument("--restart", action="store_true",
+                   help="with --full: start from the first page, not where a full sync cut short stopped")
     p.add_argument("--wait", action="store_true",
                    help="show progress until the sync ends; exit 1 if it failed")
 

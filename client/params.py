@@ -114,7 +114,10 @@ def request_for(ns: argparse.Namespace, now: dt.datetime | None = None) -> tuple
     if command == "status":
         return "library.status", None
     if command == "sync":
-        return "sync.start", ({"mode": ns.mode} if ns.mode else {})
+        params = {"mode": ns.mode} if ns.mode else {}
+        if getattr(ns, "restart", False):
+            params["restart"] = True
+        return "sync.start", params
     if command == "cancel":
         return "sync.cancel", None
     if command == "history":

@@ -217,6 +217,8 @@ class Daemon:
         state = await self.store.state()
         if self.config.sync.stale_after is not None and self.is_stale(state):
             reason = "the cache is empty" if state.synced_at is None else "the cache is stale"
+        elif await self.syncer.resumable() is not None:  # auto then runs it as a full sync that resumes
+            reason = "a full sync was cut short"
         elif state.last_error:
             reason = f"the last sync failed: {state.last_error}"
         else:

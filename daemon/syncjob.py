@@ -39,6 +39,7 @@ class SyncJob:
     # reason -> items Plex sent that the sync could not mirror (no_rating_key, duplicate_key);
     # a JSON object in the table
     skipped: dict[str, int] = field(default_factory=dict)
+    resumed_from: int | None = None  # the job whose partial slot this full sync continued
 
     @classmethod
     def from_row(cls, row: tuple) -> "SyncJob":
@@ -86,5 +87,7 @@ _FIELD_SCHEMAS: dict[str, dict] = {
     "skipped": {"type": "object", "additionalProperties": {"type": "integer"},
                 "description": "items Plex sent that could not be mirrored, by reason "
                                "(no_rating_key, duplicate_key); {} when none"},
+    "resumed_from": {"type": ["integer", "null"],
+                     "description": "the job, cut short, whose committed pages this full sync continued"},
 }
 JOB_SCHEMA: dict = {"type": "object", "properties": {name: _FIELD_SCHEMAS[name] for name in COLUMNS}}

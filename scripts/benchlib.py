@@ -69,9 +69,13 @@ class Rpc:
 
 
 @contextmanager
-def daemon(url: str, token: str, **sync):
-    """mediasaged in a private directory against ``url``: yields (process, socket path)."""
-    work = Path(tempfile.mkdtemp(prefix="msbench", dir="/tmp"))
+def daemon(url: str, token: str, work: Path | None = None, **sync):
+    """mediasaged in a private directory against ``url``: yields (process, socket path).
+
+    ``work``: use (and keep) this directory, e.g. to start a daemon again on the same cache.
+    """
+    keep = work is not None
+    work = work or Path(tempfile.mkdtemp(prefix="msbench", dir="/tmp"))
     config = work / "config.yaml"
     config.write_text(yaml.safe_dump({
         "plex": {"url": url, "token": token},
@@ -94,9 +98,11 @@ def daemon(url: str, token: str, **sync):
     try:
         yield proc, path
     finally:
-        proc.send_signal(signal.SIGTERM)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-        subprocess.run(["rm", "-rf", str(work)])
+        if not keep:
+            subprocess.run(["rm", "-rf", str(work)])
 
 
 def tree_rss_kib(pid: int) -> int:

@@ -151,7 +151,8 @@ async def test_jobs_roundtrip(store):
     job = await store.get_job(j1.job_id)
     assert asdict(job) == {"job_id": j1.job_id, "state": "succeeded", "mode": "full", "trigger": "startup",
                            "phase": "done", "current": 10, "total": 10, "started_at": 100, "finished_at": 150,
-                           "added": 10, "updated": 0, "removed": 0, "error": None, "skipped": {"no_rating_key": 1}}
+                           "added": 10, "updated": 0, "removed": 0, "error": None, "skipped": {"no_rating_key": 1},
+                           "resumed_from": None}
     assert (await store.get_job()).job_id == j2.job_id
     assert [j.job_id for j in await store.list_jobs(10)] == [j2.job_id, j1.job_id]
     assert [j.job_id for j in await store.list_jobs(1)] == [j2.job_id]

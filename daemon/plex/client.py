@@ -287,7 +287,7 @@ class PlexLibrary(AlbumReads):
         return {**params, "excludeElements": self.SLIM_ELEMENTS, "excludeFields": self.SLIM_FIELDS}
 
     def iter_track_pages(self, page_size: int, *, updated_since: int | None = None,
-                         artist_key: str | None = None) -> Iterator[list[dict]]:
+                         artist_key: str | None = None, start: int = 0) -> Iterator[list[dict]]:
         """Yield lists of track rows, ``page_size`` tracks per request.
 
         Advances by the number of tracks actually received (a short page never skips
@@ -299,7 +299,9 @@ class PlexLibrary(AlbumReads):
         counted. ``updated_since`` (unix seconds) adds Plex's ``track.updatedAt>>=``
         filter, ``artist_key`` its ``artist.id=`` filter. The whole listing is fetched
         ``concurrent_pages`` requests ahead while pages are parsed. After a whole
-        listing, `verify_listing` checks it against Plex's counts."""
+        listing, `verify_listing` checks it against Plex's counts. ``start`` skips that many
+        tracks of the listing (a full sync resuming); when a page is yielded,
+        ``page_end`` is the offset after it."""
         if page_size < 1:
             raise ValueError("page_size must be >= 1")
         path = f"/library/sections/{self.section_id}/all"
@@ -317,7 +319,7 @@ class PlexLibrary(AlbumReads):
         if whole:
             ledger.note_total("before the listing", total)
         parse_page = TrackPageParser()
-        start = 0
+        start = max(0, int(start))
         ahead: _Prefetch | None = None
 
         def what(at: int) -> str:
@@ -359,6 +361,7 @@ class PlexLibrary(AlbumReads):
                     break
                 fresh = ledger.admit(rows, what(start))
                 log.debug("page %s: %d rows", start // page_size + 1, len(rows))
+                self.page_end = start + len(rows)
                 if fresh:
                     yield fresh
                 start += len(rows)

@@ -134,7 +134,7 @@ def owed_view(owed: dict | None) -> dict | None:
 
 async def sync_start(ctx: CallContext, params: dict) -> dict:
     mode = params.get("mode", "auto")
-    started, job_id = await ctx.services.syncer.start(mode, "manual")
+    started, job_id = await ctx.services.syncer.start(mode, "manual", restart=bool(params.get("restart")))
     return {"started": started, "job_id": job_id}
 
 
@@ -194,7 +194,10 @@ def build_methods() -> dict[str, Method]:
         Method("library.status", "Cache size, freshness, sync progress and last error.", library_status,
                result=STATUS_SCHEMA, cheap=True),
         Method("sync.start", "Start a sync (returns at once; started=false if one runs).", sync_start,
-               params=Params({"mode": {"enum": list(MODES), "default": "auto"}}),
+               params=Params({"mode": {"enum": list(MODES), "default": "auto"},
+                              "restart": {"type": "boolean", "default": False,
+                                          "description": "a full sync starts from the first page instead of "
+                                                         "resuming one cut short"}}),
                result={"type": "object", "properties": {"started": {"type": "boolean"},
                                                         "job_id": {"type": "integer"}}},
                writes=True, cheap=True),

@@ -226,6 +226,16 @@ class Store:
             return None if started is None or ctx.state.synced_at is None else started - overlap
         return await self.read(since, require_synced=False)
 
+    async def partial_slot(self) -> dict | None:
+        """What a full sync cut short left in the inactive slot (its progress row), or None."""
+        cols = ("job_id", "first_started_at", "server_id", "settings", "plex_offset", "plex_total", "updated_at")
+
+        def partial(ctx: ReadContext) -> dict | None:
+            slot = "b" if ctx.state.live_slot == "a" else "a"
+            rows = ctx.run(f"SELECT {', '.join(cols)} FROM slot_progress WHERE slot = ?", (slot,))
+            return {**dict(zip(cols, rows[0])), "slot": slot} if rows else None
+        return await self.read(partial, require_synced=False)
+
     # -- jobs
 
     async def create_job(self, *, mode: str, trigger: str, started_at: int) -> SyncJob:
@@ -288,6 +298,7 @@ class Store:
                       "sync_duration_ms = ?, track_count = ?, last_error = NULL, sync_settings = ? WHERE id = 1",
                       (bool(changed), slot, synced_at, server_id, server_name, duration_ms, track_count,
                        sync_settings))
+            c.execute("DELETE FROM slot_progress WHERE slot = ?", (slot,))  # complete now: nothing to resume
             return read_state(c)
         return await self._write(tx)
 

@@ -97,6 +97,23 @@ def slot_index_ddl(slot: str) -> list[str]:
         f"CREATE INDEX {tr}_{name} ON {tr}({c})" for name, c in cols.items()]
 
 
+def reopen_slot(conn: Any, slot: str) -> None:
+    """Keep a slot's tracks; drop what `finish` derives from them (indexes, every other table).
+
+    A full sync that resumes a partial slot continues from its tracks and
+    rebuilds the rest, whether or not the interrupted sync had begun finishing.
+    """
+    t = slot_tables(slot)
+    for sql in slot_index_ddl(slot):
+        conn.execute(f"DROP INDEX IF EXISTS {sql.split(' ON ')[0].split()[-1]}")
+    for kind, name in t.items():
+        if kind != "tracks":
+            conn.execute(f"DROP TABLE IF EXISTS {name}")
+    for sql in slot_table_ddl(slot):
+        if not sql.startswith(f"CREATE TABLE {t['tracks']} "):
+            conn.execute(sql)
+
+
 def finished_marker(slot: str) -> str:
     """The index whose presence marks a finished slot (the last one built)."""
     return slot_index_ddl(slot)[-1].split()[2]
@@ -162,7 +179,18 @@ def _migrate_v5(conn: Any) -> None:
     conn.execute("ALTER TABLE sync_jobs ADD COLUMN skipped TEXT")
 
 
+def _migrate_v6(conn: Any) -> None:
+    # A full sync's progress in the slot it fills, committed with each page, so
+    # that a sync cut short resumes there (docs/DESIGN.md, "Resuming a full sync");
+    # and the job that did so says from where.
+    conn.execute("""CREATE TABLE slot_progress (
+  slot TEXT PRIMARY KEY CHECK (slot IN ('a','b')),
+  job_id INTEGER NOT NULL, first_started_at INTEGER NOT NULL, server_id TEXT NOT NULL, settings TEXT NOT NULL,
+  plex_offset INTEGER NOT NULL, plex_total INTEGER, updated_at INTEGER NOT NULL)""")
+    conn.execute("ALTER TABLE sync_jobs ADD COLUMN resumed_from INTEGER")
+
+
 # Forward migrations: MIGRATIONS[i] takes user_version i to i + 1, inside one
 # write transaction. Adding one = appending one function.
-MIGRATIONS: list[Callable[[Any], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4, _migrate_v5]
+MIGRATIONS: list[Callable[[Any], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4, _migrate_v5, _migrate_v6]
 SCHEMA_VERSION = len(MIGRATIONS)

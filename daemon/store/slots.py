@@ -18,7 +18,7 @@ from ..track import FIELD_NAMES, KEY_COLUMNS, STORED_COLUMNS, RowEncoder, order_
 from . import stats
 from .connection import StoreError, Transaction, connect_worker, read_state
 from .files import storage_error
-from .schema import RANK_LIMIT, recreate_slot, slot_index_ddl, slot_tables
+from .schema import RANK_LIMIT, recreate_slot, reopen_slot, slot_index_ddl, slot_tables
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ class SlotWriter:
     affinity turns "123" into 123); the row's genres are kept as a JSON array.
     """
 
-    def __init__(self, db_path: Path, slot: str):
+    def __init__(self, db_path: Path, slot: str, *, resume: bool = False):
+        """``resume``: keep the tracks a full sync cut short left in the slot (and its progress)."""
         self.slot = slot
         self.t = slot_tables(slot)
         self._encode = RowEncoder()
@@ -56,7 +57,11 @@ class SlotWriter:
             with Transaction(conn):
                 if read_state(conn).live_slot == slot:
                     raise StoreError(f"slot {slot} is live; a SlotWriter only fills the inactive slot")
-                recreate_slot(conn, slot, indexes=False)
+                if resume:
+                    reopen_slot(conn, slot)
+                else:
+                    recreate_slot(conn, slot, indexes=False)
+                    conn.execute("DELETE FROM slot_progress WHERE slot = ?", (slot,))
         except sqlite3.Error as exc:
             raise storage_error(exc, path, f"preparing slot {slot}") from None
         cols = STORED_COLUMNS
@@ -66,8 +71,13 @@ class SlotWriter:
         self._upsert = (f"INSERT INTO {self.t['tracks']} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
                         f"ON CONFLICT (rating_key) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in cols[1:])}")
 
-    def write_tracks(self, rows: list[dict]) -> None:
-        """Upsert ``rows`` (CONTRACT track fields, unix-second times, genres: list[str]) in one transaction."""
+    def write_tracks(self, rows: list[dict], progress: dict | None = None) -> None:
+        """Upsert ``rows`` (CONTRACT track fields, unix-second times, genres: list[str]) in one transaction.
+
+        ``progress`` (a full sync's: job_id, first_started_at, server_id, settings,
+        plex_offset, plex_total) is committed with the rows, so a sync cut short
+        can resume exactly after them (`Store.partial_slot`).
+        """
         batch: dict[str, tuple] = {}  # a key twice in one batch: the later row wins, at the first one's place
         encode = self._encode
         for row in rows:
@@ -78,6 +88,12 @@ class SlotWriter:
         try:
             with Transaction(self._conn) as c:
                 c.executemany(self._upsert, batch.values())
+                if progress is not None:
+                    c.execute("INSERT OR REPLACE INTO slot_progress (slot, job_id, first_started_at, server_id, "
+                              "settings, plex_offset, plex_total, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                              (self.slot, progress["job_id"], progress["first_started_at"], progress["server_id"],
+                               progress["settings"], progress["plex_offset"], progress.get("plex_total"),
+                               int(time.time())))
         except sqlite3.Error as exc:
             raise storage_error(exc, self.path, f"writing tracks to slot {self.slot}") from None
 
@@ -96,6 +112,14 @@ class SlotWriter:
                 return c.execute(f"INSERT INTO {self.t['tracks']} ({cols}) SELECT {cols} FROM {src}").rowcount
         except sqlite3.Error as exc:
             raise storage_error(exc, self.path, f"copying slot {live_slot} into slot {self.slot}") from None
+
+    def forget_progress(self) -> None:
+        """Drop this slot's progress row: the next full sync starts afresh."""
+        try:
+            with Transaction(self._conn) as c:
+                c.execute("DELETE FROM slot_progress WHERE slot = ?", (self.slot,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"updating slot {self.slot} failed: {exc}") from None
 
     @property
     def track_count(self) -> int:

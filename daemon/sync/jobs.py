@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 0.25  # seconds between sync.progress pushes (~4/s)
 CANCEL_GRACE = 5.0  # seconds a cancelled worker gets before SIGKILL (sync.cancel answers within it)
 CHANGES_OVERLAP = 3600  # seconds an incremental sync re-reads before the last sync's start
+RESUME_WITHIN = 3600  # seconds: a partial slot whose last page is older is not resumed (README)
 MODES = ("auto", "full", "incremental")
 
 
@@ -46,6 +47,7 @@ class Syncer:
         self._task: asyncio.Task | None = None
         self._worker: WorkerProcess | None = None
         self._cancel_requested = False
+        self._restart = False
         self._starting = asyncio.Lock()
         self.plex_reachable: bool | None = None
         self.section_id: str | None = None  # the music section's key on Plex, once a sync has connected
@@ -71,22 +73,25 @@ class Syncer:
         """A job runs and does not know Plex's answer yet."""
         return self.running and self._job_server is None
 
-    async def start(self, mode: str = "auto", trigger: str = "manual",
-                    notified: list[dict] | None = None) -> tuple[bool, int]:
+    async def start(self, mode: str = "auto", trigger: str = "manual", notified: list[dict] | None = None, *,
+                    restart: bool = False) -> tuple[bool, int]:
         """Start a job. ``notified``: timeline entries Plex sent; an incremental job then
-        fetches just those items first (`targeted.py`) and reads listings only if it must."""
+        fetches just those items first (`targeted.py`) and reads listings only if it must.
+        ``restart``: a full sync does not resume a partial slot."""
         async with self._starting:  # two concurrent starts must not both create a job
             if self.running:
                 return False, self.job.job_id
             effective = mode
             if mode == "auto":  # incremental when a complete cache exists; the worker checks the server
-                state = await self._store.state()
-                effective = "incremental" if self._can_apply_changes(state) else "full"
+                state = await self._store.state()  # (a full sync cut short is finished first)
+                resumable = not restart and await self.resumable() is not None
+                effective = "incremental" if self._can_apply_changes(state) and not resumable else "full"
             started = self.last_attempt = now()  # a failing database is not retried every tick
             self.job = await self._store.create_job(mode=effective, trigger=trigger, started_at=started)
             self._job_server = None
             self._cancel_requested = False
             self.rejected_token = None
+            self._restart = restart
             targets = notified if effective == "incremental" else None
             self._task = asyncio.create_task(self._run(self.job, targets), name=f"sync-{self.job.job_id}")
         self._publish("sync.started", self.job.view())
@@ -122,6 +127,19 @@ class Syncer:
             return None
         job = self.job
         return {"job_id": job.job_id, "phase": job.phase, "current": job.current, "total": job.total}
+
+    async def resumable(self) -> dict | None:
+        """The partial slot a full sync would continue now, or None.
+
+        One a full sync cut short left in the inactive slot (stop, crash, worker
+        death), built with today's settings, whose last page is at most
+        RESUME_WITHIN old. The worker also checks it is the same Plex server.
+        """
+        partial = await self._store.partial_slot()
+        if partial is None or partial["settings"] != sync_settings(self._config()) \
+                or now() - partial["updated_at"] > RESUME_WITHIN:
+            return None
+        return {**partial, "since": partial["first_started_at"] - CHANGES_OVERLAP}
 
     # -- the job ------------------------------------------------------------
 
@@ -234,11 +252,16 @@ class Syncer:
             "generation": state.generation,
             "since": None,
             "deleted": deleted,
+            "job_id": job.job_id,
+            "started_at": job.started_at,
+            "settings": sync_settings(cfg),
+            "resume": None,
         }
         if job.mode == "incremental" and self._can_apply_changes(state):
             spec["since"] = await self._store.changes_since(CHANGES_OVERLAP)
         if spec["since"] is None:
             spec["mode"] = job.mode = "full"
+            spec["resume"] = None if self._restart else await self.resumable()
         with cpus.separated(cfg.sync.separate_cpus) as sync_cpus:
             outcome = await self._watch_worker(job, state, spec, sync_cpus)
         return {**outcome, "settings": sync_settings(cfg)}
@@ -256,6 +279,10 @@ class Syncer:
                     self.plex_reachable = True
                     self.section_id = msg.get("section_id")
                     self._check_server(job, state, msg)
+                elif msg["event"] == "resumed":
+                    job.resumed_from = msg["job_id"]
+                    log.info("sync job %d resumes job %d's partial slot (%d tracks)", job.job_id, msg["job_id"],
+                             msg["tracks"])
                 elif msg["event"] == "progress":
                     job.phase = msg["phase"]
                     job.total = msg.get("total", job.total)

@@ -55,6 +55,14 @@ def incremental_for(spec: dict, server_id: str) -> bool:
     return spec.get("mode") == "incremental" and bool(server_id) and server_id == spec.get("known_server_id")
 
 
+def resume_for(spec: dict, server_id: str) -> dict | None:
+    """The partial slot this full sync continues (``spec["resume"]``), if it may: the same server."""
+    resume = spec.get("resume")
+    if resume and not incremental_for(spec, server_id) and server_id and resume["server_id"] == server_id:
+        return resume
+    return None
+
+
 def connect(spec: dict) -> Any:
     """A PlexLibrary for the spec's server and section (imports plexapi: call it in a child)."""
     from ..plex.client import PlexLibrary
@@ -87,7 +95,13 @@ def read_plex(spec: dict, out: Any, theirs: Any, worker_pid: int) -> None:
         with connect(spec) as plex:
             out.send(("server", plex.server_id, plex.server_name, plex.section_id))
             out.send(("total", plex.track_count()))
-            skipped = read_all(plex, spec, out)
+            resume = resume_for(spec, plex.server_id)
+            if resume:  # the rest, from one page before the cut, then what changed meanwhile
+                skipped = read_all(plex, spec, out, start=max(0, resume["plex_offset"] - spec["page_size"]))
+                for reason, n in read_changes_since(plex, spec, resume["since"], out).items():
+                    skipped[reason] = skipped.get(reason, 0) + n
+            else:
+                skipped = read_all(plex, spec, out)
             out.send(("skipped", skipped))
             out.send(("end",))
     except PlexError as exc:  # user-facing, token-free by design
@@ -99,8 +113,11 @@ def read_plex(spec: dict, out: Any, theirs: Any, worker_pid: int) -> None:
         out.send(("error", "internal error while reading from Plex; see the daemon log", False, False))
 
 
-def read_all(plex: Any, spec: dict, out: Any) -> dict[str, int]:
-    """Every track, page by page (a full sync); returns the skipped counts by reason.
+def read_all(plex: Any, spec: dict, out: Any, start: int = 0) -> dict[str, int]:
+    """Every track from offset ``start`` on, page by page (a full sync); returns the skipped counts by reason.
+
+    Each ("rows", rows, offset) message carries the listing offset after its
+    page: the worker commits it with the rows, so a sync cut short resumes there.
 
     Album genres are fetched in a thread while the first pages come in; those
     pages wait for them (at most ``MAX_WAITING_PAGES``) because every row
@@ -120,25 +137,44 @@ def read_all(plex: Any, spec: dict, out: Any) -> dict[str, int]:
     genre_thread = threading.Thread(target=fetch_genres, name="album-genres", daemon=True)
     genre_thread.start()
     decorate = Decorate(spec, genres, plex)
-    waiting: list[list[dict]] = []  # pages parsed while the genres are still coming
-    for rows in plex.iter_track_pages(spec["page_size"]):
-        waiting.append(rows)
+    waiting: list[tuple[list[dict], int]] = []  # pages parsed while the genres are still coming
+    for rows in plex.iter_track_pages(spec["page_size"], start=start):
+        waiting.append((rows, plex.page_end))
         if genre_thread.is_alive() and len(waiting) < MAX_WAITING_PAGES:
             continue
         genre_thread.join()
         if failure:
             raise failure[0]
-        for page in waiting:
-            out.send(("rows", decorate(page)))
+        for page, offset in waiting:
+            out.send(("rows", decorate(page), offset))
             pause_point("reader:tracks")
         waiting.clear()
     genre_thread.join()
     if failure:
         raise failure[0]
-    for page in waiting:
-        out.send(("rows", decorate(page)))
-    plex.verify_listing()
+    for page, offset in waiting:
+        out.send(("rows", decorate(page), offset))
+    if not start:  # a resumed listing covers only the rest: the worker checks the slot's count instead
+        plex.verify_listing()
     return dict(plex.ledger.skipped)
+
+
+def read_changes_since(plex: Any, spec: dict, since: int, out: Any) -> dict[str, int]:
+    """A resumed full sync's last step: what Plex changed since the cut job started.
+
+    The pages read before the cut are not read again, so edits Plex got while the
+    sync was down come from the "changed since" listings an incremental sync
+    reads (sync/increment.py); their rows upsert what the slot holds.
+    """
+    from .increment import ChangeSet, read_changes
+
+    genres: dict = {}
+    changes = ChangeSet(plex, Decorate(spec, genres, plex), genres)
+    read_changes(plex, {**spec, "since": since}, changes, lambda n: None)
+    rows = list(changes.rows.values())
+    for i in range(0, len(rows), spec["page_size"]):
+        out.send(("rows", rows[i:i + spec["page_size"]]))
+    return dict(changes.skipped)
 
 
 # -- the writer (this process) ------------------------------------------------
@@ -214,18 +250,20 @@ def run(spec: dict) -> dict:
     writer = None
     completed = False
     skipped: dict[str, int] = {}
+    resume = None
+    progress = None  # what a full sync commits with each page (SlotWriter.write_tracks)
 
     def slot_writer() -> Any:
-        """The inactive slot, emptied."""
+        """The inactive slot: emptied, or kept (resuming a full sync)."""
         still_wanted(daemon_pid)
-        return SlotWriter(Path(spec["db_path"]), spec["slot"])
+        return SlotWriter(Path(spec["db_path"]), spec["slot"], resume=resume is not None)
 
     try:
         try:
             lock.acquire()  # after the fork: the reader does not hold it
         except LockBusy as exc:
             raise SyncFailed(str(exc)) from None
-        current, total = 0, None
+        current, total, plex_total = 0, None, None
         while True:
             try:
                 message = receive.recv()
@@ -235,16 +273,26 @@ def run(spec: dict) -> dict:
             if kind == "rows":
                 writer = writer or slot_writer()
                 still_wanted(daemon_pid)
-                writer.write_tracks(message[1])
+                at = message[2] if len(message) > 2 and progress is not None else None
+                writer.write_tracks(message[1], {**progress, "plex_offset": at, "plex_total": plex_total}
+                                    if at is not None else None)
                 current += len(message[1])
                 total = max(total or 0, current)
                 emit("progress", phase="tracks", current=current, total=total)
                 pause_point("worker:tracks")
             elif kind == "server":
                 emit("server", server_id=message[1], server_name=message[2], section_id=message[3])
+                if spec.get("job_id") is not None:
+                    resume = resume_for(spec, message[1])
+                    progress = {"job_id": spec["job_id"], "server_id": message[1], "settings": spec["settings"],
+                                "first_started_at": resume["first_started_at"] if resume else spec["started_at"]}
+                if resume:
+                    writer = slot_writer()
+                    current = writer.track_count
+                    emit("resumed", job_id=resume["job_id"], tracks=current)
             elif kind == "total":
-                total = message[1]
-                emit("progress", phase="tracks", current=0, total=total)
+                plex_total = total = message[1]
+                emit("progress", phase="tracks", current=current, total=total)
             elif kind == "skipped":
                 skipped = message[1]
             elif kind == "error":
@@ -252,8 +300,13 @@ def run(spec: dict) -> dict:
             elif kind == "end":
                 break
         writer = writer or slot_writer()  # (a full sync of an empty library writes no rows)
+        if resume and (plex_total is None or writer.track_count != plex_total):
+            writer.forget_progress()  # the next full sync starts afresh
+            raise SyncFailed(f"the resumed sync holds {writer.track_count:,} tracks where Plex counts "
+                             f"{plex_total}: tracks were deleted or moved while it was cut; the next full "
+                             "sync starts afresh")
         count = writer.track_count
-        if current > count:  # a key listed again pages apart: the upsert kept one
+        if not resume and current > count:  # a key listed again pages apart: the upsert kept one
             skipped = {**skipped, "duplicate_key": skipped.get("duplicate_key", 0) + current - count}
             log.warning("Plex listed %d track key(s) more than once; each is kept once", current - count)
         emit("progress", phase="indexing", current=count, total=count)

@@ -55,6 +55,8 @@ class PlexEmulator:
         # a Plex server that renders pages on several threads.
         self.render_seconds_per_track = render_seconds_per_track
         self.request_log: collections.deque[str] = collections.deque(maxlen=100_000)
+        # (path_qs, X-Plex-Container-Start, X-Plex-Container-Size) of every request: which pages were read
+        self.page_log: collections.deque[tuple[str, int | None, int | None]] = collections.deque(maxlen=100_000)
         self.request_count = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -236,9 +238,10 @@ class PlexEmulator:
     async def _middleware(self, request: web.Request, handler):
         self.request_count += 1
         self.request_log.append(request.path_qs)
+        start, size = container_params(request)
+        self.page_log.append((request.path_qs, start, size))
         if request.path != "/identity" and not self._authorized(request):
             return web.Response(body=_UNAUTHORIZED, status=401, content_type="text/html")
-        start, size = container_params(request)
         try:
             libtype = int(request.query.get("type", ""))
         except ValueError:
