@@ -39,6 +39,7 @@ bench-scale: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench_sync.py
 	$(PY) scripts/bench_query.py
+	$(PY) scripts/bench_resume.py
 
 clean:
 	rm -rf $(VENV) .venv-3.* build dist *.egg-info

@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--tracks", type=int, default=100_000)
     ap.add_argument("--cut", type=float, default=0.8)
     args = ap.parse_args()
-    with emulator(args.tracks) as (url, token):
+    with emulator(args.tracks) as (url, token):  # one library for both runs
         with daemon(url, token) as (_, path):
             rpc = Rpc(path)
             full, job = timed_full_sync(rpc)
