@@ -101,6 +101,24 @@ KEY_COLUMNS: tuple[str, ...] = tuple(f.key for f in FIELDS if f.key)
 STORED_COLUMNS: tuple[str, ...] = FIELD_NAMES + KEY_COLUMNS + MATCH_COLUMNS
 
 
+_BLANK = {TEXT: "", TEXT_OR_NULL: None, INT_OR_NULL: None, NUMBER_OR_NULL: None, BOOL: False, COUNT: 0,
+          TIME: None, NAMES: ()}
+
+
+def track_with(**values: Any) -> dict:
+    """A track object with every field, in wire order: ``values``, and the rest blank (``""``,
+    None, false, 0, []). Unknown names are an error (for examples and test rows)."""
+    unknown = set(values) - set(FIELD_NAMES)
+    if unknown:
+        raise TypeError(f"not Track fields: {sorted(unknown)}")
+    return {f.name: values[f.name] if f.name in values else _blank(f.kind) for f in FIELDS}
+
+
+def _blank(kind: str) -> Any:
+    value = _BLANK[kind]
+    return list(value) if isinstance(value, tuple) else value
+
+
 def columns_ddl() -> str:
     """The column definitions of a slot's tracks table (after ``id INTEGER PRIMARY KEY``)."""
     return ", ".join([f.sql for f in FIELDS] + [f"{k} TEXT NOT NULL" for k in KEY_COLUMNS + MATCH_COLUMNS])

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from mediasaged.track import BOOL, COUNT, FIELD_NAMES, FIELDS, NAMES, TEXT
-
-_DEFAULT = {TEXT: "", BOOL: False, COUNT: 0, NAMES: []}
+from mediasaged.track import FIELD_NAMES, track_with
 
 
 def track_row(rating_key: str, **fields) -> dict:
     """A track row as the sync writes it: every Track field, unset ones empty or None.
 
     Unknown names are an error, so a test row can't drift from the Track."""
-    unknown = set(fields) - set(FIELD_NAMES)
-    if unknown:
-        raise TypeError(f"not Track fields: {sorted(unknown)}")
-    row = {f.name: _DEFAULT.get(f.kind) for f in FIELDS}
-    row.update(fields, rating_key=rating_key)
-    return row
+    return track_with(**{**fields, "rating_key": rating_key})
 
 
 def as_track(values: dict) -> dict:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..track import track_with
+
 # -- errors (CONTRACT §2) ---------------------------------------------------------------
 
 INVALID_PARAMS = {"code": -32602, "message": "invalid params: <param>: <why>",
@@ -45,14 +47,14 @@ _READS_CACHE = [INVALID_PARAMS, NOT_SYNCED]
 
 # -- methods ----------------------------------------------------------------------------
 
-_TRACK_EXAMPLE = {
-    "rating_key": "4242", "title": "Rich Girl", "artist": "Daryl Hall & John Oates",
-    "album_artist": "Daryl Hall & John Oates", "album": "Bigger Than Both of Us",
-    "album_rating_key": "4200", "duration_ms": 144000, "year": 1976, "genres": ["Pop", "Rock"],
-    "user_rating": 8.0, "is_live": False, "track_number": 3, "disc_number": 1, "view_count": 12,
-    "last_viewed_at": "2026-02-01T20:15:00Z", "added_at": "2024-05-02T09:00:00Z",
-    "updated_at": "2025-11-30T18:42:10Z",
-}
+_TRACK_EXAMPLE = track_with(  # a field added to the Track shows up here blank until given a value
+    rating_key="4242", title="Rich Girl", artist="Daryl Hall & John Oates",
+    album_artist="Daryl Hall & John Oates", album="Bigger Than Both of Us",
+    album_rating_key="4200", duration_ms=144000, year=1976, genres=["Pop", "Rock"],
+    user_rating=8.0, is_live=False, track_number=3, disc_number=1, view_count=12,
+    last_viewed_at="2026-02-01T20:15:00Z", added_at="2024-05-02T09:00:00Z",
+    updated_at="2025-11-30T18:42:10Z",
+)
 _JOB_EXAMPLE = {
     "job_id": 17, "state": "succeeded", "mode": "incremental", "trigger": "manual", "phase": "done",
     "current": 12, "total": 12, "started_at": "2026-02-05T10:30:00Z",
