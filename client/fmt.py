@@ -170,7 +170,8 @@ def status_lines(status: dict, now: dt.datetime) -> list[str]:
     ``Library: 18,432 tracks · Synced 2 hours ago``, ``Not synced``,
     ``Syncing 5,000 / 18,432`` (prefixed by the library part when a previous
     library exists), ``Sync failed: <why>``. Second line: Plex reachability.
-    Third line (only when known): when the next scheduled sync is due, or --
+    Then, when Plex answers as another server than the cached library's, a line
+    saying so; last (only when known): when the next scheduled sync is due, or --
     when a sync is owed -- when it is retried and why.
     """
     parts: list[str] = []
@@ -188,6 +189,9 @@ def status_lines(status: dict, now: dt.datetime) -> list[str]:
         parts.append("Not synced")
     lines = [" · ".join(parts)]
     lines.append(f"Plex: {plex_reachability(status.get('plex_reachable'))}")
+    if status.get("server_changed"):
+        lines.append("Server changed: Plex answers as another server; the old library answers until "
+                     "a full sync of the new one completes")
     next_sync = parse_time(status.get("next_sync_at"))
     owed = status.get("sync_owed")
     if isinstance(owed, dict) and not status.get("is_syncing"):

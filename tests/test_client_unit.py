@@ -340,6 +340,11 @@ def test_status_rejected_token():
     assert lines[2] == "Plex rejected the token: next try in 1 day, or after a reload (SIGHUP) with a new token"
     lines = fmt.status_lines(status(sync_owed={**owed, "retry_at": None}), NOW)
     assert lines[2] == "Plex rejected the token: next try after a reload (SIGHUP) with a new token"
+def test_status_server_changed():
+    lines = fmt.status_lines(status(track_count=3, synced_at="2026-02-05T11:00:00Z", plex_reachable=True,
+                                    server_changed=True, error="Plex returned HTTP 500"), NOW)
+    assert lines[1:] == ["Plex: reachable", "Server changed: Plex answers as another server; the old library "
+                         "answers until a full sync of the new one completes"]
 
 
 # -- sync results and progress ---------------------------------------------------
