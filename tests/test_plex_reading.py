@@ -18,7 +18,7 @@ from tests.mirror import assert_mirror, cached_library, expected_is_live
 from tests.plex_oracle import plexapi_tracks
 
 TOKEN = "corpus-token-9f3a"
-PAGE = 5  # the corpus's tracks (19): pages of 5, 5, 5, 4
+PAGE = 5  # the corpus (21 tracks) in pages of 5
 
 
 @pytest.fixture
