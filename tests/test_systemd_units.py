@@ -160,7 +160,7 @@ def test_service_directives():
         "ProtectControlGroups": "yes", "RestrictNamespaces": "yes", "LockPersonality": "yes",
         "MemoryDenyWriteExecute": "yes",
         "SystemCallArchitectures": "native", "CapabilityBoundingSet": "", "UMask": "0007",
-        "RestartPreventExitStatus": "2", "PrivateMounts": "yes", "ProcSubset": "pid",
+        "RestartPreventExitStatus": "2 3", "PrivateMounts": "yes", "ProcSubset": "pid",
         "LimitNOFILE": "4096",
     }
     for key, value in expect.items():
