@@ -77,8 +77,10 @@ async def test_unreachable_and_timeouts(sdir):
     with pytest.raises(Unreachable):
         async with AsyncClient(str(sdir / "none.sock")) as ms:
             await ms.call("daemon.info")
-    # a listener that never answers: the call times out
-    server = await asyncio.start_unix_server(lambda r, w: None, path=str(sdir / "mute.sock"))
+    # a listener that never answers: the call times out. It keeps its streams: since
+    # Python 3.13 a StreamWriter that is garbage-collected closes its connection.
+    streams = []
+    server = await asyncio.start_unix_server(lambda r, w: streams.append((r, w)), path=str(sdir / "mute.sock"))
     try:
         async with AsyncClient(str(sdir / "mute.sock"), timeout=0.3) as ms:
             t0 = time.monotonic()
@@ -93,6 +95,8 @@ async def test_unreachable_and_timeouts(sdir):
         with pytest.raises(CallTimeout):
             await asyncio.to_thread(blocking)
     finally:
+        for _, writer in streams:
+            writer.close()
         server.close()
 
 
