@@ -315,7 +315,10 @@ async def test_watch_prints_sync_events_until_interrupted(plex_daemon):
         assert re.match(r"\d\d:\d\d:\d\d sync\.finished +job %d succeeded \+1,500 ~0 -0" % result["job_id"],
                         seen[-1]), seen
         proc.send_signal(signal.SIGINT)
-        assert await asyncio.wait_for(proc.wait(), 20) == 130
+        # communicate(): read what is left on both pipes while waiting, so a pipe
+        # we stopped reading can't hold up the exit (asyncio waits for both)
+        await asyncio.wait_for(proc.communicate(), 20)
+        assert proc.returncode == 130
     finally:
         if proc.returncode is None:
             proc.kill()
