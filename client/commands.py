@@ -284,6 +284,14 @@ def cmd_match(ctx: Context, ns: argparse.Namespace) -> ExitCode:
     result = {**result, "matches": matches}
     if ctx.json:
         ctx.dump(result)
+    elif ctx.template:
+        ctx.rows([{**(m.get("track") or {}), "reference": text, "index": m.get("index"),
+                   "score": m.get("score")} for text, m in zip(texts, matches)])
+        ctx.note(matching.summary(matches))
+    elif ctx.format == "tsv":
+        for text in formats.tsv(formats.MATCH_HEADER, formats.match_rows(texts, matches)):
+            ctx.line(text)
+        ctx.note(matching.summary(matches))
     else:
         if matches:
             console = ctx.console()

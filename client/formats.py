@@ -157,6 +157,24 @@ def job_row(job: Mapping[str, Any]) -> list[Any]:
     ]
 
 
+MATCH_HEADER = ("Index", "Rank", "Reference", "Score", "Key", "Artist", "Title", "Album", "Live")
+
+
+def match_rows(texts: Sequence[str], matches: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """tracks.match results as TSV cells: per reference its best track (rank 0; no key
+    when nothing matched), then its alternatives (rank 1, 2, ...)."""
+    rows: list[list[Any]] = []
+    for text, match in zip(texts, matches):
+        found = [(match.get("track"), match.get("score"))]
+        found += [(alt.get("track"), alt.get("score")) for alt in match.get("alternatives") or []]
+        for rank, (track, score) in enumerate(found):
+            track = track or {}
+            rows.append([match.get("index"), rank, text, "" if score is None else f"{score:g}",
+                         track.get("rating_key"), track.get("artist"), track.get("title"),
+                         track.get("album"), "live" if track.get("is_live") else ""])
+    return rows
+
+
 # -- the locale -----------------------------------------------------------------------
 
 _COERCED = ("C.UTF-8", "C.utf8")

@@ -70,3 +70,14 @@ def test_bad_format_is_a_usage_error():
 ])
 def test_locale_is_utf8(env, utf8):
     assert formats.locale_is_utf8(env) is utf8
+
+
+def test_match_rows_list_the_best_then_the_alternatives():
+    hit = {"rating_key": "1", "artist": "A", "title": "T", "album": "B", "is_live": True}
+    alt = {"rating_key": "2", "artist": "A", "title": "T2", "album": "B"}
+    matches = [{"index": 0, "track": hit, "score": 96.5, "alternatives": [{"track": alt, "score": 60}]},
+               {"index": 1, "track": None, "score": 12, "alternatives": []}]
+    assert formats.match_rows(["a - t", "x - y"], matches) == [
+        [0, 0, "a - t", "96.5", "1", "A", "T", "B", "live"],
+        [0, 1, "a - t", "60", "2", "A", "T2", "B", ""],
+        [1, 0, "x - y", "12", None, None, None, None, ""]]

@@ -194,16 +194,36 @@ async def test_evaluation_set_meets_the_goals(library):
 
 async def test_cli_arguments_table_and_exit_0(library):
     daemon = library[0]
-    run = await ctl("match", "Hall and Oates – Rich Girl (Remastered)", "Beatles — Let It Be (Live)",
-                    "Sigur Ros - Hoppipolla", sock=daemon.socket)
+    run = await ctl("match", "--format", "table", "Hall and Oates – Rich Girl (Remastered)",
+                    "Beatles — Let It Be (Live)", "Sigur Ros - Hoppipolla", sock=daemon.socket)
     assert run.code == 0, run
     assert "Hall & Oates - Rich Girl" in run.out and "Sigur Rós - Hoppípolla" in run.out
     assert "live" in run.out and run.lines[-1] == "3 of 3 matched"
 
 
+async def test_cli_piped_is_tsv_with_the_summary_on_stderr(library):
+    daemon, _, _, keys = library
+    run = await ctl("match", "--alternatives", "1", "Hall and Oates – Rich Girl (Remastered)",
+                    "Nobody - Nothing At All", sock=daemon.socket)
+    assert run.code == 1, run
+    assert run.lines[0].split("\t") == ["Index", "Rank", "Reference", "Score", "Key", "Artist", "Title",
+                                         "Album", "Live"]
+    rows = [dict(zip(run.lines[0].split("\t"), line.split("\t"))) for line in run.lines[1:]]
+    best = [r for r in rows if r["Rank"] == "0"]
+    assert [r["Index"] for r in best] == ["0", "1"]
+    assert best[0]["Reference"] == "Hall and Oates – Rich Girl (Remastered)"
+    assert (best[0]["Artist"], best[0]["Title"]) == ("Hall & Oates", "Rich Girl")
+    assert best[0]["Key"] and best[1]["Key"] == ""
+    assert run.err == "1 of 2 matched\n"
+    template = await ctl("match", "--format", "{index}: {artist} - {title} ({score})",
+                         "Hall and Oates – Rich Girl (Remastered)", sock=daemon.socket)
+    assert template.code == 0 and template.lines[0].startswith("0: Hall & Oates - Rich Girl ("), template
+
+
 async def test_cli_exit_1_when_a_reference_finds_nothing(library):
     daemon = library[0]
-    run = await ctl("match", "Hall & Oates - Rich Girl", "Hall & Oates - Maneater", sock=daemon.socket)
+    run = await ctl("match", "--format", "table", "Hall & Oates - Rich Girl", "Hall & Oates - Maneater",
+                    sock=daemon.socket)
     assert run.code == 1
     assert "no match" in run.out and run.lines[-1] == "1 of 2 matched"
 
