@@ -271,7 +271,7 @@ def cmd_match(ctx: Context, ns: argparse.Namespace) -> ExitCode:
     import sys
 
     from . import matching
-    from .output import fit, unicode_ok
+    from .output import print_table, unicode_ok
 
     method, params = request_for(ns)
     texts, candidates = matching.references(ns.references or sys.stdin)
@@ -284,19 +284,17 @@ def cmd_match(ctx: Context, ns: argparse.Namespace) -> ExitCode:
     result = {**result, "matches": matches}
     if ctx.json:
         ctx.dump(result)
-    elif ctx.template:
-        ctx.rows([{**(m.get("track") or {}), "reference": text, "index": m.get("index"),
-                   "score": m.get("score")} for text, m in zip(texts, matches)])
-        ctx.note(matching.summary(matches))
-    elif ctx.format == "tsv":
-        for text in formats.tsv(formats.MATCH_HEADER, formats.match_rows(texts, matches)):
-            ctx.line(text)
-        ctx.note(matching.summary(matches))
     else:
-        if matches:
-            console = ctx.console()
-            console.print(fit(matching.matches_table(texts, matches, unicode_ok(ctx.out)), console))
-        ctx.line(matching.summary(matches))
+        if ctx.template:
+            ctx.rows([{**(m.get("track") or {}), "reference": text, "index": m.get("index"),
+                       "score": m.get("score")} for text, m in zip(texts, matches)])
+        elif ctx.format == "tsv":
+            for text in formats.tsv(formats.MATCH_HEADER, formats.match_rows(texts, matches)):
+                ctx.line(text)
+        elif matches:
+            symbols = ctx.symbols and unicode_ok(ctx.out)
+            print_table(ctx.console(), matching.matches_table(texts, matches, symbols), symbols)
+        ctx.note(matching.summary(matches))
     return ExitCode.OK if all(m.get("track") for m in matches) else ExitCode.ERROR
 
 

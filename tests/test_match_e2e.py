@@ -17,7 +17,7 @@ from tests.emulator.app import PlexEmulator
 from tests.emulator.generator import generate_library
 from tests.match_eval import Report, add_album, build_cases, with_versions
 from tests.support import DaemonProcess, RpcFailure, short_tmpdir, write_config
-from tests.test_client import ctl
+from tests.test_client import clean_env, ctl
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -199,6 +199,10 @@ async def test_cli_arguments_table_and_exit_0(library):
     assert run.code == 0, run
     assert "Hall & Oates - Rich Girl" in run.out and "Sigur Rós - Hoppípolla" in run.out
     assert "live" in run.out and run.lines[-1] == "3 of 3 matched"
+    ascii_run = await ctl("match", "--format", "table", "Hall and Oates – Rich Girl (Remastered)",
+                          sock=daemon.socket, env=clean_env(LANG="C", LC_ALL=""))
+    assert ascii_run.code == 0 and "---" in ascii_run.lines[1], ascii_run
+    assert not set("─━…") & set(ascii_run.out), ascii_run.out
 
 
 async def test_cli_piped_is_tsv_with_the_summary_on_stderr(library):
