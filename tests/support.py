@@ -251,6 +251,22 @@ def mediasagectl_path() -> str:
     return found or "mediasagectl"
 
 
+def at_the_keyboard(*argv: str) -> list[str]:
+    """``argv`` run with SIGINT at its default, as a shell starts a job in the foreground.
+
+    A process started in the background by a non-interactive shell (``pytest &``
+    in a script) inherits SIGINT as ignored, and so does every program it
+    starts: Python then installs no KeyboardInterrupt handler, and the child
+    ignores the SIGINT a test sends it, as Unix programs started that way are
+    meant to (tail -f and mpc idleloop do the same). A test that plays Ctrl-C
+    starts the program through this exec wrapper (no ``preexec_fn``: the test
+    process has threads).
+    """
+    reset = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+             "os.execv(sys.argv[1], sys.argv[1:])")
+    return [sys.executable, "-c", reset, *argv]
+
+
 async def start_stalled_sync(daemon, emu) -> dict:
     """Start a full sync that stalls (a slow page) after writing some tracks."""
     emu.slow_seconds = 3.0

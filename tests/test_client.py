@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from tests.support import mediasagectl_path
+from tests.support import at_the_keyboard, mediasagectl_path
 
 CTL = mediasagectl_path()
 ANSI = re.compile(r"\x1b\[")
@@ -298,9 +298,15 @@ async def test_stats(synced_daemon):
 # -- watch ----------------------------------------------------------------------------
 
 async def test_watch_prints_sync_events_until_interrupted(plex_daemon):
-    proc = await asyncio.create_subprocess_exec(
-        CTL, "--socket", str(plex_daemon.socket), "watch",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env())
+    # as if pytest ran in the background of a script (SIGINT ignored, inherited):
+    # the client still starts as from a terminal (support.at_the_keyboard)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *at_the_keyboard(CTL, "--socket", str(plex_daemon.socket), "watch"),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env())
+    finally:
+        signal.signal(signal.SIGINT, before)
     try:
         # the header goes to stderr once subscribed: from then on no event is missed
         header = await asyncio.wait_for(proc.stderr.readline(), 20)
