@@ -53,7 +53,6 @@ import yaml
 from .config_check import (
     _Checker,
     _group_or_other_readable,
-    _kind,
     _Loader,
     _parse_socket_mode,
     _scrub,
@@ -61,6 +60,7 @@ from .config_check import (
     _yaml_repr,
     parse_duration,
 )
+from .params import kind
 
 __all__ = [
     "CacheConfig",
@@ -234,7 +234,7 @@ def load_config(path: str | os.PathLike | None = None,
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([f"{name}: expected a mapping of sections (plex, cache, sync, daemon) "
-                           f"at the top level, got {_kind(data)}"], source)
+                           f"at the top level, got {kind(data, yaml=True)}"], source)
 
     base = (source.parent if source is not None else Path.cwd().absolute())
     c = _Checker(data, base)

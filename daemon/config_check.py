@@ -20,6 +20,8 @@ from typing import Any
 import yaml
 from mediasagectl.durations import EXAMPLES as DURATION_EXAMPLES, duration_seconds  # the one grammar (see there)
 
+from .params import kind
+
 
 # --------------------------------------------------------------------------- #
 # Durations
@@ -70,19 +72,6 @@ def _yaml_repr(value: Any) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
-    return type(value).__name__
-
-
-def _kind(value: Any) -> str:
-    """What a value is, without quoting it (it might be a misplaced token)."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
     return type(value).__name__
 
 
@@ -171,7 +160,7 @@ class _Checker:
             if raw is None:
                 raw = {}
             elif not isinstance(raw, dict):
-                self.problems.append(f"{section}: expected a mapping of keys, got {_kind(raw)}")
+                self.problems.append(f"{section}: expected a mapping of keys, got {kind(raw, yaml=True)}")
                 raw = {}
             for key in raw:
                 if not isinstance(key, str) or key not in keys:

@@ -159,9 +159,30 @@ def _kinds(schema: Mapping[str, Any]) -> list[str]:
     return kind if isinstance(kind, list) else [kind]
 
 
+def kind(value: Any, yaml: bool = False) -> str:
+    """What a value is, in words, without quoting it (it might be a misplaced token).
+
+    JSON's words (an array, an object) for requests; ``yaml``: YAML's (a list,
+    a mapping) for the configuration file.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list" if yaml else "an array"
+    if isinstance(value, dict):
+        return "a mapping" if yaml else "an object"
+    return type(value).__name__
+
+
 def _shown(v: Any) -> str:
     """A refused value in a message: scalars as JSON (cut short), containers by kind."""
     if isinstance(v, (list, dict)):
-        return "an array" if isinstance(v, list) else "an object"
+        return kind(v)
     text = json.dumps(v, ensure_ascii=False)
     return text if len(text) <= 40 else text[:39] + "…"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..params import kind
+
 _MEMBERS = ("jsonrpc", "method", "id", "params")
 
 
@@ -25,7 +27,7 @@ def problem(request: Any) -> str:
                 return f"batch item {index}: {text}"
         return ""
     if not isinstance(request, dict):
-        return f"a request must be an object, not {_kind(request)}"
+        return f"a request must be an object, not {kind(request)}"
     if "jsonrpc" not in request:
         return 'missing "jsonrpc" (must be "2.0")'
     if request["jsonrpc"] != "2.0":
@@ -33,26 +35,13 @@ def problem(request: Any) -> str:
     if "method" not in request:
         return 'missing "method"'
     if not isinstance(request["method"], str):
-        return f'"method" must be a string, not {_kind(request["method"])}'
+        return f'"method" must be a string, not {kind(request["method"])}'
     if "id" in request and not (request["id"] is None or type(request["id"]) in (str, int, float)):
-        return f'"id" must be a string, a number or null, not {_kind(request["id"])}'
+        return f'"id" must be a string, a number or null, not {kind(request["id"])}'
     if "params" in request and not isinstance(request["params"], (list, dict)):
-        return f'"params" must be an object or an array, not {_kind(request["params"])}'
+        return f'"params" must be an object or an array, not {kind(request["params"])}'
     extra = sorted(set(request) - set(_MEMBERS))
     if extra:
         return f"unknown member {json.dumps(extra[0])} (a request has only jsonrpc, method, id, params)"
     return ""
 
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
