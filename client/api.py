@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import os
 from typing import Any, AsyncIterator, Iterator, NamedTuple
 
 from .discovery import discover
 from .errors import CallTimeout, ProtocolError, Unreachable
-from .rpc import RpcClient, connect_error, error_from_response
+from .rpc import RpcClient, connect_error, decode_line, encode_message, error_from_response
 
 DEFAULT_TIMEOUT = 10.0
 _LINE_LIMIT = 64 << 20  # a tracks.query of 10,000 tracks is a few MiB
@@ -227,7 +226,7 @@ class AsyncClient:
         if self._closed_error is not None:
             raise self._closed_error
         assert self._writer is not None
-        data = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        data = encode_message(message)
         try:
             self._writer.write(data)
             await self._writer.drain()
@@ -254,16 +253,10 @@ class AsyncClient:
         self._events.put_nowait(error)
 
     def _dispatch(self, line: bytes) -> None:
-        try:
-            message = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ProtocolError(f"mediasaged sent invalid JSON: {exc}") from None
-        for item in message if isinstance(message, list) else [message]:
-            if not isinstance(item, dict):
-                continue
-            if "result" in item or "error" in item:
-                future = self._waiting.get(item.get("id"))
-                if future is not None and not future.done():
-                    future.set_result(item)
-            elif "method" in item:
-                self._events.put_nowait(Event(item["method"], item.get("params")))
+        responses, notifications = decode_line(line)
+        for item in responses:  # (one without an id, which no call waits for, is dropped)
+            future = self._waiting.get(item.get("id"))
+            if future is not None and not future.done():
+                future.set_result(item)
+        for note in notifications:
+            self._events.put_nowait(Event(note["method"], note["params"]))

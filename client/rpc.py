@@ -118,7 +118,7 @@ class RpcClient:
 
     def _send(self, message: dict) -> None:
         assert self._sock is not None
-        data = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        data = encode_message(message)
         try:
             self._sock.settimeout(self.timeout)
             self._sock.sendall(data)
@@ -157,24 +157,42 @@ class RpcClient:
             self._buf += chunk
 
     def _dispatch(self, line: bytes) -> None:
-        try:
-            message = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ProtocolError(f"mediasaged sent invalid JSON: {exc}") from None
-        for item in message if isinstance(message, list) else [message]:
-            if not isinstance(item, dict):
-                raise ProtocolError("mediasaged sent a JSON-RPC message that is not an object")
-            if "result" in item or "error" in item:
-                if item.get("id") is None:
-                    # An error about something we sent that could not be attributed
-                    # (e.g. a parse error): nothing else to match it to.
-                    raise _daemon_error(item.get("error") or {})
-                self._responses[item["id"]] = item
-            elif "method" in item:
-                self._notifications.append(
-                    {"method": item["method"], "params": item.get("params")}
-                )
-            # anything else is ignored: the contract only ever adds
+        responses, notifications = decode_line(line)
+        for item in responses:
+            if item.get("id") is None:
+                # An error about something we sent that could not be attributed
+                # (e.g. a parse error): nothing else to match it to.
+                raise _daemon_error(item.get("error") or {})
+            self._responses[item["id"]] = item
+        self._notifications.extend(notifications)
+
+
+def encode_message(message: Any) -> bytes:
+    """A message as one line: compact JSON, UTF-8, ``\\n``-terminated (CONTRACT §2). Shared with the async client."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def decode_line(line: bytes) -> tuple[list[dict], list[dict]]:
+    """One line mediasaged sent (a message or a batch): its responses and its
+    notifications (``{"method", "params"}``), in order; anything else is ignored,
+    as the contract only ever adds. Shared with the async client.
+
+    Raises ProtocolError when the line is not JSON or holds a message that is not an object.
+    """
+    try:
+        message = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"mediasaged sent invalid JSON: {exc}") from None
+    responses: list[dict] = []
+    notifications: list[dict] = []
+    for item in message if isinstance(message, list) else [message]:
+        if not isinstance(item, dict):
+            raise ProtocolError("mediasaged sent a JSON-RPC message that is not an object")
+        if "result" in item or "error" in item:
+            responses.append(item)
+        elif "method" in item:
+            notifications.append({"method": item["method"], "params": item.get("params")})
+    return responses, notifications
 
 
 def _daemon_error(error: Any) -> DaemonError:
