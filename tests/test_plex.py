@@ -170,6 +170,27 @@ def test_concurrent_pages_with_short_and_failing_pages_skip_nothing(plex_emulato
     assert sorted(r["rating_key"] for r in rows) == sorted(plex_emulator.library.tracks)
 
 
+@pytest.mark.parametrize("concurrent", [1, 3])
+def test_album_pages_and_album_tracks_come_concurrently_in_order(plex_emulator, concurrent):
+    """Album listings and /children requests follow sync.concurrent_pages as track pages do:
+    nothing skipped (a short page, a failing one) and answers in the order asked."""
+    lib = plex_emulator.library
+    faults = [plex_emulator.inject_fault("short", page=2, libtype=9, times=None),
+              plex_emulator.inject_fault("500", page=4, libtype=9, times=1),
+              plex_emulator.inject_fault("500", path_contains="/children", times=1)]
+    albums = sorted(lib.albums, key=int)[:12]
+    with connect(plex_emulator, concurrent_pages=concurrent, retries=2) as p:
+        p.GENRE_PAGE = 20
+        counts = p.album_leaf_counts()
+        tracks = list(p.tracks_of_albums(albums))
+        genres = p.genres_of_albums(albums)
+    assert counts == {k: len(v) for k, v in lib.album_tracks.items()}
+    assert [k for k, _ in tracks] == albums
+    assert all(sorted(r["rating_key"] for r in rows) == sorted(lib.album_tracks[k]) for k, rows in tracks)
+    assert genres == {k: lib.expected_album_genres()[k] for k in albums}
+    assert all(f.fired for f in faults)
+
+
 def test_listings_are_slim_and_a_server_refusing_that_is_asked_plainly(plex_emulator):
     with connect(plex_emulator, concurrent_pages=2) as p:
         p.track_count()

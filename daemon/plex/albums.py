@@ -10,6 +10,8 @@ import math
 from typing import Iterator
 
 from .attrs import to_int
+from .fetchers import Prefetch
+from .retry import Retryable
 from .xml import TrackPageParser
 
 
@@ -79,9 +81,15 @@ class AlbumReads:
 
     def album_tracks(self, album_key: str) -> list[dict]:
         """The track rows of one album (``/library/metadata/{key}/children``)."""
-        _, rows = self._fetch(f"/library/metadata/{album_key}/children", parse=TrackPageParser(),
-                              what=f"the tracks of album {album_key}")
-        return rows
+        return next(self.tracks_of_albums([album_key]))[1]
+
+    def tracks_of_albums(self, album_keys: list[str]) -> Iterator[tuple[str, list[dict]]]:
+        """(album key, its track rows) for each of ``album_keys``, in order, ``concurrent_pages``
+        ``/library/metadata/{key}/children`` requests in flight."""
+        answers = self._fetch_each([(f"/library/metadata/{key}/children", f"the tracks of album {key}")
+                                    for key in album_keys], TrackPageParser())
+        for key, (_, rows) in zip(album_keys, answers):
+            yield key, rows
 
     def genres_of_albums(self, keys: list[str]) -> dict[str, list[str]]:
         """Album ratingKey -> its full genre list (empty lists included) for ``keys``."""
@@ -99,20 +107,39 @@ class AlbumReads:
         return to_int(root.get("totalSize")) or 0
 
     def _album_pages(self, params: dict, what: str) -> Iterator:
-        """Every <Directory> (album, or artist) of a listing, page by page (advancing by what arrived)."""
-        start = 0
-        while True:
-            root = self._fetch(f"/library/sections/{self.section_id}/all", params=params,
-                               headers=self._page_headers(start, self.GENRE_PAGE),
-                               what=f"{what} ({start}\u2013{start + self.GENRE_PAGE - 1})")
-            n = 0
-            for el in root.iterchildren("Directory"):
-                n += 1
-                yield el
-            total = to_int(root.get("totalSize"))
-            start += n
-            if n == 0 or total is None or start >= total:
-                return
+        """Every <Directory> (album, or artist) of a listing, page by page (advancing by what arrived).
+
+        Once the first page told the total, the next pages come ``concurrent_pages`` at
+        a time, as a track listing's do (`fetchers.Prefetch`)."""
+        path = f"/library/sections/{self.section_id}/all"
+        start, total, ahead = 0, None, None
+
+        def label(at: int) -> str:
+            return f"{what} ({at}\u2013{at + self.GENRE_PAGE - 1})"
+
+        try:
+            while True:
+                if ahead is not None:
+                    try:
+                        root = self._parse(ahead.take(start, total, label), None, None, label(start))
+                    except Retryable:
+                        root = None
+                if ahead is None or root is None:
+                    root = self._fetch(path, params=params, headers=self._page_headers(start, self.GENRE_PAGE),
+                                       what=label(start))
+                n = 0
+                for el in root.iterchildren("Directory"):
+                    n += 1
+                    yield el
+                total = to_int(root.get("totalSize"))
+                start += n
+                if n == 0 or total is None or start >= total:
+                    return
+                if ahead is None and self.concurrent_pages > 1:
+                    ahead = Prefetch(self, path, params, self.GENRE_PAGE, self.concurrent_pages)
+        finally:
+            if ahead is not None:
+                ahead.close()
 
     def _iter_album_listing(self) -> Iterator[tuple[str, list[str]]]:
         for el in self._album_pages({"type": "9"}, "albums"):
@@ -136,10 +163,7 @@ class AlbumReads:
                               keep_empty: bool = False) -> dict[str, list[str]]:
         batch = batch or self.METADATA_BATCH
         out: dict[str, list[str]] = {}
-        for i in range(0, len(keys), batch):
-            chunk = keys[i:i + batch]
-            root = self._fetch(f"/library/metadata/{','.join(chunk)}",
-                               what=f"album metadata ({len(chunk)} albums)")
+        for root in self._fetch_each(_batches(keys, batch, "album metadata")):
             for el in root.iterchildren("Directory"):
                 genres = [g.get("tag") or "" for g in el.iterchildren("Genre")]
                 if genres or keep_empty:
@@ -151,15 +175,18 @@ class AlbumReads:
         ``/library/metadata/k1,k2,...``: the fallback for track listings without
         ``parentYear`` (servers of 2014-2017)."""
         out: dict[str, int] = {}
-        for i in range(0, len(keys), self.METADATA_BATCH):
-            chunk = keys[i:i + self.METADATA_BATCH]
-            root = self._fetch(f"/library/metadata/{','.join(chunk)}",
-                               what=f"album years ({len(chunk)} albums)")
+        for root in self._fetch_each(_batches(keys, self.METADATA_BATCH, "album years")):
             for el in root.iterchildren("Directory"):
                 year = to_int(el.get("year"))
                 if year is not None and el.get("ratingKey"):
                     out[el.get("ratingKey")] = year
         return out
+
+
+def _batches(keys: list[str], batch: int, what: str) -> list[tuple[str, str]]:
+    """Batched ``/library/metadata/k1,k2,...`` requests for ``keys``: (path, what) pairs."""
+    chunks = [keys[i:i + batch] for i in range(0, len(keys), batch)]
+    return [(f"/library/metadata/{','.join(c)}", f"{what} ({len(c)} albums)") for c in chunks]
 
 
 def _shared_lists(found: dict[str, list[str]]) -> dict[str, list[str]]:

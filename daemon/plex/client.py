@@ -19,9 +19,8 @@ os.environ["PLEXAPI_PLEXAPI_AUTORELOAD"] = "0"
 
 import logging  # noqa: E402
 import math  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
-from concurrent.futures import Future, ThreadPoolExecutor  # noqa: E402
+from collections import deque  # noqa: E402
 import urllib.parse  # noqa: E402
 from typing import Callable, Iterator  # noqa: E402
 
@@ -40,6 +39,7 @@ from . import retry  # noqa: E402
 from .ledger import KeyLedger, PlexCountMismatch  # noqa: E402
 from .redact import redact, safe_url  # noqa: E402
 from .xml import TrackPageParser, strict_parser  # noqa: E402
+from .fetchers import Fetchers, Prefetch  # noqa: E402
 
 plexapi.CONFIG.data = {}  # in case plexapi was imported before us with a user config
 
@@ -263,6 +263,38 @@ class PlexLibrary(AlbumReads):
     def _page_headers(start: int, size: int) -> dict:
         return {"X-Plex-Container-Start": str(start), "X-Plex-Container-Size": str(size)}
 
+    def _fetch_each(self, paths: list[tuple[str, str]], parse: Callable | None = None) -> Iterator:
+        """The answer to each ``(path, what)`` in order, parsed as `_fetch` would (``parse``, else the
+        MediaContainer). The rule of a listing's pages: ``concurrent_pages`` requests in flight
+        (`Fetchers`, own connections) while answers are parsed here; an answer that does not
+        parse is fetched again in sequence, with `_fetch`'s retries."""
+        if self.concurrent_pages <= 1 or len(paths) <= 1:
+            for path, what in paths:
+                yield self._fetch(path, what=what, parse=parse)
+            return
+        pool = Fetchers(self, self.concurrent_pages)
+        pending: deque = deque()
+        todo = iter(paths)
+        try:
+            while True:
+                while len(pending) <= self.concurrent_pages:
+                    nxt = next(todo, None)
+                    if nxt is None:
+                        break
+                    pending.append((*nxt, pool.submit(*nxt)))
+                if not pending:
+                    return
+                path, what, future = pending.popleft()
+                try:
+                    result = self._parse(future.result(), None, parse, what)
+                except _Retryable:
+                    result = self._fetch(path, what=what, parse=parse)
+                yield result
+        finally:
+            for *_, future in pending:
+                future.cancel()
+            pool.close()
+
     # ---- counts and tracks -----------------------------------------------------------------
     def track_count(self) -> int | None:
         """Plex's count of tracks in the section (``totalSize``), or None when it gives none:
@@ -320,7 +352,7 @@ class PlexLibrary(AlbumReads):
             ledger.note_total("before the listing", total)
         parse_page = TrackPageParser()
         start = max(0, int(start))
-        ahead: _Prefetch | None = None
+        ahead: Prefetch | None = None
 
         def what(at: int) -> str:
             page_no = at // page_size + 1
@@ -335,7 +367,7 @@ class PlexLibrary(AlbumReads):
                         if ahead is None or ahead.params != query:
                             if ahead is not None:
                                 ahead.close()
-                            ahead = _Prefetch(self, path, query, page_size, self.concurrent_pages)
+                            ahead = Prefetch(self, path, query, page_size, self.concurrent_pages)
                         try:
                             container, rows = parse_page(ahead.take(start, total, what))
                         except (etree.XMLSyntaxError, ValueError):  # refetched in sequence, with retries
@@ -376,57 +408,3 @@ class PlexLibrary(AlbumReads):
         ledger = self.ledger
         ledger.note_total("after the listing", self.track_count())
         return ledger.verify()
-
-
-def _raw(body: bytes) -> bytes:
-    return body
-
-
-class _Prefetch:
-    """The next pages of one listing, fetched on ``n`` threads (own connections) while the caller parses.
-
-    ``take(start, ...)`` returns the body of the page at ``start`` and keeps the
-    ``n`` pages after it in flight; pages fetched for offsets the caller no longer
-    wants (after a short page) are dropped. HTTP errors and retries are
-    `PlexLibrary._fetch`'s, in the fetching thread.
-    """
-
-    def __init__(self, lib: PlexLibrary, path: str, params: dict, size: int, n: int):
-        self._lib, self._path, self.params, self._size, self._n = lib, path, params, size, n
-        self._pool = ThreadPoolExecutor(n, thread_name_prefix="plex-pages")
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._sessions: list[requests.Session] = []
-        self._pending: dict[int, Future] = {}
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-            session.verify = self._lib._session.verify
-            with self._lock:
-                self._sessions.append(session)
-        return session
-
-    def _get(self, start: int, what: str) -> bytes:
-        return self._lib._fetch(self._path, params=self.params, what=what, parse=_raw, session=self._session(),
-                                headers=self._lib._page_headers(start, self._size))
-
-    def take(self, start: int, total: int, what: Callable[[int], str]) -> bytes:
-        wanted = [at for at in range(start, start + (self._n + 1) * self._size, self._size) if at < total]
-        for at in [at for at in self._pending if at not in wanted]:
-            self._pending.pop(at).cancel()
-        for at in wanted:
-            if at not in self._pending:
-                self._pending[at] = self._pool.submit(self._get, at, what(at))
-        return self._pending.pop(start).result()
-
-    def close(self) -> None:
-        for future in self._pending.values():
-            future.cancel()
-        self._pending.clear()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        with self._lock:
-            for session in self._sessions:
-                session.close()
-
