@@ -32,6 +32,29 @@ def test_generator_is_deterministic_and_exact():
     assert generate_library(777, seed=6).expected_tracks() != a.expected_tracks()
 
 
+def test_kept_orders_and_the_updated_index_equal_a_fresh_sort():
+    """The emulator keeps its listing order and updatedAt index through single-track changes
+    instead of re-sorting (seconds at a million tracks): they must equal a fresh computation."""
+    lib = generate_library(400, seed=3)
+    assert lib.changed_tracks(0) == lib.track_order()
+    keys = sorted(lib.tracks, key=int)
+    albums = sorted(lib.albums, key=int)
+    held = lib.track_order()
+    lib.edit_track(keys[5], title="Edited", updated_at=2_000_000_000)
+    lib.edit_track(keys[6], index=99)  # moves within its album
+    lib.delete_track(keys[7])
+    added = lib.add_track(title="Added", album_key=albums[3])
+    lib.edit_track(keys[8], user_rating=4.0, updated_at=1_000)
+    assert held is not lib.track_order() and len(held) == 400  # a held order is never changed
+    fresh = sorted(lib.tracks, key=lib._track_key)
+    assert lib.track_order() == fresh
+    for since in (0, 1_000, 1_400_000_000, 1_500_000_000, 2_000_000_000, 2_000_000_001):
+        assert lib.changed_tracks(since) == [k for k in fresh if lib.tracks[k].updated_at >= since]
+    assert keys[7] not in lib.changed_tracks(0) and added in lib.changed_tracks(0)
+    lib.strict_since_filters = True
+    assert lib.changed_tracks(2_000_000_000) == []
+
+
 def test_auth_and_content_type(plex_emulator):
     assert get(plex_emulator, "/", token=None).status_code == 401
     assert get(plex_emulator, "/", token="nope").status_code == 401

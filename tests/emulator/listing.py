@@ -113,20 +113,24 @@ def _album_genre_fast_path(lib: Library, row_type: int, query) -> list[str] | No
     return [k for k in lib.album_order() if not names.isdisjoint(lib.albums[k].genres)]
 
 
-def _changed_tracks_fast_path(lib: Library, row_type: int, query, order: list[str]) -> list[str] | None:
-    """tracks?track.updatedAt>>=T alone (every incremental sync asks it): one attribute compare per
-    track instead of the generic predicates (Plex answers it from an index)."""
+def _changed_since_fast_path(lib: Library, row_type: int, query, order: list[str]) -> list[str] | None:
+    """``type=10&track.updatedAt>>=T``, ``type=9&album.updatedAt>>=T`` or ``type=8&artist.updatedAt>>=T``
+    alone (every incremental sync asks them): Plex answers them from an index, so the
+    tracks' comes from the library's updatedAt index (`Library.changed_tracks`) and the
+    others compare one attribute per album or artist instead of the generic predicates."""
     keys = [k for k in query if k not in _PLAIN and not k.startswith("X-Plex-")]
-    if row_type != 10 or keys != ["track.updatedAt>>"]:
+    if keys != [f"{_TYPE_NAMES.get(row_type)}.updatedAt>>"]:
         return None
     try:
         since = int(query[keys[0]])
     except ValueError:
         return None
-    tracks = lib.tracks
+    if row_type == 10:
+        return lib.changed_tracks(since)
+    items = lib.albums if row_type == 9 else lib.artists
     if lib.strict_since_filters:
-        return [k for k in order if tracks[k].updated_at > since]
-    return [k for k in order if tracks[k].updated_at >= since]
+        return [k for k in order if items[k].updated_at > since]
+    return [k for k in order if items[k].updated_at >= since]
 
 
 def _page(items: list, start: int | None, size: int | None) -> tuple[list, int]:
@@ -184,12 +188,11 @@ def serve_listing(lib: Library, sid: str, query, start: int | None, size: int | 
         elif row_type == 9:
             items, frag, title2, vg = lib.album_order(), render.album_fragment, "All Albums", "album"
         else:
-            with_albums = {al.artist_key for al in lib.albums.values()}
-            items = sorted(with_albums, key=lambda k: (lib.artists[k].title.casefold(), int(k)))
+            items = lib.artist_order()
             frag, title2, vg = render.artist_fragment, "All Artists", "artist"
         fast = _album_genre_fast_path(lib, row_type, query)
         if fast is None:
-            fast = _changed_tracks_fast_path(lib, row_type, query, items)
+            fast = _changed_since_fast_path(lib, row_type, query, items)
         if fast is not None:
             items = fast
         elif preds:

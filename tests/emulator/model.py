@@ -7,6 +7,7 @@ invalidate cached XML fragments, and notify listeners with timeline entries
 """
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from dataclasses import dataclass
@@ -102,6 +103,10 @@ class Library:
         self.generation = 0  # bumped on every mutation; renderers key caches on it
         self._order: list[str] | None = None
         self._album_order: list[str] | None = None
+        self._artist_order: list[str] | None = None
+        # (updatedAt, ratingKey) of every track, sorted: "changed since" answered from an index,
+        # as Plex does (built on first use, kept up to date by the mutations below)
+        self._by_updated: list[tuple[int, str]] | None = None
         self.track_xml: dict[str, bytes] = {}  # ratingKey -> rendered listing fragment
         self.album_xml: dict[str, bytes] = {}
         # captured elements served as they are (tests/emulator/corpus.py): ratingKey -> bytes
@@ -119,16 +124,17 @@ class Library:
 
     def put_artist(self, a: Artist) -> None:
         self.artists[a.rating_key] = a
+        self._artist_order = None
 
     def put_album(self, al: Album) -> None:
         self.albums[al.rating_key] = al
         self.album_tracks.setdefault(al.rating_key, [])
-        self._album_order = None
+        self._album_order = self._artist_order = None
 
     def put_track(self, t: Track) -> None:
         self.tracks[t.rating_key] = t
         self.album_tracks.setdefault(t.album_key, []).append(t.rating_key)
-        self._order = None
+        self._order = self._by_updated = None
 
     def genre_id(self, name: str) -> int:
         with self.lock:
@@ -154,14 +160,31 @@ class Library:
         """Tracks in listing order (artist, album, disc, track); cached until a change."""
         with self.lock:
             if self._order is None:
-                def k(rk: str):
-                    t = self.tracks[rk]
-                    al = self.albums[t.album_key]
-                    ar = self.artists[al.artist_key]
-                    return (ar.title.casefold(), al.title.casefold(), al.rating_key,
-                            t.disc or 0, t.index or 0, int(rk))
-                self._order = sorted(self.tracks, key=k)
+                self._order = sorted(self.tracks, key=self._track_key)
             return self._order
+
+    def _track_key(self, rk: str) -> tuple:
+        t = self.tracks[rk]
+        al = self.albums[t.album_key]
+        ar = self.artists[al.artist_key]
+        return (ar.title.casefold(), al.title.casefold(), al.rating_key, t.disc or 0, t.index or 0, int(rk))
+
+    def changed_tracks(self, since: int) -> list[str]:
+        """Tracks whose updatedAt is at (or, with ``strict_since_filters``, after) ``since``, in
+        listing order: from the updatedAt index, so the cost is the answer's, not the library's."""
+        with self.lock:
+            if self._by_updated is None:
+                self._by_updated = sorted((t.updated_at, rk) for rk, t in self.tracks.items())
+            at = bisect.bisect_left(self._by_updated, (since + 1 if self.strict_since_filters else since,))
+            return sorted((rk for _, rk in self._by_updated[at:]), key=self._track_key)
+
+    def artist_order(self) -> list[str]:
+        """Artists that have albums, in listing order; cached until a change."""
+        with self.lock:
+            if self._artist_order is None:
+                with_albums = {al.artist_key for al in self.albums.values()}
+                self._artist_order = sorted(with_albums, key=lambda k: (self.artists[k].title.casefold(), int(k)))
+            return self._artist_order
 
     def album_order(self) -> list[str]:
         with self.lock:
@@ -172,6 +195,33 @@ class Library:
             return self._album_order
 
     # ---- mutations --------------------------------------------------------------------
+    # The cached orders are replaced, never changed in place (a caller may hold one), and
+    # kept rather than rebuilt where one track comes, goes or changes: at a million tracks a
+    # re-sort takes seconds, where Plex answers from its indexes.
+    def _track_moved(self, rk: str, old: tuple[int, str] | None, *, reorder: bool) -> None:
+        """Track ``rk`` was added (``old`` None), deleted (not in ``tracks``) or edited."""
+        t = self.tracks.get(rk)
+        if self._by_updated is not None:
+            upd = list(self._by_updated)
+            if old is not None:
+                at = bisect.bisect_left(upd, old)
+                if at < len(upd) and upd[at] == old:
+                    del upd[at]
+            if t is not None:
+                bisect.insort(upd, (t.updated_at, rk))
+            self._by_updated = upd
+        if self._order is not None and (reorder or old is None or t is None):
+            if reorder:
+                self._order = None
+            elif t is None:
+                order = list(self._order)
+                order.remove(rk)
+                self._order = order
+            else:
+                order = list(self._order)
+                bisect.insort(order, rk, key=self._track_key)
+                self._order = order
+
     def _touch_section(self, now: int) -> None:
         self.section.updated_at = now
         self.section.scanned_at = now
@@ -225,7 +275,10 @@ class Library:
                 index = len(self.album_tracks.get(album_key, [])) + 1
             t = Track(self.new_key(), album_key, title, original_title, index, disc, duration,
                       user_rating, view_count, last_viewed_at, now, now)
+            order, by_updated = self._order, self._by_updated
             self.put_track(t)
+            self._order, self._by_updated = order, by_updated
+            self._track_moved(t.rating_key, None, reorder=False)
             self.album_xml.pop(album_key, None)  # its leafCount changed
             created.append((t.rating_key, TYPE_TRACK))
             self._touch_section(now)
@@ -242,7 +295,7 @@ class Library:
             self.album_tracks[t.album_key].remove(rating_key)
             self.album_xml.pop(t.album_key, None)  # its leafCount changed
             self.track_xml.pop(rating_key, None)
-            self._order = None
+            self._track_moved(rating_key, (t.updated_at, rating_key), reorder=False)
             now = self.clock()
             self._touch_section(now)
             entry = self._entry(rating_key, TYPE_TRACK, STATE_DELETED, now)
@@ -256,6 +309,7 @@ class Library:
         with self.lock:
             t = self.tracks[rating_key]
             forced = fields.pop("updated_at", None)
+            old, placed = (t.updated_at, rating_key), (t.disc, t.index)
             for name, value in fields.items():
                 attr = _TRACK_FIELDS.get(name)
                 if attr is None:
@@ -264,7 +318,7 @@ class Library:
             now = self.clock()
             t.updated_at = forced if forced is not None else now
             self.track_xml.pop(rating_key, None)
-            self._order = None
+            self._track_moved(rating_key, old, reorder=(t.disc, t.index) != placed)
             self._touch_section(now)
             entry = self._entry(rating_key, TYPE_TRACK, STATE_DONE, t.updated_at)
         self._notify([entry])
@@ -282,7 +336,7 @@ class Library:
                 al.year = year
             if title is not None:
                 al.title = title
-                self._order = self._album_order = None
+                self._order = self._album_order = self._artist_order = None
             now = self.clock()
             al.updated_at = now
             self.album_xml.pop(album_key, None)
@@ -302,7 +356,7 @@ class Library:
             ar.title = title
             now = self.clock()
             ar.updated_at = now
-            self._order = self._album_order = None
+            self._order = self._album_order = self._artist_order = None
             for al in self.albums.values():
                 if al.artist_key == artist_key:  # parentTitle / grandparentTitle live in their XML
                     self.album_xml.pop(al.rating_key, None)
