@@ -114,11 +114,16 @@ def find_deletions(plex: Any, live: Any, live_count: int, changes: ChangeSet) ->
     differ = sorted(a for a in cached.keys() | leaf.keys() if a and cached.get(a, 0) != leaf.get(a, 0))
     log.info("track count %d, expected %d: listing %d albums whose track count differs",
              plex_total, expected, len(differ))
+    listed = dict(plex.tracks_of_albums([a for a in differ if a in leaf]))
+    on_plex = {album: [r for r in rows if r.get("rating_key")] for album, rows in listed.items()}
+    cached_album = live.albums_of([r["rating_key"] for rows in on_plex.values() for r in rows])
+    # A track the cache holds in this album and the "changed since" listings did not
+    # report is unchanged; the others (added, or moved here) are written.
+    changes.add([r for album, rows in on_plex.items() for r in rows
+                 if r["rating_key"] not in changes.rows and cached_album.get(r["rating_key"], "") != album])
     for album in differ:
-        rows = plex.album_tracks(album) if album in leaf else []
-        on_plex = {r["rating_key"] for r in rows if r.get("rating_key")}
-        changes.add(rows)
-        changes.delete([k for k in live.keys_of_album(album) if k not in on_plex and k not in changes.rows])
+        keep = {r["rating_key"] for r in on_plex.get(album, ())}
+        changes.delete([k for k in live.keys_of_album(album) if k not in keep and k not in changes.rows])
     return count_after(live, live_count, changes)[0] == plex_total
 
 
@@ -154,7 +159,8 @@ def run_incremental(spec: dict, plex: Any, decorate_for: Callable[[dict], Any], 
     read_changes(plex, spec, changes, lambda n: emit("progress", phase="changes", current=n, total=None))
     writer = InPlaceWriter(Path(spec["db_path"]), spec["live_slot"], spec["generation"])
     try:
-        live_count = writer.live.count()
+        # the daemon's count of the live slot at this generation (a count(*) reads every page)
+        live_count = spec["live_count"] if spec.get("live_count") is not None else writer.live.count()
         emit("progress", phase="checking", current=len(changes), total=None)
         if not find_deletions(plex, writer.live, live_count, changes):
             list_every_key(plex, spec, writer.live, changes)
