@@ -121,26 +121,26 @@ class LiveSlot:
         for rk in gone:
             if rk in old:
                 tid, values = old[rk]
-                self._unindex(tid, values, keep_rank=False)
+                self._unindex(tid, values)
                 self.c.execute(f"DELETE FROM {self.t['tracks']} WHERE id = ?", (tid,))
                 stats.add(dict(zip(STORED_COLUMNS, values)), -1)
                 removed += 1
         added = updated = 0
-        placed: list[tuple[int, tuple, int | None]] = []  # (track id, values, its rank if it keeps one)
+        placed: list[tuple[int, tuple]] = []  # (track id, values) of the tracks that need a rank
         for rk, values in new.items():
             before = old.get(rk)
             if before is None:
                 tid = self.c.execute(self._insert, values).lastrowid
                 added += 1
-                placed.append((tid, values, None))
+                placed.append((tid, values))
             elif before[1] != values:
                 tid = before[0]
-                keep = _sort_key(before[1]) == _sort_key(values)
-                rank = self._unindex(tid, before[1], keep_rank=keep)
                 self.c.execute(self._update, (*values, tid))
                 stats.add(dict(zip(STORED_COLUMNS, before[1])), -1)
                 updated += 1
-                placed.append((tid, values, rank))
+                if not (_sort_key(before[1]) == _sort_key(values) and self._refresh(tid, before[1], values)):
+                    self._unindex(tid, before[1])
+                    placed.append((tid, values))
             else:
                 continue
             stats.add(dict(zip(STORED_COLUMNS, values)))
@@ -157,32 +157,52 @@ class LiveSlot:
                 out[row[1]] = (row[0], tuple(row[1:]))
         return out
 
-    def _unindex(self, tid: int, values: tuple, *, keep_rank: bool) -> int | None:
-        """Take a track out of the FTS index and the genre table (and the ranks, unless it
-        keeps its rank); the rank it keeps."""
+    def _refresh(self, tid: int, old: tuple, new: tuple) -> bool:
+        """A changed track that keeps its place in the default order (and so its rank): its FTS
+        entry and genre rows are rewritten only where what they hold changed. False when it
+        has no rank (the caller places it)."""
+        row = self.c.execute(f"SELECT rank FROM {self.t['ranks']} WHERE track_id = ?", (tid,)).fetchone()
+        if row is None:
+            return False
+        keys = [_COL[k] for k in KEY_COLUMNS]
+        if [old[i] for i in keys] != [new[i] for i in keys]:
+            self.c.execute(self._fts_del, (row[0], *(old[i] for i in keys)))
+            self.c.execute(self._fts_add, (row[0], *(new[i] for i in keys)))
+        copied = [_COL[k] for k in ("year", "user_rating", "is_live")]
+        if old[_COL["genres"]] != new[_COL["genres"]]:
+            self.c.execute(f"DELETE FROM {self.t['genres']} WHERE track_id = ?", (tid,))
+            self._genre_rows(tid, new, row[0])
+        elif [old[i] for i in copied] != [new[i] for i in copied]:
+            self.c.execute(f"UPDATE {self.t['genres']} SET year = ?, user_rating = ?, is_live = ? "
+                           "WHERE track_id = ?", (*(new[i] for i in copied), tid))
+        return True
+
+    def _unindex(self, tid: int, values: tuple) -> None:
+        """Take a track out of the ranks, the FTS index and the genre table."""
         t = self.t
         row = self.c.execute(f"SELECT rank FROM {t['ranks']} WHERE track_id = ?", (tid,)).fetchone()
         if row is not None:
             self.c.execute(self._fts_del, (row[0], *(values[_COL[k]] for k in KEY_COLUMNS)))
-            if not keep_rank:
-                self.c.execute(f"DELETE FROM {t['ranks']} WHERE rank = ?", (row[0],))
+            self.c.execute(f"DELETE FROM {t['ranks']} WHERE rank = ?", (row[0],))
         self.c.execute(f"DELETE FROM {t['genres']} WHERE track_id = ?", (tid,))
-        return row[0] if row is not None and keep_rank else None
 
-    def _place(self, placed: list[tuple[int, tuple, int | None]]) -> None:
-        """Ranks, FTS entries and genre rows for written tracks; those without a rank share
-        out the gaps between their ranked neighbours in the default order (the tracks
-        being placed have no rank yet, so they are never neighbours). Tracks falling into
-        the same gap are spread evenly across it."""
+    def _place(self, placed: list[tuple[int, tuple]]) -> None:
+        """Ranks, FTS entries and genre rows for written tracks without a rank (new, or moved in
+        the default order): they share out the gaps between their ranked neighbours (the
+        tracks being placed have no rank yet, so they are never neighbours). Tracks falling
+        into the same gap are spread evenly across it."""
+        albums: dict[tuple[str, str], list[int]] = {}
+        for tid, values in placed:
+            albums.setdefault((values[_COL["artist_key"]], values[_COL["album_key"]]), []).append(tid)
+        gap_of: dict[int, tuple[int, int]] = {}
+        for (artist, album), tids in albums.items():
+            gap_of.update(self._gaps(artist, album, tids))
         gaps: dict[tuple[int, int], list[tuple[tuple, int, tuple]]] = {}
-        for tid, values, rank in placed:
-            if rank is not None:
-                self._index(tid, values, rank)
-                continue
+        for tid, values in placed:
             v = dict(zip(STORED_COLUMNS, values))
             order = (v["artist_key"], v["album_key"], v["disc_number"] is None, v["disc_number"] or 0,
                      v["track_number"] is None, v["track_number"] or 0, tid)
-            gaps.setdefault(self._gap(tid, v["artist_key"], v["album_key"]), []).append((order, tid, values))
+            gaps.setdefault(gap_of[tid], []).append((order, tid, values))
         for (lo, hi), members in gaps.items():
             if hi - lo <= len(members):
                 raise NoRoom(f"{len(members)} tracks between ranks {lo} and {hi}")
@@ -194,6 +214,9 @@ class LiveSlot:
 
     def _index(self, tid: int, values: tuple, rank: int) -> None:
         self.c.execute(self._fts_add, (rank, *(values[_COL[k]] for k in KEY_COLUMNS)))
+        self._genre_rows(tid, values, rank)
+
+    def _genre_rows(self, tid: int, values: tuple, rank: int) -> None:
         v = dict(zip(STORED_COLUMNS, values))
         self.c.executemany(
             f"INSERT INTO {self.t['genres']} (genre_key, track_id, name, year, user_rating, is_live, artist_rank) "
@@ -201,29 +224,43 @@ class LiveSlot:
             [(self._encode.folded(name), tid, name, v["year"], v["user_rating"], v["is_live"], rank)
              for name in json.loads(v["genres"] or "[]")])
 
-    def _gap(self, tid: int, artist: str, album: str) -> tuple[int, int]:
-        """(the rank of the ranked track just before ``tid`` in the default order, or 0;
-        the rank of the one just after it, or RANK_LIMIT + 1)."""
+    def _gaps(self, artist: str, album: str, tids: list[int]) -> dict[int, tuple[int, int]]:
+        """For each of ``tids`` (tracks of one album): (the rank of the ranked track just before it
+        in the default order, or 0; the rank of the one just after it, or RANK_LIMIT + 1). One
+        query for the album's tracks; the neighbouring albums' ranks only where needed."""
         t, r = self.t["tracks"], self.t["ranks"]
         group = self.c.execute(
             f"SELECT t.id, t.disc_number, t.track_number, (SELECT rank FROM {r} WHERE track_id = t.id) "
             f"FROM {t} t WHERE t.artist_key = ? AND t.album_key = ?", (artist, album)).fetchall()
         group.sort(key=lambda g: (g[1] is None, g[1] or 0, g[2] is None, g[2] or 0, g[0]))
-        at = next(i for i, g in enumerate(group) if g[0] == tid)
-        lo = max((g[3] for g in group[:at] if g[3] is not None), default=None)
-        hi = min((g[3] for g in group[at + 1:] if g[3] is not None), default=None)
+        before: list[int | None] = []  # the highest rank up to each position
+        for g in group:
+            before.append(g[3] if before[-1:] in ([], [None]) else max(before[-1], g[3] or 0))
+        after: list[int | None] = [None] * len(group)  # the lowest rank from each position on
+        for i in range(len(group) - 1, -1, -1):
+            nxt = after[i + 1] if i + 1 < len(group) else None
+            after[i] = group[i][3] if nxt is None else min(nxt, group[i][3] or nxt)
         ranked = f"EXISTS (SELECT 1 FROM {r} WHERE track_id = t.id)"
-        if lo is None:
-            prev = self.c.execute(
-                f"SELECT t.artist_key, t.album_key FROM {t} t WHERE (t.artist_key, t.album_key) < (?, ?) "
-                f"AND {ranked} ORDER BY t.artist_key DESC, t.album_key DESC LIMIT 1", (artist, album)).fetchone()
-            lo = self._group_rank("max", prev) if prev else 0
-        if hi is None:
-            nxt = self.c.execute(
-                f"SELECT t.artist_key, t.album_key FROM {t} t WHERE (t.artist_key, t.album_key) > (?, ?) "
-                f"AND {ranked} ORDER BY t.artist_key, t.album_key LIMIT 1", (artist, album)).fetchone()
-            hi = self._group_rank("min", nxt) if nxt else RANK_LIMIT + 1
-        return lo, hi
+        edges: dict[str, int] = {}
+
+        def edge(side: str) -> int:
+            if side not in edges:
+                cmp, order, agg, none = (("<", "DESC", "max", 0) if side == "lo" else (">", "", "min", RANK_LIMIT + 1))
+                near = self.c.execute(
+                    f"SELECT t.artist_key, t.album_key FROM {t} t WHERE (t.artist_key, t.album_key) {cmp} (?, ?) "
+                    f"AND {ranked} ORDER BY t.artist_key {order}, t.album_key {order} LIMIT 1",
+                    (artist, album)).fetchone()
+                edges[side] = self._group_rank(agg, near) if near else none
+            return edges[side]
+
+        at = {g[0]: i for i, g in enumerate(group)}
+        out = {}
+        for tid in tids:
+            i = at[tid]
+            lo = before[i - 1] if i > 0 else None
+            hi = after[i + 1] if i + 1 < len(group) else None
+            out[tid] = (edge("lo") if lo is None else lo, edge("hi") if hi is None else hi)
+        return out
 
     def _group_rank(self, agg: str, group: tuple) -> int:
         t, r = self.t["tracks"], self.t["ranks"]
