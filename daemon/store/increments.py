@@ -55,7 +55,6 @@ class LiveSlot:
         self._encode = RowEncoder()
         cols = ", ".join(STORED_COLUMNS)
         self._insert = f"INSERT INTO {self.t['tracks']} ({cols}) VALUES ({', '.join('?' * len(STORED_COLUMNS))})"
-        self._update = f"UPDATE {self.t['tracks']} SET {', '.join(c + ' = ?' for c in STORED_COLUMNS)} WHERE id = ?"
         keys = ", ".join(KEY_COLUMNS)
         self._fts_add = f"INSERT INTO {self.t['fts']} (rowid, {keys}) VALUES (?, {', '.join('?' * len(KEY_COLUMNS))})"
         self._fts_del = (f"INSERT INTO {self.t['fts']} ({self.t['fts']}, rowid, {keys}) "
@@ -135,7 +134,7 @@ class LiveSlot:
                 placed.append((tid, values))
             elif before[1] != values:
                 tid = before[0]
-                self.c.execute(self._update, (*values, tid))
+                self._update(tid, before[1], values)
                 stats.add(dict(zip(STORED_COLUMNS, before[1])), -1)
                 updated += 1
                 if not (_sort_key(before[1]) == _sort_key(values) and self._refresh(tid, before[1], values)):
@@ -156,6 +155,14 @@ class LiveSlot:
                                       "WHERE rating_key IN (SELECT value FROM json_each(?))", (json.dumps(chunk),)):
                 out[row[1]] = (row[0], tuple(row[1:]))
         return out
+
+    def _update(self, tid: int, old: tuple, new: tuple) -> None:
+        """Write the columns that changed, only: SQLite rewrites the entry of every index on a
+        column the statement sets, whatever its value (a rating edit then touches 3 of the
+        track indexes instead of all of them)."""
+        changed = [i for i, (a, b) in enumerate(zip(old, new)) if a != b]
+        self.c.execute(f"UPDATE {self.t['tracks']} SET {', '.join(STORED_COLUMNS[i] + ' = ?' for i in changed)} "
+                       "WHERE id = ?", (*(new[i] for i in changed), tid))
 
     def _refresh(self, tid: int, old: tuple, new: tuple) -> bool:
         """A changed track that keeps its place in the default order (and so its rank): its FTS
