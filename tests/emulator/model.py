@@ -178,6 +178,14 @@ class Library:
             at = bisect.bisect_left(self._by_updated, (since + 1 if self.strict_since_filters else since,))
             return sorted((rk for _, rk in self._by_updated[at:]), key=self._track_key)
 
+    def warm(self) -> None:
+        """Build the listing orders and the updatedAt index now (seconds at a million tracks),
+        not in the first request that needs them."""
+        self.track_order()
+        self.album_order()
+        self.artist_order()
+        self.changed_tracks(2**62)
+
     def artist_order(self) -> list[str]:
         """Artists that have albums, in listing order; cached until a change."""
         with self.lock:

@@ -254,8 +254,10 @@ def collections_meta() -> bytes:
 
 
 def prerender(lib: Library) -> None:
-    """Render every track and album fragment now (the CLI does this before it is ready)."""
+    """Render every track and album fragment now, and sort the library's listings (the CLI does
+    this before it is ready)."""
     with lib.lock:
+        lib.warm()
         for rk in lib.tracks:
             track_fragment(lib, rk)
         for key in lib.albums:
