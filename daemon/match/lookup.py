@@ -25,7 +25,8 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
-from .score import ALTERNATIVE_FLOOR, NEAR_MISS, Reference, Row, Scored, artist_hits, score_rows, title_hits
+from .score import (ALTERNATIVE_FLOOR, NEAR_MISS, Reference, Row, Scored, artist_hits, ceiling, score_rows,
+                    title_hits)
 
 ROW_SQL = "t.id, t.m_title, t.m_tags, t.m_artist, t.m_album_artist, t.m_album, t.is_live"
 PREFIX = 4
@@ -36,15 +37,16 @@ _TOP = "\U0010ffff"  # sorts after every other character (as UTF-8 bytes too)
 BIG_ARTIST = 500  # more tracks than this: only titles starting with the reference's first letter are read
 
 
-def _titles_by_artist(ctx: Any, refs: Sequence[Reference], where: tuple[str, list]) -> dict[str, list[tuple]]:
-    """(id, m_title, m_tags) of the tracks whose artist or album-artist key is a reference's, by that key.
+def _titles_by_artist(ctx: Any, refs: Sequence[Reference], where: tuple[str, list]) -> dict[tuple[str, str], list]:
+    """(id, m_title, m_tags) of the tracks whose artist or album-artist key is a reference's, by `_artist_slice`.
 
     Read from the two artist indexes alone (they hold the title and tags), so
     these are index entries, not rows; `find` reads the rows of the titles that
     score. An artist with more than `BIG_ARTIST` tracks ("Various Artists", a
-    composer) only gives the titles that start with the reference title's letter.
+    composer) only gives the titles that start with the reference title's
+    letter (keyed by artist and letter; other artists' letter is "").
     """
-    out: dict[str, list[tuple]] = {}
+    out: dict[tuple[str, str], list] = {}
     keys = sorted({r.artist for r in refs if r.artist})
     if not keys:
         return out
@@ -52,24 +54,31 @@ def _titles_by_artist(ctx: Any, refs: Sequence[Reference], where: tuple[str, lis
                          f"LIMIT {BIG_ARTIST + 1})) + (SELECT count(*) FROM (SELECT 1 FROM {{tracks}} t WHERE "
                          f"t.m_album_artist = j.value LIMIT {BIG_ARTIST + 1})) FROM json_each(?) j",
                          [json.dumps(keys, ensure_ascii=False)]))
-    small = [k for k in keys if sizes.get(k, 0) <= BIG_ARTIST]
+    big = {k for k in keys if sizes.get(k, 0) > BIG_ARTIST}
+    small = [k for k in keys if k not in big]
     # big artists: "<first letter of the title><artist key>" per reference
-    big = sorted({r.title[:1] + r.artist for r in refs if r.artist and sizes.get(r.artist, 0) > BIG_ARTIST})
+    letters = sorted({r.title[:1] + r.artist for r in refs if r.artist in big})
     for column, other in (("m_artist", ""), ("m_album_artist", " AND t.m_artist <> t.m_album_artist")):
         if small:  # (a track whose artist is its album artist is read once)
             rows = ctx.run(f"SELECT t.{column}, t.id, t.m_title, t.m_tags FROM {{tracks}} t "
                            f"WHERE t.{column} IN (SELECT value FROM json_each(?)){other} AND {where[0]}",
                            [json.dumps(small, ensure_ascii=False), *where[1]])
             for key, *rest in rows:
-                out.setdefault(key, []).append(rest)
-        if big:
-            rows = ctx.run(f"SELECT t.{column}, t.id, t.m_title, t.m_tags FROM json_each(?) j JOIN {{tracks}} t "
-                           f"ON t.{column} = substr(j.value, 2) AND t.m_title >= substr(j.value, 1, 1) "
-                           f"AND t.m_title < substr(j.value, 1, 1) || char(1114111) WHERE 1{other} AND {where[0]}",
-                           [json.dumps(big, ensure_ascii=False), *where[1]])
-            for key, *rest in rows:
-                out.setdefault(key, []).append(rest)
+                out.setdefault((key, ""), []).append(rest)
+        if letters:
+            rows = ctx.run(f"SELECT t.{column}, substr(j.value, 1, 1), t.id, t.m_title, t.m_tags FROM json_each(?) j "
+                           f"JOIN {{tracks}} t ON t.{column} = substr(j.value, 2) "
+                           f"AND t.m_title >= substr(j.value, 1, 1) AND t.m_title < substr(j.value, 1, 1) || "
+                           f"char(1114111) WHERE 1{other} AND {where[0]}",
+                           [json.dumps(letters, ensure_ascii=False), *where[1]])
+            for key, letter, *rest in rows:
+                out.setdefault((key, letter), []).append(rest)
     return out
+
+
+def _artist_slice(ref: Reference, by_artist: dict[tuple[str, str], list]) -> list:
+    """The reference's entries of `_titles_by_artist` (its letter's, if its artist is a big one)."""
+    return by_artist.get((ref.artist, ""), None) or by_artist.get((ref.artist, ref.title[:1]), [])
 
 
 def _rows(ctx: Any, ids: set[int]) -> dict[int, Row]:
@@ -108,6 +117,36 @@ def _artists_by_title(ctx: Any, refs: Sequence[Reference], where: tuple[str, lis
     return out
 
 
+def _exact(ctx: Any, refs: Sequence[Reference], where: tuple[str, list]) -> dict[tuple[str, str], list[Row]]:
+    """Rows whose title key is a reference's and whose artist or album-artist key is too, by (title, artist) key.
+
+    Index seeks only, in one statement: ``(m_title, m_artist)`` and
+    ``(m_album_artist, m_title)``; a reference without artist gets every track of its title.
+    """
+    pairs = sorted({(r.title, r.artist) for r in refs})
+    out: dict[tuple[str, str], list[Row]] = {}
+    if not pairs:
+        return out
+    t, a = "json_extract(j.value, '$[0]')", "json_extract(j.value, '$[1]')"
+    parts = (f"t.m_title = {t} AND t.m_artist = {a}",
+             f"t.m_album_artist = {a} AND t.m_title = {t} AND t.m_artist <> {a}",
+             f"{a} = '' AND t.m_title = {t}")
+    sql = " UNION ALL ".join(f"SELECT {t}, {a}, {ROW_SQL} FROM json_each(?) j JOIN {{tracks}} t ON {p} "
+                             f"WHERE {where[0]}" for p in parts)
+    params = [json.dumps(pairs, ensure_ascii=False), *where[1]]
+    for title, artist, *row in ctx.run(sql, params * len(parts)):
+        out.setdefault((title, artist), []).append(row)
+    return out
+
+
+def _settled(ref: Reference, rows: Sequence[Row], floor: float) -> list[Scored] | None:
+    """The best of a reference's exact rows when no other track can rank above or beside it, else None."""
+    scored = score_rows(ref, rows, floor)
+    if scored and ceiling(ref) < scored[0].score - scored[0].penalty:
+        return scored[:1]
+    return None
+
+
 def _prefix(key: str) -> str:
     return key[: max(PREFIX, len(key) // 2)]
 
@@ -127,28 +166,38 @@ def find(ctx: Any, refs: Sequence[Reference], where: tuple[str, list], min_score
          alternatives: int) -> list[list[Scored]]:
     """For each reference, its scored tracks best first (at most 1 + ``alternatives``)."""
     # below min_score: the score of a null match (NEAR_MISS), and alternatives
+    every = refs
     floor = max(0.0, min_score - NEAR_MISS)
     if alternatives:
         floor = min(floor, ALTERNATIVE_FLOOR)
     keep = 1 + alternatives
+    results: list[list[Scored] | None] = [None] * len(refs)
+    if not alternatives:
+        # Exact keys first: a track with both keys exact (and its version
+        # penalty small enough) is the answer, and the fuzzy paths are skipped.
+        exact = _exact(ctx, refs, where)
+        for i, ref in enumerate(refs):
+            rows = exact.get((ref.title, ref.artist))
+            results[i] = _settled(ref, rows, floor) if rows else None
+    todo = [i for i, r in enumerate(results) if r is None]
+    refs = [every[i] for i in todo]
     by_artist = _titles_by_artist(ctx, refs, where)
     by_title = _artists_by_title(ctx, refs, where)
     wanted = []
     for ref in refs:
         same_title = by_title.get((ref.title, ref.artist[:1]), ())
-        wanted.append(title_hits(ref, by_artist.get(ref.artist, ()), floor) | artist_hits(ref, same_title, floor))
+        wanted.append(title_hits(ref, _artist_slice(ref, by_artist), floor) | artist_hits(ref, same_title, floor))
     rows_by_id = _rows(ctx, set().union(*wanted))
-    results: list[list[Scored]] = []
-    for ref, ids in zip(refs, wanted):
+    for pos, ref, ids in zip(todo, refs, wanted):
         rows = [rows_by_id[i] for i in ids]
         scored = score_rows(ref, rows, floor)
         # Neither key found anything: look around both (typos in both, or one
         # spelled unusually and the other with a typo).
-        if not scored and ref.artist not in by_artist:
+        if not scored and not _artist_slice(ref, by_artist):
             more = _range(ctx, "m_title", ref.title, "m_artist m_album_artist", ref.artist[:1], where)
             if ref.artist:
                 more += _range(ctx, "m_artist", ref.artist, "m_title", ref.title[:1], where)
                 more += _range(ctx, "m_album_artist", ref.artist, "m_title", ref.title[:1], where)
             scored = score_rows(ref, rows + more, floor)
-        results.append(scored[:keep])
-    return results
+        results[pos] = scored[:keep]
+    return results  # type: ignore[return-value]  # every item is set

@@ -35,7 +35,7 @@ from typing import Iterable, Sequence
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from .normalize import DISTINCT_TAGS, album_key, artist_key, title_key
+from .normalize import DISTINCT_TAGS, TAGS, album_key, artist_key, title_key
 
 DIGIT_PENALTY = 30.0
 DISTINCT_PENALTY = 3.0
@@ -92,6 +92,24 @@ def combine(t: float, a: float | None) -> float:
         return t
     lo, hi = (t, a) if t <= a else (a, t)
     return MIN_WEIGHT * lo + (1 - MIN_WEIGHT) * hi
+
+
+def _near(n: int) -> float:
+    """The highest similarity of a key of ``n`` characters to any other key: one edit, the other a letter longer."""
+    return 100.0 * n / (n + 1)
+
+
+def ceiling(ref: Reference) -> float:
+    """The highest score a track whose keys are not exactly the reference's can reach.
+
+    Such a track differs in its title key (at most `_near`, unless its title
+    plus its tags as words can spell the reference's title: then 100) or in
+    both artist keys (at most `_near` of the artist key).
+    """
+    t = 100.0 if any(ref.title.endswith(tag) for tag in TAGS) else _near(len(ref.title))
+    if not ref.artist:
+        return round(t, 1)
+    return round(max(combine(t, 100.0), combine(100.0, _near(len(ref.artist)))), 1)
 
 
 def field_floor(min_score: float) -> float:
