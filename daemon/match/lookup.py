@@ -151,15 +151,28 @@ def _prefix(key: str) -> str:
     return key[: max(PREFIX, len(key) // 2)]
 
 
-def _range(ctx: Any, column: str, key: str, other: str, first: str, where: tuple[str, list]) -> list[Row]:
-    """Rows whose ``column`` starts with the key's first half and whose ``other`` key starts with ``first``."""
+def _range(ctx: Any, column: str, key: str, columns: str, other: Sequence[str], first: str,
+           where: tuple[str, list]) -> list[tuple]:
+    """(id, ``columns``) of the tracks whose ``column`` starts with the key's first half and one of whose
+    ``other`` keys starts with ``first``: at most `RANGE_LIMIT`, from the column's index (entries, not rows)."""
     p = _prefix(key)
     cond, params = "", []
     if first:
-        cond = " AND (" + " OR ".join(f"substr(t.{o}, 1, 1) = ?" for o in other.split()) + ")"
-        params = [first] * len(other.split())
-    return ctx.run(f"SELECT {ROW_SQL} FROM {{tracks}} t WHERE t.{column} >= ? AND t.{column} < ?{cond} "
+        cond = " AND (" + " OR ".join(f"substr(t.{o}, 1, 1) = ?" for o in other) + ")"
+        params = [first] * len(other)
+    return ctx.run(f"SELECT t.id, {columns} FROM {{tracks}} t WHERE t.{column} >= ? AND t.{column} < ?{cond} "
                    f"AND {where[0]} LIMIT {RANGE_LIMIT}", [p, p + _TOP, *params, *where[1]])
+
+
+def _around(ctx: Any, ref: Reference, where: tuple[str, list], floor: float) -> set[int]:
+    """Ids from the ranges of both keys' prefixes (`_range`) whose other key can still reach ``floor``."""
+    ids = artist_hits(ref, _range(ctx, "m_title", ref.title, "t.m_artist, t.m_album_artist",
+                                  ("m_artist", "m_album_artist"), ref.artist[:1], where), floor)
+    if ref.artist:
+        for column in ("m_artist", "m_album_artist"):
+            ids |= title_hits(ref, _range(ctx, column, ref.artist, "t.m_title, t.m_tags", ("m_title",),
+                                          ref.title[:1], where), floor)
+    return ids
 
 
 def find(ctx: Any, refs: Sequence[Reference], where: tuple[str, list], min_score: float,
@@ -188,16 +201,18 @@ def find(ctx: Any, refs: Sequence[Reference], where: tuple[str, list], min_score
         same_title = by_title.get((ref.title, ref.artist[:1]), ())
         wanted.append(title_hits(ref, _artist_slice(ref, by_artist), floor) | artist_hits(ref, same_title, floor))
     rows_by_id = _rows(ctx, set().union(*wanted))
+    around = []
     for pos, ref, ids in zip(todo, refs, wanted):
         rows = [rows_by_id[i] for i in ids]
         scored = score_rows(ref, rows, floor)
+        results[pos] = scored[:keep]
         # Neither key found anything: look around both (typos in both, or one
         # spelled unusually and the other with a typo).
         if not scored and not _artist_slice(ref, by_artist):
-            more = _range(ctx, "m_title", ref.title, "m_artist m_album_artist", ref.artist[:1], where)
-            if ref.artist:
-                more += _range(ctx, "m_artist", ref.artist, "m_title", ref.title[:1], where)
-                more += _range(ctx, "m_album_artist", ref.artist, "m_title", ref.title[:1], where)
-            scored = score_rows(ref, rows + more, floor)
-        results[pos] = scored[:keep]
+            around.append((pos, ref, rows))
+    if around:
+        extra = [_around(ctx, ref, where, floor) for _, ref, _ in around]
+        more = _rows(ctx, set().union(*extra))
+        for (pos, ref, rows), ids in zip(around, extra):
+            results[pos] = score_rows(ref, rows + [more[i] for i in ids], floor)[:keep]
     return results  # type: ignore[return-value]  # every item is set

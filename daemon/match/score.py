@@ -139,11 +139,16 @@ class Scored:
         return (self.penalty - self.score, -self.album, self.id)
 
 
+def _cutoff(similarity: float) -> float:
+    """rapidfuzz's score_cutoff (0-1) for a similarity floor, a hair low: pruning keeps the floor itself."""
+    return max(0.0, similarity / 100 - 1e-6)
+
+
 def title_hits(ref: Reference, titles: Sequence[tuple], floor: float) -> set[int]:
     """Ids of ``(id, m_title, m_tags)`` entries whose title can still reach ``floor`` (an exact artist assumed)."""
     if not titles:
         return set()
-    cutoff = (field_floor(floor) if ref.artist else floor) / 100
+    cutoff = _cutoff(field_floor(floor) if ref.artist else floor)
     osa = OSA.normalized_similarity
     hits = {titles[i][0] for _, _, i in process.extract(ref.title, [t[1] for t in titles], scorer=osa,
                                                         score_cutoff=cutoff, limit=None)}
@@ -160,8 +165,14 @@ def artist_hits(ref: Reference, artists: Sequence[tuple], floor: float) -> set[i
         return set()
     if not ref.artist:
         return {a[0] for a in artists}
-    cutoff = field_floor(floor)
-    return {a[0] for a in artists if max(_osa(ref.artist, a[1]), _osa(ref.artist, a[2])) >= cutoff}
+    cutoff, osa = _cutoff(field_floor(floor)), OSA.normalized_similarity
+    hits = {artists[i][0] for _, _, i in process.extract(ref.artist, [a[1] for a in artists], scorer=osa,
+                                                         score_cutoff=cutoff, limit=None)}
+    other = [a for a in artists if a[2] != a[1] and a[0] not in hits]
+    if other:
+        hits.update(other[j][0] for _, _, j in process.extract(ref.artist, [a[2] for a in other], scorer=osa,
+                                                               score_cutoff=cutoff, limit=None))
+    return hits
 
 
 def score_rows(ref: Reference, rows: Iterable[Row], floor: float) -> list[Scored]:
@@ -173,7 +184,7 @@ def score_rows(ref: Reference, rows: Iterable[Row], floor: float) -> list[Scored
     items = list(rows.values())
     # Titles first, in one vectorized pass: most rows fail here. A title with
     # version tags is also tried with them as words ("Home Live" = "Home (Live)").
-    osa, cutoff = OSA.normalized_similarity, cut / 100
+    osa, cutoff = OSA.normalized_similarity, _cutoff(cut)
     hits = {i for _, _, i in process.extract(ref.title, [r[1] for r in items], scorer=osa, score_cutoff=cutoff,
                                                limit=None)}
     tagged = [i for i, r in enumerate(items) if r[2] and i not in hits]
