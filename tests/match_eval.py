@@ -54,13 +54,25 @@ class Case:
         return f"{self.ref.get('artist') or '?'} - {self.ref['title']}"
 
 
+# Every combining character (combining class > 0) -> removed.
+_COMBINING = dict.fromkeys(i for i in range(0x300, 0x110000) if unicodedata.combining(chr(i)))
+# A character neither alphanumeric nor white space (as str.isalnum and str.isspace say).
+_PUNCTUATION = re.compile(r"[^\w\s]|_")
+
+
 def _plain(s: str) -> str:
     """What a person without an accent key types."""
-    s = unicodedata.normalize("NFKD", s.translate(_NO_DECOMPOSITION))
-    return "".join(c for c in s if not unicodedata.combining(c))
+    if s.isascii():  # (the common case: a million-track library is labelled in seconds)
+        return s
+    return unicodedata.normalize("NFKD", s.translate(_NO_DECOMPOSITION)).translate(_COMBINING)
+
+
+_ASCII_NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
 def _key(s: str) -> str:
+    if s.isascii():
+        return _ASCII_NON_ALNUM.sub("", s.lower())
     return "".join(ch for ch in _plain(s).casefold() if ch.isalnum())
 
 
@@ -130,22 +142,25 @@ class _Index:
         self.same: dict[tuple, set[str]] = {}
         self.by_artist: dict[str, set[str]] = {}  # artist key -> title keys (as artist or album artist)
         forms: dict[tuple, set[tuple]] = {}  # (artist, title without brackets) -> identities
-        for rk, t in self.tracks.items():
-            self.same.setdefault(self._ident(t), set()).add(rk)
-            forms.setdefault((_main_artist(t), _key(_BRACKETED.sub("", t["title"]))), set()).add(self._ident(t))
-            for a in {t["artist"], _main_artist(t), t["album_artist"]}:
-                # with and without its bracketed suffixes: "Song" is no absent track next to "Song (Live)"
-                self.by_artist.setdefault(_key(a), set()).update({_key(t["title"]),
-                                                                  _key(_BRACKETED.sub("", t["title"]))})
-        self.artists = sorted({t["album_artist"] for t in self.tracks.values()} - {"Various Artists"})
         self._titled: dict[tuple[str, str], list[str]] = {}
+        artist_keys: dict[str, str] = {}  # (artists repeat: each is keyed once)
+        bare: dict[str, str] = {}  # rating key -> the key of its title without brackets
         for rk, t in self.tracks.items():
-            for a in {_key(t["artist"]), _key(t["album_artist"])}:
-                self._titled.setdefault((a, _key(t["title"])), []).append(rk)
+            title = _key(t["title"])
+            bare[rk] = _key(_BRACKETED.sub("", t["title"]))
+            self.same.setdefault(self._ident(t), set()).add(rk)
+            forms.setdefault((_main_artist(t), bare[rk]), set()).add(self._ident(t))
+            for a in {t["artist"], _main_artist(t), t["album_artist"]}:
+                if a not in artist_keys:
+                    artist_keys[a] = _key(a)
+                # with and without its bracketed suffixes: "Song" is no absent track next to "Song (Live)"
+                self.by_artist.setdefault(artist_keys[a], set()).update({title, bare[rk]})
+            for a in {artist_keys[t["artist"]], artist_keys[t["album_artist"]]}:
+                self._titled.setdefault((a, title), []).append(rk)
+        self.artists = sorted({t["album_artist"] for t in self.tracks.values()} - {"Various Artists"})
         # Songs the library has in several forms (studio/live/remaster): only the
         # version_* cases use them, since which form is right depends on the version named.
-        self.multi_form = {rk for rk, t in self.tracks.items()
-                           if len(forms[(_main_artist(t), _key(_BRACKETED.sub("", t["title"])))]) > 1}
+        self.multi_form = {rk for rk, t in self.tracks.items() if len(forms[(_main_artist(t), bare[rk])]) > 1}
 
     @staticmethod
     def _ident(t: dict) -> tuple:
@@ -222,7 +237,7 @@ def build_cases(lib: Library, per_category: int = 20, seed: int = 3,
     accented = [k for k in keys if _plain(tracks[k]["artist"] + tracks[k]["title"]) != tracks[k]["artist"]
                 + tracks[k]["title"]]
     variant("accents", accented, lambda t: both(t, _plain(t["title"]), _plain(t["artist"])))
-    punct = [k for k in keys if any(not (c.isalnum() or c.isspace()) for c in tracks[k]["artist"] + tracks[k]["title"])]
+    punct = [k for k in keys if _PUNCTUATION.search(tracks[k]["artist"] + tracks[k]["title"])]
     variant("punctuation", punct, lambda t: both(
         t, "".join(c for c in t["title"] if c.isalnum() or c.isspace()),
         rnd.choice(["".join(c for c in t["artist"] if c.isalnum() or c.isspace()),
