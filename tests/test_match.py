@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from mediasaged.match.normalize import artist_key, match_keys, title_key
-from mediasaged.match.score import Reference, score_rows
+import random
+
+from mediasaged.match.lookup import _settled
+from mediasaged.match.score import Reference, ceiling, score_rows
 from mediasagectl.matching import parse_reference
 
 
@@ -63,6 +66,48 @@ def test_version_preference_both_ways_and_numbers_are_no_typos():
     only_live = score_rows(Reference.of(0, "Let It Be", "Beatles"), rows[1:], 85)
     assert only_live[0].id == 2 and only_live[0].score == 100  # a version the library has once: ignored
     assert score_rows(Reference.of(0, "Song 2", "Blur"), [_row(3, "Song", "Blur")], 85) == []
+
+
+def test_no_track_without_both_exact_keys_scores_above_the_ceiling():
+    """The exact-keys shortcut of `lookup.find` relies on it: only exact keys can outrank ``ceiling``."""
+    rnd = random.Random(5)
+    letters = "abcdefgh"
+    for _ in range(3000):
+        title = "".join(rnd.choice(letters) for _ in range(rnd.randint(1, 12)))
+        title += rnd.choice(["", "", " (Live)", " live", " remaster", " Remix"])
+        artist = rnd.choice(["", "".join(rnd.choice(letters) for _ in range(rnd.randint(1, 10)))])
+        ref = Reference.of(0, title, artist or None)
+        rows = []
+        for i in range(20):  # one or two edits away, a letter more or less, or tagged
+            t, a = ref.title, ref.artist or "x"
+            for _ in range(rnd.randint(1, 2)):
+                if rnd.random() < 0.5:
+                    j = rnd.randint(0, len(t))
+                    t = t[:j] + rnd.choice(letters)[:rnd.randint(0, 1)] + t[j + rnd.randint(0, 1):]
+                else:
+                    j = rnd.randint(0, len(a))
+                    a = a[:j] + rnd.choice(letters)[:rnd.randint(0, 1)] + a[j + rnd.randint(0, 1):]
+            tags = rnd.choice(["", "live", "remaster", "remix"])
+            if rnd.random() < 0.2 and ref.title.endswith("live"):
+                t, tags = ref.title[:-4], "live"
+            exact = t == ref.title and (a == ref.artist or not ref.artist)
+            if not exact and t and a:
+                rows.append((i, t, tags, a, a, "", False))
+        for scored in score_rows(ref, rows, 0):
+            assert scored.score <= ceiling(ref), (title, artist, scored)
+
+
+def test_exact_keys_settle_a_reference_only_when_nothing_else_can_rank_above():
+    short = Reference.of(0, "Let It Be (Live)", "Beatles")
+    studio = _row(1, "Let It Be", "The Beatles")  # exact keys, but not the version asked: 3 points of rank
+    assert [s.id for s in _settled(short, [studio], 70)] == [1]  # nothing else can score over 97
+    long = Reference.of(0, "Let It Be Let It Be Let It Be Let It Be (Live)", "Beatles")
+    studio = _row(1, "Let It Be Let It Be Let It Be Let It Be", "The Beatles")
+    assert _settled(long, [studio], 70) is None  # a live take with one typo would (98.1 - 0 > 100 - 3)
+    live = _row(2, "Let It Be Let It Be Let It Be Let It Bee (Live)", "The Beatles")
+    assert score_rows(long, [studio, live], 70)[0].id == 2
+    assert [s.id for s in _settled(long, [_row(3, "Let It Be Let It Be Let It Be Let It Be (Live)", "Beatles")],
+                                   70)] == [3]
 
 
 @pytest.mark.parametrize("text,ref", [

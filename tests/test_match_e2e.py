@@ -190,6 +190,18 @@ async def test_evaluation_set_meets_the_goals(library):
     assert report.absent_matched <= 0.01, report.misses()
 
 
+async def test_exact_keys_shortcut_picks_what_the_full_search_picks(library):
+    """Without alternatives a reference with exact keys skips the fuzzy paths; the best track stays the same."""
+    daemon, lib, versions, _ = library
+    refs = [c.ref for c in build_cases(lib, per_category=12, versions=versions, seed=9)]
+    short = (await daemon.call("tracks.match", candidates=refs))["matches"]
+    full = (await daemon.call("tracks.match", candidates=refs, alternatives=1))["matches"]
+    for ref, a, b in zip(refs, short, full):
+        assert (a["track"] and a["track"]["rating_key"]) == (b["track"] and b["track"]["rating_key"]), ref
+        if b["score"] >= 70:  # (alternatives lower the floor, so the score of a null match may differ below it)
+            assert a["score"] == b["score"], ref
+
+
 # -- mediasagectl match --------------------------------------------------------------
 
 async def test_cli_arguments_table_and_exit_0(library):
