@@ -9,11 +9,13 @@ socket unit listening on a deleted path after ``systemctl restart``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import sys
 
@@ -93,3 +95,29 @@ def test_priority_formatter_prefixes_every_line(tmp_path):
         assert not journal.stream_is_journal({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino + 1}"}, fh.fileno())
         assert not journal.stream_is_journal({}, fh.fileno())
         assert not journal.stream_is_journal({"JOURNAL_STREAM": "garbage"}, fh.fileno())
+
+
+async def test_status_is_answered_during_a_sync_when_the_manager_reads_no_notifications(daemon_factory, plex_emulator):
+    """A manager's datagram queue holds only a few messages (net.unix.max_dgram_qlen, 10 by
+    default). A 1M-track sync sends a STATUS line per second of progress; once the queue was
+    full, sd_notify blocked the event loop and sync.status went unanswered for the rest of the
+    sync (minutes; found by the 1M test). Here the queue is full from the start."""
+    daemon = await daemon_factory(plex_url=plex_emulator.url, token=plex_emulator.token)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as filler:
+        filler.setblocking(False)
+        filler.connect(str(daemon.notify.path))
+        with contextlib.suppress(BlockingIOError):
+            for _ in range(100_000):
+                filler.send(b"STATUS=filler")
+    conn = await daemon.connect()
+    try:
+        job_id = (await conn.request("sync.start", {"mode": "full"}, timeout=5))["result"]["job_id"]
+
+        async def synced_and_told():  # every poll answered within seconds, until the last STATUS was tried
+            job = (await conn.request("sync.status", {"job_id": job_id}, timeout=5))["result"]
+            return job["state"] != "running" and "queue is full; dropped 'STATUS=Library: 1,500 tracks'" in daemon.log()
+
+        await wait_until(synced_and_told, timeout=60, interval=0.05)
+        assert (await conn.request("library.status", timeout=5))["result"]["track_count"] == 1500
+    finally:
+        await conn.close()
