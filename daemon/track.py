@@ -24,6 +24,7 @@ from operator import itemgetter
 from typing import Any, Callable, Sequence
 
 from .match.normalize import MATCH_COLUMNS, TrackKeys, match_keys  # noqa: F401 - match_keys: re-exported
+from .memo import Memo
 from .timeutil import iso
 
 # Wire kinds: how a stored value becomes a JSON value.
@@ -194,8 +195,8 @@ class RowEncoder:
     """
 
     def __init__(self) -> None:
-        self._fold: dict[str, str] = {}
-        self._genres: dict[tuple, str] = {}
+        self.folded = Memo(fold)  # names repeat: tracks come artist by artist
+        self._genres = Memo(self._genres_json)
         self._encode = json.JSONEncoder(ensure_ascii=False).encode
         self._pick = itemgetter(*FIELD_NAMES)
         self._text = [i for i, f in enumerate(FIELDS) if f.kind == TEXT]
@@ -205,30 +206,17 @@ class RowEncoder:
         self._match_keys = TrackKeys()
         self._match_of = itemgetter(*(FIELD_NAMES.index(n) for n in ("title", "artist", "album_artist", "album")))
 
-    MEMO = 20000  # names / genre lists remembered; tracks come artist by artist, so a small memo hits
-
-    def folded(self, s: str) -> str:
-        key = self._fold.get(s)
-        if key is None:
-            if len(self._fold) >= self.MEMO:
-                self._fold.clear()
-            key = self._fold[s] = fold(s)
-        return key
-
     def genres_json(self, raw: Any) -> str:
         """Names -> JSON array of display names, deduplicated by folded key, sorted by key."""
-        raw = tuple(raw) if raw else ()
-        hit = self._genres.get(raw)
-        if hit is None:
-            names: dict[str, str] = {}
-            for g in raw:
-                g = _text(g).strip()
-                if g:
-                    names.setdefault(self.folded(g), g)
-            if len(self._genres) >= self.MEMO:
-                self._genres.clear()
-            hit = self._genres[raw] = self._encode([names[k] for k in sorted(names)])
-        return hit
+        return self._genres(tuple(raw) if raw else ())
+
+    def _genres_json(self, raw: tuple) -> str:
+        names: dict[str, str] = {}
+        for g in raw:
+            g = _text(g).strip()
+            if g:
+                names.setdefault(self.folded(g), g)
+        return self._encode([names[k] for k in sorted(names)])
 
     def __call__(self, row: dict) -> tuple:
         """The values of `STORED_COLUMNS` for one row."""

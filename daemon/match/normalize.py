@@ -32,6 +32,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from ..memo import Memo
+
 # Combining marks of the blocks used by Latin, Greek and Cyrillic diacritics.
 # Kana voicing marks (U+3099/U+309A) and Indic vowel signs are not in them.
 _MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
@@ -209,27 +211,19 @@ def match_keys(title: str, artist: str, album_artist: str, album: str) -> tuple[
 
 
 class TrackKeys:
-    """`match_keys` for a stream of tracks: artist and album keys (which repeat) are remembered.
+    """`match_keys` for a stream of tracks: artist and album keys (which repeat) are remembered,
+    the last `memo.MEMO_SIZE` of each (a memo of every name grew with the library).
 
     One per sync writer; titles, nearly all distinct, are not remembered.
     """
 
     def __init__(self) -> None:
-        self._artists: dict[str, str] = {}
-        self._albums: dict[str, str] = {}
-
-    def _artist(self, name: str) -> str:
-        key = self._artists.get(name)
-        if key is None:
-            key = self._artists[name] = artist_key(name)
-        return key
+        self._artist = Memo(artist_key)
+        self._album = Memo(album_key)
 
     def __call__(self, title: str, artist: str, album_artist: str, album: str) -> tuple[str, str, str, str, str]:
         key, tags = title_key(title)
-        m_album = self._albums.get(album)
-        if m_album is None:
-            m_album = self._albums[album] = album_key(album)
-        return key, tags_text(tags), self._artist(artist), self._artist(album_artist), m_album
+        return key, tags_text(tags), self._artist(artist), self._artist(album_artist), self._album(album)
 
 
 MATCH_COLUMNS = ("m_title", "m_tags", "m_artist", "m_album_artist", "m_album")

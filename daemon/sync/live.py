@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Iterable
 
+from ..memo import Memo
+
 _DAY = r"(?:0?[1-9]|[12]\d|3[01])"
 _MONTH = r"(?:0?[1-9]|1[0-2])"
 _YEAR = r"(?:19|20)\d{2}"
@@ -57,18 +59,12 @@ class Decorate:
         self._plex = plex
         self._years: dict[str, int | None] = {}  # album rating key -> year (None: it has none)
         self._is_live_title = live_matcher(spec["live_keywords"], spec["dated_titles_are_live"])
-        self._album_live: dict[str, bool] = {}
+        self._album_live = Memo(lambda album: self._is_live_title("", album))  # tracks come album by album
 
     def __call__(self, rows: list[dict]) -> list[dict]:
         self._fill_years(rows)
         for row in rows:
-            album = row["album"]
-            live = self._album_live.get(album)
-            if live is None:
-                if len(self._album_live) >= 4096:  # tracks come album by album: keep the memo small
-                    self._album_live.clear()
-                live = self._album_live[album] = self._is_live_title("", album)
-            row["is_live"] = live or self._is_live_title(row["title"], "")
+            row["is_live"] = self._album_live(row["album"]) or self._is_live_title(row["title"], "")
             own = row.pop("track_genres", None)
             row["genres"] = sorted(own, key=str.casefold) if own \
                 else self.genres.get(row["album_rating_key"], [])
