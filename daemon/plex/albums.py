@@ -11,6 +11,7 @@ from typing import Iterator
 
 from .attrs import to_int
 from .fetchers import Prefetch
+from .genremap import GenreMap, GenreMapBuilder
 from .retry import Retryable
 from .xml import TrackPageParser
 
@@ -21,8 +22,9 @@ class AlbumReads:
     GENRE_PAGE = 1000      # albums per page for genre listings
     METADATA_BATCH = 100   # album keys per /library/metadata/k1,k2,... request
 
-    def album_genres(self, *, strategy: str = "auto") -> dict[str, list[str]]:
-        """Album ratingKey -> its FULL genre list, sorted case-insensitively.
+    def album_genres(self, *, strategy: str = "auto") -> GenreMap:
+        """Album ratingKey -> its FULL genre list, sorted case-insensitively (a compact read-only
+        mapping, genremap.py: the sync reader holds it for the whole listing).
 
         Albums without any genre are absent (use ``.get(key, [])``).
         Strategies: "genre_filter" = 1 request for the genre list + one (paged) listing per
@@ -33,27 +35,27 @@ class AlbumReads:
         request estimate."""
         if strategy == "per_album":  # measurement baseline only: one request per album
             keys = [k for k, _ in self._iter_album_listing()]
-            return self._genres_from_metadata(keys, batch=1)
+            return GenreMap.of(self._genres_from_metadata(keys, batch=1))
         if strategy == "metadata":
-            return self._genres_from_metadata([k for k, _ in self._iter_album_listing()])
+            return GenreMap.of(self._genres_from_metadata([k for k, _ in self._iter_album_listing()]))
         if strategy == "listing":
-            return _shared_lists(self._genres_by_listing())
+            return GenreMap.of(self._genres_by_listing())
         choices = self._genre_choices()
         if strategy == "auto":
             albums = self._album_count()
             listing_cost = math.ceil(albums / self.GENRE_PAGE) + \
                 math.ceil(albums / self.METADATA_BATCH) // 2
             if len(choices) + 1 > max(1, listing_cost):
-                return _shared_lists(self._genres_by_listing())
+                return GenreMap.of(self._genres_by_listing())
         elif strategy != "genre_filter":
             raise ValueError(f"unknown strategy {strategy!r}")
-        found: dict[str, list[str]] = {}
+        found = GenreMapBuilder()
         for key, title in choices:
             for el in self._album_pages({"type": "9", "album.genre": key}, f"the albums of genre {title!r}"):
                 rk = el.get("ratingKey")
                 if rk:
-                    found.setdefault(rk, []).append(title)
-        return _shared_lists(found)
+                    found.add(rk, title)
+        return found.build()
 
     # ---- changes since a time (incremental sync) ------------------------------------------
     def changed_album_keys(self, since: int) -> list[str]:
@@ -187,18 +189,3 @@ def _batches(keys: list[str], batch: int, what: str) -> list[tuple[str, str]]:
     """Batched ``/library/metadata/k1,k2,...`` requests for ``keys``: (path, what) pairs."""
     chunks = [keys[i:i + batch] for i in range(0, len(keys), batch)]
     return [(f"/library/metadata/{','.join(c)}", f"{what} ({len(c)} albums)") for c in chunks]
-
-
-def _shared_lists(found: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Album key -> its genres (each once, sorted case-insensitively), one shared list per distinct set.
-
-    A million-track library has ~100k albums but few distinct genre sets: sharing
-    them keeps the sync reader near one dict entry per album (a set or list per
-    album cost ~600 bytes, 55 MB at 1M tracks). The lists must not be mutated.
-    """
-    shared: dict[tuple, list[str]] = {}
-    out = {}
-    for key, names in found.items():
-        names = tuple(sorted(dict.fromkeys(names), key=str.casefold))
-        out[key] = shared.get(names) or shared.setdefault(names, list(names))
-    return out

@@ -34,7 +34,7 @@ from .live import Decorate
 
 log = logging.getLogger("mediasaged.sync.worker")
 
-MAX_WAITING_PAGES = 8  # pages the reader holds while album genres are still loading
+MAX_WAITING_PAGES = 3  # pages the reader holds while album genres are still loading
 READER_EXIT_WAIT = 2.0  # seconds the reader gets to exit after its last message
 
 
@@ -124,19 +124,18 @@ def read_all(plex: Any, spec: dict, out: Any, start: int = 0) -> dict[str, int]:
     carries its album's genres. At the end the listing is checked against Plex's
     counts (``verify_listing``): a listing that does not add up fails the sync.
     """
-    genres: dict = {}
     failure: list[BaseException] = []
+    decorate = Decorate(spec, {}, plex)
 
     def fetch_genres() -> None:
         try:
             pause_point("reader:genres")
-            genres.update(plex.album_genres())
+            decorate.genres = plex.album_genres()  # read only after this thread is joined
         except BaseException as exc:  # noqa: BLE001 - re-raised below
             failure.append(exc)
 
     genre_thread = threading.Thread(target=fetch_genres, name="album-genres", daemon=True)
     genre_thread.start()
-    decorate = Decorate(spec, genres, plex)
     waiting: list[tuple[list[dict], int]] = []  # pages parsed while the genres are still coming
     for rows in plex.iter_track_pages(spec["page_size"], start=start):
         waiting.append((rows, plex.page_end))
