@@ -3,6 +3,7 @@ opening a connection, checking the file is ours, transactions, the one-row sync 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,18 @@ def connect_worker(path: Path) -> sqlite3.Connection:
     # A modest page cache and on-disk sort files keep the worker's memory
     # small (the whole daemon stays under ~150 MB); speed barely changes.
     for pragma in ("synchronous = NORMAL", "wal_autocheckpoint = 20000", "cache_size = -8192", "temp_store = FILE",
-                   "threads = 2", f"journal_size_limit = {WAL_SIZE_LIMIT}"):
+                   f"threads = {sorter_threads()}", f"journal_size_limit = {WAL_SIZE_LIMIT}"):
         conn.execute(f"PRAGMA {pragma}")
     return conn
+
+
+def sorter_threads() -> int:
+    """Helper threads for SQLite's sorts (index builds, GROUP BY): one per CPU this process may
+    use besides its own, at most 2. The sync worker pinned to one CPU (``sync.separate_cpus``)
+    gets none: there they only took turns with it, and each holds a sort buffer of its own
+    (at 1M tracks the finish took 41 s with 2 and 26 s with none, 17 MiB less at its peak)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(0, min(2, cpus - 1))
