@@ -89,3 +89,17 @@ async def test_separate_cpus_off_leaves_affinity_alone(daemon_factory, plex_emul
     assert {cpus for w in workers for cpus in threads(w).values()} == {MINE}
     assert set(threads(d.proc.pid).values()) == {MINE}
     await d.call("sync.cancel")
+
+
+@two_cpus
+def test_sqlite_sorts_get_no_helper_thread_in_a_worker_pinned_to_one_cpu():
+    """Pinned to one CPU (as `separated` pins the sync worker), SQLite's sorter threads only take
+    turns with the worker and each hold a sort buffer: the worker's connection asks for none."""
+    import subprocess
+    import sys
+
+    code = "from mediasaged.store.connection import sorter_threads; print(sorter_threads())"
+    one = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         preexec_fn=lambda: os.sched_setaffinity(0, {min(MINE)}))
+    every = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert (int(one.stdout), int(every.stdout)) == (0, min(2, len(MINE) - 1))
