@@ -23,6 +23,8 @@ tracks considered. SQL uses ``{tracks}`` like `query` does; ``ctx.run`` fills it
 from __future__ import annotations
 
 import json
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, Sequence
 
 from .score import (ALTERNATIVE_FLOOR, NEAR_MISS, Reference, Row, Scored, artist_hits, ceiling, score_rows,
@@ -38,7 +40,8 @@ BIG_ARTIST = 500  # more tracks than this: only titles starting with the referen
 
 
 def _titles_by_artist(ctx: Any, refs: Sequence[Reference], where: tuple[str, list]) -> dict[tuple[str, str], list]:
-    """(id, m_title, m_tags) of the tracks whose artist or album-artist key is a reference's, by `_artist_slice`.
+    """Entries ending with (id, m_title, m_tags) of the tracks whose artist or album-artist key is a reference's,
+    by `_artist_slice`.
 
     Read from the two artist indexes alone (they hold the title and tags), so
     these are index entries, not rows; `find` reads the rows of the titles that
@@ -60,19 +63,19 @@ def _titles_by_artist(ctx: Any, refs: Sequence[Reference], where: tuple[str, lis
     letters = sorted({r.title[:1] + r.artist for r in refs if r.artist in big})
     for column, other in (("m_artist", ""), ("m_album_artist", " AND t.m_artist <> t.m_album_artist")):
         if small:  # (a track whose artist is its album artist is read once)
-            rows = ctx.run(f"SELECT t.{column}, t.id, t.m_title, t.m_tags FROM {{tracks}} t "
-                           f"WHERE t.{column} IN (SELECT value FROM json_each(?)){other} AND {where[0]}",
+            rows = ctx.run(f"SELECT j.key, t.id, t.m_title, t.m_tags FROM json_each(?) j JOIN {{tracks}} t "
+                           f"ON t.{column} = j.value WHERE 1{other} AND {where[0]}",
                            [json.dumps(small, ensure_ascii=False), *where[1]])
-            for key, *rest in rows:
-                out.setdefault((key, ""), []).append(rest)
+            for k, group in groupby(rows, key=itemgetter(0)):
+                out.setdefault((small[k], ""), []).extend(group)
         if letters:
-            rows = ctx.run(f"SELECT t.{column}, substr(j.value, 1, 1), t.id, t.m_title, t.m_tags FROM json_each(?) j "
+            rows = ctx.run(f"SELECT j.key, t.id, t.m_title, t.m_tags FROM json_each(?) j "
                            f"JOIN {{tracks}} t ON t.{column} = substr(j.value, 2) "
                            f"AND t.m_title >= substr(j.value, 1, 1) AND t.m_title < substr(j.value, 1, 1) || "
                            f"char(1114111) WHERE 1{other} AND {where[0]}",
                            [json.dumps(letters, ensure_ascii=False), *where[1]])
-            for key, letter, *rest in rows:
-                out.setdefault((key, letter), []).append(rest)
+            for k, group in groupby(rows, key=itemgetter(0)):
+                out.setdefault((letters[k][1:], letters[k][:1]), []).extend(group)
     return out
 
 
@@ -89,7 +92,8 @@ def _rows(ctx: Any, ids: set[int]) -> dict[int, Row]:
 
 
 def _artists_by_title(ctx: Any, refs: Sequence[Reference], where: tuple[str, list]) -> dict[tuple[str, str], list]:
-    """(id, m_artist, m_album_artist) of the tracks with a reference's title key, by (title key, artist letter).
+    """Entries ending with (id, m_artist, m_album_artist or None if the same) of the tracks with a reference's title
+    key, by (title key, artist letter).
 
     From the title index alone (it holds both artist keys), and only the tracks
     whose artist key starts with the reference's letter: one seek per pair, so
@@ -99,21 +103,21 @@ def _artists_by_title(ctx: Any, refs: Sequence[Reference], where: tuple[str, lis
     every track of their title.
     """
     out: dict[tuple[str, str], list] = {}
-    pairs = sorted({r.artist[:1] + r.title for r in refs if r.artist})
+    pairs = sorted({(r.title, r.artist[:1]) for r in refs if r.artist})
     if pairs:
-        for first, title, *rest in ctx.run(
-                "SELECT substr(j.value, 1, 1), t.m_title, t.id, t.m_artist, t.m_album_artist FROM json_each(?) j "
-                "JOIN {tracks} t ON t.m_title = substr(j.value, 2) AND t.m_artist >= substr(j.value, 1, 1) "
-                f"AND t.m_artist < substr(j.value, 1, 1) || char(1114111) WHERE {where[0]}",
-                [json.dumps(pairs, ensure_ascii=False), *where[1]]):
-            out.setdefault((title, first), []).append(rest)
+        rows = ctx.run("SELECT j.key, t.id, t.m_artist, nullif(t.m_album_artist, t.m_artist) FROM json_each(?) j "
+                       "JOIN {tracks} t ON t.m_title = substr(j.value, 2) AND t.m_artist >= substr(j.value, 1, 1) "
+                       f"AND t.m_artist < substr(j.value, 1, 1) || char(1114111) WHERE {where[0]}",
+                       [json.dumps([f + t for t, f in pairs], ensure_ascii=False), *where[1]])
+        for k, group in groupby(rows, key=itemgetter(0)):
+            out.setdefault(pairs[k], []).extend(group)
     titles = sorted({r.title for r in refs if not r.artist})
     if titles:
-        for title, *rest in ctx.run(
-                "SELECT t.m_title, t.id, t.m_artist, t.m_album_artist FROM {tracks} t "
-                f"WHERE t.m_title IN (SELECT value FROM json_each(?)) AND {where[0]}",
-                [json.dumps(titles, ensure_ascii=False), *where[1]]):
-            out.setdefault((title, ""), []).append(rest)
+        rows = ctx.run("SELECT j.key, t.id, t.m_artist, nullif(t.m_album_artist, t.m_artist) FROM json_each(?) j "
+                       f"JOIN {{tracks}} t ON t.m_title = j.value WHERE {where[0]}",
+                       [json.dumps(titles, ensure_ascii=False), *where[1]])
+        for k, group in groupby(rows, key=itemgetter(0)):
+            out.setdefault((titles[k], ""), []).extend(group)
     return out
 
 

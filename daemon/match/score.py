@@ -145,33 +145,35 @@ def _cutoff(similarity: float) -> float:
 
 
 def title_hits(ref: Reference, titles: Sequence[tuple], floor: float) -> set[int]:
-    """Ids of ``(id, m_title, m_tags)`` entries whose title can still reach ``floor`` (an exact artist assumed)."""
+    """Ids of entries ending with ``(id, m_title, m_tags)`` whose title can still reach ``floor`` (an exact artist
+    assumed)."""
     if not titles:
         return set()
     cutoff = _cutoff(field_floor(floor) if ref.artist else floor)
     osa = OSA.normalized_similarity
-    hits = {titles[i][0] for _, _, i in process.extract(ref.title, [t[1] for t in titles], scorer=osa,
-                                                        score_cutoff=cutoff, limit=None)}
-    tagged = [t for t in titles if t[2] and t[0] not in hits]
+    hits = {titles[i][-3] for _, _, i in process.extract(ref.title, [t[-2] for t in titles], scorer=osa,
+                                                         score_cutoff=cutoff, limit=None)}
+    tagged = [t for t in titles if t[-1] and t[-3] not in hits]
     if tagged:
-        hits.update(tagged[j][0] for _, _, j in process.extract(
-            ref.title, [t[1] + t[2].replace(" ", "") for t in tagged], scorer=osa, score_cutoff=cutoff, limit=None))
+        hits.update(tagged[j][-3] for _, _, j in process.extract(
+            ref.title, [t[-2] + t[-1].replace(" ", "") for t in tagged], scorer=osa, score_cutoff=cutoff, limit=None))
     return hits
 
 
 def artist_hits(ref: Reference, artists: Sequence[tuple], floor: float) -> set[int]:
-    """Ids of ``(id, m_artist, m_album_artist)`` entries (of an exact title) whose artist can still reach ``floor``."""
+    """Ids of entries ending with ``(id, m_artist, m_album_artist)`` (of an exact title, or a title's range) whose
+    artist can still reach ``floor``; an album artist of None is the artist."""
     if not artists:
         return set()
     if not ref.artist:
-        return {a[0] for a in artists}
+        return {a[-3] for a in artists}
     cutoff, osa = _cutoff(field_floor(floor)), OSA.normalized_similarity
-    hits = {artists[i][0] for _, _, i in process.extract(ref.artist, [a[1] for a in artists], scorer=osa,
-                                                         score_cutoff=cutoff, limit=None)}
-    other = [a for a in artists if a[2] != a[1] and a[0] not in hits]
+    hits = {artists[i][-3] for _, _, i in process.extract(ref.artist, [a[-2] for a in artists], scorer=osa,
+                                                          score_cutoff=cutoff, limit=None)}
+    other = [a for a in artists if a[-1] is not None and a[-1] != a[-2] and a[-3] not in hits]
     if other:
-        hits.update(other[j][0] for _, _, j in process.extract(ref.artist, [a[2] for a in other], scorer=osa,
-                                                               score_cutoff=cutoff, limit=None))
+        hits.update(other[j][-3] for _, _, j in process.extract(ref.artist, [a[-1] for a in other], scorer=osa,
+                                                                score_cutoff=cutoff, limit=None))
     return hits
 
 
