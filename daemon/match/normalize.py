@@ -113,7 +113,7 @@ _TAG_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), t) f
     (r"^from\b|\bsoundtrack\b|\bost\b", "soundtrack"),
 ))
 DISTINCT_TAGS = frozenset({"live", "acoustic", "remix", "instrumental", "acapella", "demo", "rerecorded"})
-TAGS = frozenset(tag for _, tag in _TAG_RULES)
+TAGS = tuple(sorted({tag for _, tag in _TAG_RULES}))  # every tag (a tuple: str.endswith takes it)
 
 
 _BARE_REMASTER = re.compile(r"\s+(?:(?:19|20)\d\d\s+)?re-?master(?:ed)?(?:\s+(?:19|20)\d\d)?\s*$")

@@ -106,7 +106,7 @@ def ceiling(ref: Reference) -> float:
     plus its tags as words can spell the reference's title: then 100) or in
     both artist keys (at most `_near` of the artist key).
     """
-    t = 100.0 if any(ref.title.endswith(tag) for tag in TAGS) else _near(len(ref.title))
+    t = 100.0 if ref.title.endswith(TAGS) else _near(len(ref.title))
     if not ref.artist:
         return round(t, 1)
     return round(max(combine(t, 100.0), combine(100.0, _near(len(ref.artist)))), 1)
