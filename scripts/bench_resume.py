@@ -41,10 +41,18 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def timed_full_sync(rpc: Rpc) -> tuple[float, dict]:
+def timed_full_sync(rpc: Rpc) -> tuple[float, float, dict]:
+    """(seconds from sync.start to the job's end, of which in `finish` (phase "indexing" on), the job)."""
     t0 = time.perf_counter()
-    job = wait_job(rpc, rpc.call("sync.start", mode="full")["job_id"], interval=0.05)
-    return time.perf_counter() - t0, job
+    finishing: list[float] = []
+
+    def on_poll(job: dict) -> None:
+        if not finishing and job.get("phase") in ("indexing", "swapping", "done"):
+            finishing.append(time.perf_counter())
+
+    job = wait_job(rpc, rpc.call("sync.start", mode="full")["job_id"], on_poll, interval=0.02)
+    end = time.perf_counter()
+    return end - t0, end - (finishing[0] if finishing else end), job
 
 
 def main() -> None:
@@ -55,7 +63,7 @@ def main() -> None:
     with emulator(args.tracks) as (url, token):  # one library for both runs
         with daemon(url, token) as (_, path):
             rpc = Rpc(path)
-            full, job = timed_full_sync(rpc)
+            full, full_finish, job = timed_full_sync(rpc)
             rpc.close()
             assert job["state"] == "succeeded", job
         work = Path(tempfile.mkdtemp(prefix="msresume", dir="/tmp"))
@@ -80,14 +88,15 @@ def main() -> None:
             time.sleep(0.5)  # the killed processes are gone (reaped by init)
             with daemon(url, token, work=work) as (_, path):
                 rpc = Rpc(path)
-                resumed, job = timed_full_sync(rpc)
+                resumed, resumed_finish, job = timed_full_sync(rpc)
                 rpc.close()
                 assert job["state"] == "succeeded" and job["resumed_from"], job
         finally:
             subprocess.run(["rm", "-rf", str(work)])
     print(f"tracks {args.tracks:,}; cut after {cut_at:,} tracks committed (resumed job {job['resumed_from']})")
-    print(f"uninterrupted full sync  {full:7.1f} s")
-    print(f"resumed full sync        {resumed:7.1f} s   ({resumed / full:.0%} of uninterrupted)")
+    print(f"uninterrupted full sync  {full:7.1f} s   (finish {full_finish:.1f} s)")
+    print(f"resumed full sync        {resumed:7.1f} s   (finish {resumed_finish:.1f} s; {resumed / full:.0%} of uninterrupted)")
+    print(f"load average at the end  {os.getloadavg()[0]:7.1f}")
 
 
 if __name__ == "__main__":

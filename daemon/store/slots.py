@@ -121,21 +121,6 @@ class SlotWriter:
         except sqlite3.Error as exc:
             raise StoreError(f"updating slot {self.slot} failed: {exc}") from None
 
-    def prebuild_indexes(self) -> None:
-        """Index the tracks already in the slot now; `finish` then skips those indexes.
-
-        A resumed full sync calls this while its first pages are still on the way,
-        so most of the indexing is done by then; the rows still to come go into
-        indexed tables. The index that marks a finished slot is left to `finish`.
-        """
-        tracks = self.t["tracks"]
-        try:
-            for sql in slot_index_ddl(self.slot)[:-1]:
-                if f" ON {tracks}(" in sql:
-                    self._conn.execute(sql.replace("INDEX ", "INDEX IF NOT EXISTS ", 1))
-        except sqlite3.Error as exc:
-            raise StoreError(f"indexing slot {self.slot} failed: {exc}") from None
-
     @property
     def track_count(self) -> int:
         return self._query(f"SELECT count(*) FROM {self.t['tracks']}")[0][0]
@@ -185,7 +170,7 @@ class SlotWriter:
                 stats.build(c, t)
             step("stats")
             for sql in slot_index_ddl(self.slot):
-                c.execute(sql.replace("INDEX ", "INDEX IF NOT EXISTS ", 1))  # (prebuild_indexes)
+                c.execute(sql)
                 step(sql.split()[2])
             c.execute("PRAGMA analysis_limit = 1000")  # approximate statistics are plenty for the planner
             c.execute(f"ANALYZE {t['tracks']}")

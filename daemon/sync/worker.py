@@ -289,7 +289,6 @@ def run(spec: dict) -> dict:
                     writer = slot_writer()
                     current = writer.track_count
                     emit("resumed", job_id=resume["job_id"], tracks=current)
-                    writer.prebuild_indexes()  # while the reader fetches genres and the first pages
             elif kind == "total":
                 plex_total = total = message[1]
                 emit("progress", phase="tracks", current=current, total=total)
