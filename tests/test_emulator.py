@@ -51,6 +51,15 @@ def test_kept_orders_and_the_updated_index_equal_a_fresh_sort():
     for since in (0, 1_000, 1_400_000_000, 1_500_000_000, 2_000_000_000, 2_000_000_001):
         assert lib.changed_tracks(since) == [k for k in fresh if lib.tracks[k].updated_at >= since]
     assert keys[7] not in lib.changed_tracks(0) and added in lib.changed_tracks(0)
+    artist = lib.albums[albums[5]].artist_key
+    lib.edit_album(albums[4], genres=["Drone"])
+    lib.edit_artist(artist, title="Renamed")
+    lib.add_track(title="New album", album_title="Brand new", artist="Nobody Yet")
+    for since in (0, 1_400_000_000, lib.albums[albums[4]].updated_at):
+        assert lib.changed_albums(since) == [k for k in lib.album_order() if lib.albums[k].updated_at >= since]
+        assert lib.changed_artists(since) == [k for k in lib.artist_order() if lib.artists[k].updated_at >= since]
+    assert albums[4] in lib.changed_albums(lib.albums[albums[4]].updated_at)
+    assert artist in lib.changed_artists(lib.artists[artist].updated_at)
     lib.strict_since_filters = True
     assert lib.changed_tracks(2_000_000_000) == []
 

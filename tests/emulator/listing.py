@@ -113,11 +113,10 @@ def _album_genre_fast_path(lib: Library, row_type: int, query) -> list[str] | No
     return [k for k in lib.album_order() if not names.isdisjoint(lib.albums[k].genres)]
 
 
-def _changed_since_fast_path(lib: Library, row_type: int, query, order: list[str]) -> list[str] | None:
+def _changed_since_fast_path(lib: Library, row_type: int, query) -> list[str] | None:
     """``type=10&track.updatedAt>>=T``, ``type=9&album.updatedAt>>=T`` or ``type=8&artist.updatedAt>>=T``
-    alone (every incremental sync asks them): Plex answers them from an index, so the
-    tracks' comes from the library's updatedAt index (`Library.changed_tracks`) and the
-    others compare one attribute per album or artist instead of the generic predicates."""
+    alone (every incremental sync asks them): Plex answers them from an index, and so do we
+    (`Library.changed_tracks` and its siblings): the cost is the answer's, not the library's."""
     keys = [k for k in query if k not in _PLAIN and not k.startswith("X-Plex-")]
     if keys != [f"{_TYPE_NAMES.get(row_type)}.updatedAt>>"]:
         return None
@@ -125,12 +124,7 @@ def _changed_since_fast_path(lib: Library, row_type: int, query, order: list[str
         since = int(query[keys[0]])
     except ValueError:
         return None
-    if row_type == 10:
-        return lib.changed_tracks(since)
-    items = lib.albums if row_type == 9 else lib.artists
-    if lib.strict_since_filters:
-        return [k for k in order if items[k].updated_at > since]
-    return [k for k in order if items[k].updated_at >= since]
+    return {10: lib.changed_tracks, 9: lib.changed_albums, 8: lib.changed_artists}[row_type](since)
 
 
 def _page(items: list, start: int | None, size: int | None) -> tuple[list, int]:
@@ -192,7 +186,7 @@ def serve_listing(lib: Library, sid: str, query, start: int | None, size: int | 
             frag, title2, vg = render.artist_fragment, "All Artists", "artist"
         fast = _album_genre_fast_path(lib, row_type, query)
         if fast is None:
-            fast = _changed_since_fast_path(lib, row_type, query, items)
+            fast = _changed_since_fast_path(lib, row_type, query)
         if fast is not None:
             items = fast
         elif preds:

@@ -107,6 +107,9 @@ class Library:
         # (updatedAt, ratingKey) of every track, sorted: "changed since" answered from an index,
         # as Plex does (built on first use, kept up to date by the mutations below)
         self._by_updated: list[tuple[int, str]] | None = None
+        self._albums_by_updated: list[tuple[int, str]] | None = None  # (rebuilt after an album or
+        self._artists_by_updated: list[tuple[int, str]] | None = None  # artist change: they are rare)
+        self._with_albums: set[str] = set()  # the artists of artist_order()
         self.track_xml: dict[str, bytes] = {}  # ratingKey -> rendered listing fragment
         self.album_xml: dict[str, bytes] = {}
         # captured elements served as they are (tests/emulator/corpus.py): ratingKey -> bytes
@@ -124,12 +127,12 @@ class Library:
 
     def put_artist(self, a: Artist) -> None:
         self.artists[a.rating_key] = a
-        self._artist_order = None
+        self._artist_order = self._artists_by_updated = None
 
     def put_album(self, al: Album) -> None:
         self.albums[al.rating_key] = al
         self.album_tracks.setdefault(al.rating_key, [])
-        self._album_order = self._artist_order = None
+        self._album_order = self._artist_order = self._albums_by_updated = None
 
     def put_track(self, t: Track) -> None:
         self.tracks[t.rating_key] = t
@@ -169,14 +172,39 @@ class Library:
         ar = self.artists[al.artist_key]
         return (ar.title.casefold(), al.title.casefold(), al.rating_key, t.disc or 0, t.index or 0, int(rk))
 
+    def _album_key(self, k: str) -> tuple:
+        return (self.artists[self.albums[k].artist_key].title.casefold(), self.albums[k].title.casefold(), int(k))
+
+    def _artist_key(self, k: str) -> tuple:
+        return (self.artists[k].title.casefold(), int(k))
+
+    def _since(self, index: list[tuple[int, str]], since: int) -> list[str]:
+        at = bisect.bisect_left(index, (since + 1 if self.strict_since_filters else since,))
+        return [k for _, k in index[at:]]
+
     def changed_tracks(self, since: int) -> list[str]:
         """Tracks whose updatedAt is at (or, with ``strict_since_filters``, after) ``since``, in
         listing order: from the updatedAt index, so the cost is the answer's, not the library's."""
         with self.lock:
             if self._by_updated is None:
                 self._by_updated = sorted((t.updated_at, rk) for rk, t in self.tracks.items())
-            at = bisect.bisect_left(self._by_updated, (since + 1 if self.strict_since_filters else since,))
-            return sorted((rk for _, rk in self._by_updated[at:]), key=self._track_key)
+            return sorted(self._since(self._by_updated, since), key=self._track_key)
+
+    def changed_albums(self, since: int) -> list[str]:
+        """`changed_tracks` for albums."""
+        with self.lock:
+            if self._albums_by_updated is None:
+                self._albums_by_updated = sorted((al.updated_at, k) for k, al in self.albums.items())
+            return sorted(self._since(self._albums_by_updated, since), key=self._album_key)
+
+    def changed_artists(self, since: int) -> list[str]:
+        """`changed_tracks` for artists (those with albums: the artist listing's)."""
+        with self.lock:
+            if self._artists_by_updated is None:
+                self._artists_by_updated = sorted((a.updated_at, k) for k, a in self.artists.items())
+            self.artist_order()
+            return sorted((k for k in self._since(self._artists_by_updated, since) if k in self._with_albums),
+                          key=self._artist_key)
 
     def warm(self) -> None:
         """Build the listing orders and the updatedAt index now (seconds at a million tracks),
@@ -185,21 +213,21 @@ class Library:
         self.album_order()
         self.artist_order()
         self.changed_tracks(2**62)
+        self.changed_albums(2**62)
+        self.changed_artists(2**62)
 
     def artist_order(self) -> list[str]:
         """Artists that have albums, in listing order; cached until a change."""
         with self.lock:
             if self._artist_order is None:
-                with_albums = {al.artist_key for al in self.albums.values()}
-                self._artist_order = sorted(with_albums, key=lambda k: (self.artists[k].title.casefold(), int(k)))
+                self._with_albums = {al.artist_key for al in self.albums.values()}
+                self._artist_order = sorted(self._with_albums, key=self._artist_key)
             return self._artist_order
 
     def album_order(self) -> list[str]:
         with self.lock:
             if self._album_order is None:
-                self._album_order = sorted(
-                    self.albums, key=lambda k: (self.artists[self.albums[k].artist_key].title.casefold(),
-                                                self.albums[k].title.casefold(), int(k)))
+                self._album_order = sorted(self.albums, key=self._album_key)
             return self._album_order
 
     # ---- mutations --------------------------------------------------------------------
@@ -347,6 +375,7 @@ class Library:
                 self._order = self._album_order = self._artist_order = None
             now = self.clock()
             al.updated_at = now
+            self._albums_by_updated = None
             self.album_xml.pop(album_key, None)
             if year is not ... or title is not None:  # parentYear/parentTitle live in track XML
                 for rk in self.album_tracks.get(album_key, []):
@@ -364,7 +393,7 @@ class Library:
             ar.title = title
             now = self.clock()
             ar.updated_at = now
-            self._order = self._album_order = self._artist_order = None
+            self._order = self._album_order = self._artist_order = self._artists_by_updated = None
             for al in self.albums.values():
                 if al.artist_key == artist_key:  # parentTitle / grandparentTitle live in their XML
                     self.album_xml.pop(al.rating_key, None)
