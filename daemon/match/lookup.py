@@ -162,8 +162,8 @@ def _range(ctx: Any, column: str, key: str, columns: str, other: Sequence[str], 
     p = _prefix(key)
     cond, params = "", []
     if first:
-        cond = " AND (" + " OR ".join(f"substr(t.{o}, 1, 1) = ?" for o in other) + ")"
-        params = [first] * len(other)
+        cond = " AND (" + " OR ".join(f"(t.{o} >= ? AND t.{o} < ?)" for o in other) + ")"
+        params = [first, first + _TOP] * len(other)
     return ctx.run(f"SELECT t.id, {columns} FROM {{tracks}} t WHERE t.{column} >= ? AND t.{column} < ?{cond} "
                    f"AND {where[0]} LIMIT {RANGE_LIMIT}", [p, p + _TOP, *params, *where[1]])
 
