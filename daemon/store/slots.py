@@ -16,11 +16,15 @@ from typing import Iterable
 
 from ..track import FIELD_NAMES, KEY_COLUMNS, STORED_COLUMNS, RowEncoder, order_by_sql
 from . import stats
-from .connection import StoreError, Transaction, connect_worker, read_state
+from .connection import WORKER_CACHE_KIB, StoreError, Transaction, connect_worker, read_state
 from .files import storage_error
 from .schema import RANK_LIMIT, recreate_slot, reopen_slot, slot_index_ddl, slot_tables
 
 log = logging.getLogger(__name__)
+
+# The page cache while rows come in, when the Plex reader process holds its own
+# memory beside this one: half the finish's, for the whole sync's peak (docs/PERFORMANCE.md, "Scale").
+LOAD_CACHE_KIB = WORKER_CACHE_KIB // 2
 
 
 class _Steps:
@@ -53,6 +57,7 @@ class SlotWriter:
         path = self.path = Path(db_path)
         try:
             self._conn = conn = connect_worker(path)
+            conn.execute(f"PRAGMA cache_size = -{LOAD_CACHE_KIB}")  # `finish` sorts with the connection's own
             conn.create_function("mediasage_fold", 1, self._encode.folded, deterministic=True)
             with Transaction(conn):
                 if read_state(conn).live_slot == slot:
@@ -151,6 +156,7 @@ class SlotWriter:
         c = self._conn
         step = _Steps(log)
         try:
+            c.execute(f"PRAGMA cache_size = -{WORKER_CACHE_KIB}")  # the reader is gone: sorts spill less
             with Transaction(c):
                 c.execute(f"INSERT INTO {t['ranks']} (rank, track_id) SELECT row_number() OVER "
                           f"(ORDER BY {order_by_sql('artist', 'asc')}) * {RANK_LIMIT} / ({self.track_count} + 1), "
