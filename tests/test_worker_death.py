@@ -118,6 +118,22 @@ async def test_killed_reader_fails_the_job_at_once(stoppable, plex_emulator, whe
     await next_sync_is_exact(daemon, plex_emulator)
 
 
+async def test_a_crashed_reader_fails_the_job_and_leaves_its_stack_in_the_log(stoppable, plex_emulator):
+    """A reader that dies in C code (a real SIGSEGV) fails the job like any death, and its
+    Python stack (faulthandler) is in the daemon's log for whoever looks into it."""
+    daemon, stop_at = stoppable
+    before = await cached_library(daemon)
+    job_id, _, worker, reader = await stopped_at(daemon, stop_at, "reader:tracks")
+    os.kill(reader, signal.SIGSEGV)  # pending while it is stopped
+    os.kill(reader, signal.SIGCONT)
+    job = await fails_quickly(daemon, job_id)
+    assert job["error"] == "the Plex reader process died: signal 11"
+    await gone(worker, reader)
+    assert "Fatal Python error: Segmentation fault" in daemon.log()
+    assert await cached_library(daemon) == before
+    await next_sync_is_exact(daemon, plex_emulator)
+
+
 async def stalled(daemon, emu) -> tuple[int, int, int]:
     """A full sync whose reader waits on a slow Plex page (20 s): (job_id, worker, reader)."""
     emu.slow_seconds = 20.0

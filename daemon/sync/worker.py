@@ -18,6 +18,7 @@ they would share one GIL.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import multiprocessing
@@ -341,6 +342,9 @@ def reader_death(reader: Any) -> str:
 
 
 def main() -> int:
+    # A crash in C (lxml, SQLite) prints every thread's Python stack to stderr, the
+    # daemon's log; the forked reader inherits it. The job still says "signal 11".
+    faulthandler.enable()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # cancel: unwind, roll back
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal is the daemon's to handle
     spec = json.loads(sys.stdin.read())
