@@ -143,6 +143,8 @@ def measure(n: int, args: argparse.Namespace) -> dict:
         sync: dict = {"plex_events": False}
         if args.concurrent_pages:
             sync["concurrent_pages"] = args.concurrent_pages
+        if args.shared_cpus:
+            sync["separate_cpus"] = False
         with daemon(emu.url, TOKEN, **sync) as (proc, path):
             rpc = Rpc(path)
             fulls = []
@@ -214,6 +216,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="floor + full sync pairs per size (best is shown)")
     parser.add_argument("--render-us-per-track", type=float, default=0.0)
     parser.add_argument("--concurrent-pages", type=int, default=None, help="sync.concurrent_pages (default: its default)")
+    parser.add_argument("--shared-cpus", action="store_true",
+                        help="sync.separate_cpus: false (the sync may use every CPU, as on an idle machine)")
     parser.add_argument("--baseline-max", type=int, default=100_000)
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--floor", nargs=3, metavar=("URL", "TOKEN", "PAGE_SIZE"), help=argparse.SUPPRESS)
