@@ -21,25 +21,11 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.emulator.process import emulator_process  # noqa: E402
+
 BIN = Path(sys.executable).parent
-
-
-@contextmanager
-def emulator(tracks: int, seed: int = 0, cpus: frozenset[int] | None = None):
-    """The bundled Plex emulator in its own process: yields (url, token).
-
-    ``cpus``: keep it on these CPUs (None: wherever the scheduler puts it).
-    """
-    proc = subprocess.Popen([sys.executable, "-m", "tests.emulator", "--tracks", str(tracks), "--seed", str(seed)],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    if cpus:  # before it starts its server threads, which inherit this
-        os.sched_setaffinity(proc.pid, cpus)
-    try:
-        url, token = proc.stdout.readline().split()
-        yield url, token
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+emulator = emulator_process  # (tracks, seed=0, cpus=None) -> (url, token): tests/emulator/process.py
 
 
 class Rpc:

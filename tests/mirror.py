@@ -24,6 +24,17 @@ def expected_is_live(title: str, album: str) -> bool:
     return False
 
 
+def plexapi_library(emu) -> dict[str, dict]:
+    """The tracks plexapi reads from ``emu`` over HTTP (tests/plex_oracle.py), with our is_live
+    rule applied: the oracle for real answers, never the emulator's model."""
+    from tests.plex_oracle import plexapi_tracks
+
+    tracks = plexapi_tracks(emu.url, emu.token)
+    for t in tracks.values():
+        t["is_live"] = expected_is_live(t["title"], t["album"])
+    return tracks
+
+
 def expected_library(emu) -> dict[str, dict]:
     tracks = emu.library.expected_tracks()
     for t in tracks.values():

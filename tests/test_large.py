@@ -16,21 +16,17 @@ daemon's heap); docs/PERFORMANCE.md, "Scale". ``MEDIASAGE_LARGE_TRACKS`` changes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from mediasaged.track import fold
 from tests.emulator import generate_library
+from tests.emulator.process import emulator_process
 from tests.mirror import expected_is_live, iso_to_unix
 from tests.rows import as_track
 
@@ -106,20 +102,6 @@ async def sync(daemon, mode: str) -> dict:
         raise AssertionError(f"{mode} sync still running after 3 hours")
     finally:
         await conn.close()
-
-
-@contextlib.contextmanager
-def emulator_process(n: int, seed: int):
-    """The emulator in its own process (as the benchmarks run it), so that serving a
-    million tracks never competes with this test's event loop for one GIL."""
-    proc = subprocess.Popen([sys.executable, "-m", "tests.emulator", "--tracks", str(n), "--seed", str(seed)],
-                            cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE, text=True)
-    try:
-        url, token = proc.stdout.readline().split()
-        yield url, token
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
 
 
 async def test_a_million_tracks_mirror_exactly_within_the_memory_bound(daemon_factory):

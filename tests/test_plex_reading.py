@@ -12,26 +12,10 @@ import re
 
 import pytest
 
-from tests.emulator import PlexEmulator
-from tests.emulator.corpus import load_corpus
-from tests.mirror import assert_mirror, cached_library, expected_is_live
-from tests.plex_oracle import plexapi_tracks
+from tests.emulator.fixtures import CORPUS_TOKEN as TOKEN
+from tests.mirror import assert_mirror, cached_library, plexapi_library
 
-TOKEN = "corpus-token-9f3a"
 PAGE = 5  # the corpus (21 tracks) in pages of 5
-
-
-@pytest.fixture
-def corpus():
-    with PlexEmulator(load_corpus(), token=TOKEN, slow_seconds=3.0) as emu:
-        yield emu
-
-
-def oracle(emu) -> dict[str, dict]:
-    tracks = plexapi_tracks(emu.url, TOKEN)
-    for t in tracks.values():
-        t["is_live"] = expected_is_live(t["title"], t["album"])
-    return tracks
 
 
 @pytest.fixture
@@ -70,7 +54,7 @@ def without_total(body: bytes) -> bytes:
 async def test_pages_without_totalsize_are_read_to_the_last_short_page(corpus, synced):
     """Plex promises totalSize only with container start/size; pages without it mean "unknown"."""
     daemon, _ = synced
-    expected = oracle(corpus)
+    expected = plexapi_library(corpus)
     corpus.inject_fault("rewrite", path_contains="type=10", times=None,
                         rewrite=lambda b: without_total(b) if listing_page(b) else b)
     corpus.library.delete_track("218551")  # so the resync has something to do
@@ -133,7 +117,7 @@ async def test_a_raw_control_character_in_a_title_is_cleaned_as_plexapi_cleans_i
     daemon, _ = synced
     corpus.inject_fault("rewrite", path_contains="/library", times=None,
                         rewrite=lambda b: b.replace(b'title="Dancing Queen"', b'title="Dancing\x04 Queen"'))
-    expected = oracle(corpus)  # plexapi over the same answers
+    expected = plexapi_library(corpus)  # plexapi over the same answers
     assert expected["218550"]["title"] == "Dancing Queen"
     job = await daemon.sync()
     assert job["state"] == "succeeded", (job, daemon.log())
@@ -147,7 +131,7 @@ async def test_keyless_and_duplicate_items_are_skipped_counted_and_named(corpus,
     lib.raw_xml["9914"] = re.sub(rb' ratingKey="9914"', b"", lib.raw_xml["9914"])
     order = list(lib.track_order())
     lib._order = order[:again_at] + [order[2]] + order[again_at:]  # Plex lists one track twice (totalSize +1)
-    expected = oracle(corpus)
+    expected = plexapi_library(corpus)
     assert "9914" not in expected and len(expected) == len(lib.tracks) - 1
     daemon = await daemon_factory(plex_url=corpus.url, token=TOKEN, sync={"page_size": PAGE})
     job = await daemon.sync()
@@ -197,7 +181,7 @@ async def test_a_truncated_page_fails_naming_page_and_offset(corpus, synced):
 
 async def test_a_truncated_page_that_comes_right_on_retry_syncs_exactly(corpus, synced):
     daemon, _ = synced
-    expected = oracle(corpus)
+    expected = plexapi_library(corpus)
     corpus.inject_fault("truncate", page=1, times=1)
     job = await daemon.sync()
     assert job["state"] == "succeeded", (job, daemon.log())

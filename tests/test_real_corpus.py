@@ -6,41 +6,22 @@ never from the emulator's model or generator.
 """
 from __future__ import annotations
 
-import pytest
-
-from tests.emulator import PlexEmulator
-from tests.emulator.corpus import load_corpus
-from tests.mirror import assert_mirror, cached_library, expected_is_live
-from tests.plex_oracle import plexapi_tracks
-
-TOKEN = "corpus-token"
+from tests.emulator.fixtures import CORPUS_TOKEN as TOKEN
+from tests.mirror import assert_mirror, cached_library, plexapi_library
 
 
-@pytest.fixture
-def corpus_emulator():
-    with PlexEmulator(load_corpus(), token=TOKEN, slow_seconds=3.0) as emu:
-        yield emu
-
-
-def oracle(emu) -> dict[str, dict]:
-    tracks = plexapi_tracks(emu.url, TOKEN)
-    for t in tracks.values():
-        t["is_live"] = expected_is_live(t["title"], t["album"])
-    return tracks
-
-
-def test_plexapi_reads_the_corpus_over_http(corpus_emulator):
+def test_plexapi_reads_the_corpus_over_http(corpus):
     """plexapi builds every captured track from the emulator's answers."""
-    tracks = oracle(corpus_emulator)
-    assert set(tracks) == set(corpus_emulator.library.tracks)
+    tracks = plexapi_library(corpus)
+    assert set(tracks) == set(corpus.library.tracks)
     assert tracks["3609"]["artist"] == "木小雅" and tracks["3609"]["user_rating"] == 10.0
     assert tracks["684925"]["genres"] == ["Hip-Hop"]  # the track's own Genre
     assert tracks["23890"]["disc_number"] is None  # no parentIndex in the capture
 
 
-def test_corpus_is_real_and_varied(corpus_emulator):
+def test_corpus_is_real_and_varied(corpus):
     """The corpus holds the shapes the issue names (so the comparison below means something)."""
-    lib = corpus_emulator.library
+    lib = corpus.library
     raw = {k: v.decode() for k, v in lib.raw_xml.items() if k in lib.tracks}
     assert len(raw) >= 12
     assert any("parentYear" not in x for x in raw.values()), "no track without parentYear"
@@ -51,9 +32,9 @@ def test_corpus_is_real_and_varied(corpus_emulator):
     assert any(not x.isascii() for x in raw.values())
 
 
-async def test_full_sync_of_real_answers_equals_plexapi(corpus_emulator, daemon_factory):
-    expected = oracle(corpus_emulator)
-    daemon = await daemon_factory(plex_url=corpus_emulator.url, token=TOKEN,
+async def test_full_sync_of_real_answers_equals_plexapi(corpus, daemon_factory):
+    expected = plexapi_library(corpus)
+    daemon = await daemon_factory(plex_url=corpus.url, token=TOKEN,
                                   sync={"page_size": 5})
     job = await daemon.sync()
     assert job["state"] == "succeeded", (job, daemon.log())

@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 
 from .app import PlexEmulator
+from .corpus import load_corpus
 from .generator import generate_library
 
 EMULATOR_TOKEN = "test-token"
+CORPUS_TOKEN = "corpus-token-9f3a"
 
 
 @pytest.fixture
@@ -43,3 +45,10 @@ def plex_emulator_factory():
     yield make
     for emu in started:
         emu.stop()
+
+
+@pytest.fixture
+def corpus():
+    """A running emulator serving the real-response corpus (tests/fixtures/plex), token ``CORPUS_TOKEN``."""
+    with PlexEmulator(load_corpus(), token=CORPUS_TOKEN, slow_seconds=3.0) as emu:
+        yield emu
