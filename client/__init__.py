@@ -14,6 +14,7 @@ from .errors import (  # noqa: E402
     InternalError,
     InvalidParams,
     InvalidRequest,
+    LimitExceeded,
     MethodNotFound,
     NotSynced,
     ParseError,
@@ -25,7 +26,7 @@ from .errors import (  # noqa: E402
 
 __all__ = [
     "AsyncClient", "CallTimeout", "Client", "ClientError", "DaemonError", "Event",
-    "InternalError", "InvalidParams", "InvalidRequest", "MethodNotFound", "NotSynced",
+    "InternalError", "InvalidParams", "InvalidRequest", "LimitExceeded", "MethodNotFound", "NotSynced",
     "ParseError", "PermissionDenied", "PlexUnreachable", "ProtocolError", "Unreachable",
     "__version__", "find_socket",
 ]

@@ -13,7 +13,7 @@ Both speak JSON-RPC 2.0 over the Unix socket, one JSON text per line
 (``\\n``-terminated, UTF-8). Errors are typed (:mod:`mediasagectl.errors`): the
 daemon's error codes map to :class:`~mediasagectl.errors.DaemonError` subclasses
 (``NotSynced`` -32001, ``PlexUnreachable`` -32002, ``PermissionDenied`` -32003,
-``InvalidParams`` -32602, ...); a daemon that cannot be reached raises
+``LimitExceeded`` -32004, ``InvalidParams`` -32602, ...); a daemon that cannot be reached raises
 :class:`~mediasagectl.errors.Unreachable`, one that does not answer in time
 :class:`~mediasagectl.errors.CallTimeout`. Events arrive after :meth:`subscribe`
 and are read with :meth:`events` / :meth:`next_event` as :class:`Event` tuples.
@@ -27,7 +27,7 @@ import os
 from typing import Any, AsyncIterator, Iterator, NamedTuple
 
 from .discovery import discover
-from .errors import CallTimeout, ProtocolError, Unreachable
+from .errors import CallTimeout, DaemonError, ProtocolError, Unreachable
 from .rpc import RpcClient, connect_error, decode_line, encode_message, error_from_response
 
 DEFAULT_TIMEOUT = 10.0
@@ -242,7 +242,7 @@ class AsyncClient:
                     break
                 if line.strip():
                     self._dispatch(line)
-        except ProtocolError as exc:
+        except (ProtocolError, DaemonError) as exc:  # DaemonError: about the connection, not a call
             error = exc
         except (ConnectionResetError, ValueError):  # ValueError: a line over the limit
             pass
@@ -254,7 +254,11 @@ class AsyncClient:
 
     def _dispatch(self, line: bytes) -> None:
         responses, notifications = decode_line(line)
-        for item in responses:  # (one without an id, which no call waits for, is dropped)
+        for item in responses:
+            if item.get("id") is None and item.get("error") is not None:
+                # about the connection, not one call (a refusal over the caps, a parse
+                # error): every call waiting on it fails with it, as in the sync client
+                raise error_from_response(item["error"])
             future = self._waiting.get(item.get("id"))
             if future is not None and not future.done():
                 future.set_result(item)

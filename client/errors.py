@@ -86,8 +86,13 @@ class PermissionDenied(DaemonError):
     CODE = -32003
 
 
-_BY_CODE = {cls.CODE: cls for cls in (ParseError, InvalidRequest, MethodNotFound, InvalidParams,
-                                      InternalError, NotSynced, PlexUnreachable, PermissionDenied)}
+class LimitExceeded(DaemonError):
+    """-32004 ``limit_exceeded``: a resource limit of the daemon (``data`` names it: README, "Limits")."""
+    CODE = -32004
+
+
+_BY_CODE = {cls.CODE: cls for cls in (ParseError, InvalidRequest, MethodNotFound, InvalidParams, InternalError,
+                                      NotSynced, PlexUnreachable, PermissionDenied, LimitExceeded)}
 
 
 def daemon_error(code: int, message: str, data: Any = None) -> DaemonError:

@@ -9,12 +9,12 @@ import pytest
 
 from mediasagectl import (AsyncClient, CallTimeout, Client, DaemonError, Event, InvalidParams,
                           MethodNotFound, NotSynced, Unreachable)
-from mediasagectl.errors import PermissionDenied, PlexUnreachable, daemon_error
+from mediasagectl.errors import LimitExceeded, PermissionDenied, PlexUnreachable, daemon_error
 
 
 def test_error_codes_map_to_types():
     for code, cls in ((-32001, NotSynced), (-32002, PlexUnreachable), (-32003, PermissionDenied),
-                      (-32601, MethodNotFound), (-32602, InvalidParams)):
+                      (-32004, LimitExceeded), (-32601, MethodNotFound), (-32602, InvalidParams)):
         error = daemon_error(code, "m", {"x": 1})
         assert type(error) is cls and isinstance(error, DaemonError)
         assert (error.code, error.message, error.data) == (code, "m", {"x": 1})
@@ -68,6 +68,26 @@ async def test_async_client_concurrent_calls_and_events(plex_daemon):
         assert "sync.finished" in names
         stats = await ms.call("library.stats")
         assert stats["track_count"] == 1500
+
+
+async def test_a_refusal_over_the_connection_cap_is_a_limit_exceeded_error(daemon_factory):
+    """The daemon's -32004 line (id null) to a connection over its caps reaches both clients
+    as the typed error, naming the limit, not as a closed connection."""
+    daemon = await daemon_factory(daemon={"max_connections": 2, "max_connections_per_uid": 1})
+    async with AsyncClient(socket=str(daemon.socket)) as held:
+        assert "version" in await held.call("daemon.info")
+
+        def over_the_cap() -> LimitExceeded:
+            with Client(socket=str(daemon.socket), timeout=10) as ms, pytest.raises(LimitExceeded) as caught:
+                ms.call("daemon.info")
+            return caught.value
+
+        refused = await asyncio.to_thread(over_the_cap)
+        assert refused.code == -32004 and "daemon.max_connections_per_uid" in str(refused.data)
+        async with AsyncClient(socket=str(daemon.socket), timeout=10) as late:
+            with pytest.raises(LimitExceeded) as caught:
+                await late.call("daemon.info")
+        assert "daemon.max_connections_per_uid" in str(caught.value.data)
 
 
 async def test_unreachable_and_timeouts(sdir):
