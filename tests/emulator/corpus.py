@@ -158,7 +158,7 @@ def load_corpus(manifest: Path = MANIFEST) -> Library:
         if artist_key not in lib.artists:
             lib.put_artist(Artist(artist_key, el.get("parentTitle") or "", _int(el.get("addedAt")) or 0,
                                   _int(el.get("updatedAt")) or 0))
-        genres = [g.get("tag") or "" for g in (full.get(key) or el).iter("Genre")]
+        genres = [g.get("tag") or "" for g in (full[key] if key in full else el).iter("Genre")]
         lib.put_album(Album(key, artist_key, el.get("title") or "", _int(el.get("year")), genres,
                             _int(el.get("addedAt")) or 0, _int(el.get("updatedAt")) or 0))
         lib.raw_xml[key] = serialize(el)
