@@ -156,6 +156,34 @@ async def test_connections_over_the_caps_get_a_refusal_line(daemon_factory):
     await wait_until(served, timeout=10)
 
 
+async def test_a_refused_client_that_sent_its_request_at_once_reads_why_then_eof(daemon_factory):
+    """A refused connection was closed with the client's request unread: the client then got
+    ECONNRESET, and asyncio's StreamReader raises that before the line it already holds, so
+    the refusal was lost (a test of ours failed so under load)."""
+    daemon = await daemon_factory(daemon={"max_connections": 6, "max_connections_per_uid": 1})
+    reader, writer = await asyncio.open_unix_connection(str(daemon.socket))
+    writer.write(b'{"jsonrpc":"2.0","id":1,"method":"daemon.info"}\n')
+    assert "result" in await read_line(reader)
+
+    def refused_client() -> tuple[bytes, str]:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(str(daemon.socket))
+            sock.sendall(b'{"jsonrpc":"2.0","id":1,"method":"daemon.info"}\n')  # before the daemon looks
+            received = b""
+            try:
+                while chunk := sock.recv(4096):
+                    received += chunk
+            except OSError as exc:
+                return received, exc.strerror
+            return received, "EOF"
+
+    for _ in range(5):
+        received, end = await asyncio.to_thread(refused_client)
+        assert end == "EOF", (received, end)
+        assert json.loads(received)["error"]["code"] == -32004
+
+
 async def test_idle_connections_up_to_the_fd_limit_leave_clients_and_the_sync_working(daemon_factory,
                                                                                         plex_emulator):
     """#10: 1,100 idle connections (fd limit 1024) made clients time out and a running sync fail."""

@@ -10,7 +10,7 @@ without bound; a connection does not start another heavy call before its
 client has read what was already written to it.
 
 Connections beyond ``daemon.max_connections`` (or ``daemon.max_connections_per_uid``
-for one uid) get one -32004 ``limit_exceeded`` line and are closed; the cap is
+for one uid) get one -32004 ``limit_exceeded`` line, then EOF (`Server._refuse`); the cap is
 kept ``FD_HEADROOM`` file descriptors under the process's limit, so a running
 sync always has descriptors to work with. Requests of a connection whose peer
 has gone are cancelled, not run to the end.
@@ -43,6 +43,8 @@ MAX_BUFFERED = 16 << 20  # unread output before a connection is dropped
 MAX_IN_FLIGHT = 16  # request lines in flight per connection (was 64; more wait in the socket)
 FD_HEADROOM = 64  # file descriptors kept free for the database, the sync worker's pipes and Plex
 LIMIT_EXCEEDED = -32004
+LINGER = 0.5  # seconds a refused connection is read (and dropped) before it is closed
+MAX_LINGERING = 16  # refused connections lingering at once (the rest are closed at once)
 
 
 class SocketError(Exception):
@@ -199,6 +201,7 @@ class Server:
         self.configure(allowed_uids, read_only_uids, max_connections, max_connections_per_uid)
         self.lanes = Lanes(FairLane(heavy_slots), FairLane(heavy_slots))
         self.connections: set[Connection] = set()
+        self._lingering = 0  # refused connections being closed (`_refuse`)
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task] = set()
 
@@ -268,14 +271,13 @@ class Server:
             peer = peer_of(writer.get_extra_info("socket"))
             if not self._admits(peer):
                 log.warning("refused connection from uid %d (not in daemon.allowed_uids)", peer.uid)
-                writer.write(_error_line(-32003, "permission_denied", f"uid {peer.uid} may not connect"))
-                await writer.drain()
+                await self._refuse(reader, writer, _error_line(-32003, "permission_denied",
+                                                                f"uid {peer.uid} may not connect"))
                 return
             refusal = self._over_limit(peer)
             if refusal:
                 log.warning("refused connection from pid %d uid %d: %s", peer.pid, peer.uid, refusal)
-                writer.write(_error_line(LIMIT_EXCEEDED, "limit_exceeded", refusal))
-                await writer.drain()
+                await self._refuse(reader, writer, _error_line(LIMIT_EXCEEDED, "limit_exceeded", refusal))
                 return
             read_only = peer.uid in self._read_only
             conn = Connection(peer, read_only, writer, lanes=self.lanes)
@@ -289,6 +291,33 @@ class Server:
         finally:
             self._tasks.discard(task)
             writer.close()
+
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, line: bytes) -> None:
+        """Send the refusal ``line``, then close without losing it (a lingering close).
+
+        Closing a Unix socket with unread input makes the client's next read fail
+        with ECONNRESET, and asyncio's StreamReader then raises instead of handing
+        out the line it already holds: a client that sent its request right after
+        connecting would see "connection reset" instead of why. So the write side
+        is shut first (the client reads the line, then EOF) and what the client
+        sends is read and dropped until it closes, for at most ``LINGER`` seconds;
+        at most ``MAX_LINGERING`` connections linger at once (within FD_HEADROOM),
+        the others are closed at once.
+        """
+        writer.write(line)
+        await writer.drain()
+        if self._lingering >= MAX_LINGERING or not writer.can_write_eof():
+            return
+        self._lingering += 1
+        try:
+            writer.write_eof()
+            async with asyncio.timeout(LINGER):
+                while await reader.read(1 << 16):
+                    pass
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            self._lingering -= 1
 
     def _over_limit(self, peer: Peer) -> str | None:
         if len(self.connections) >= self.max_connections:
