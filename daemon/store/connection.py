@@ -88,6 +88,11 @@ def read_state(conn: sqlite3.Connection) -> State:
 
 def connect_worker(path: Path) -> sqlite3.Connection:
     """The sync worker's own read-write connection to a migrated cache (raises sqlite3.Error, StoreError)."""
+    if os.path.exists(f"{path}-shm") and not os.path.exists(f"{path}-wal"):
+        # The daemon holds the database open (so its WAL exists) while a worker runs: someone
+        # deleted it. SQLite would start a new WAL here beside the daemon's deleted one (whose
+        # frames, once checkpointed, no longer fail the open); the daemon recovers it between syncs.
+        raise StoreError(f"opening the cache: the write-ahead log {path}-wal was removed while in use")
     conn = connect(str(path))
     if check_version(conn, path) != SCHEMA_VERSION:
         conn.close()

@@ -168,6 +168,7 @@ class Syncer:
             self.deleted_on_plex |= deleted
         # Readers see the job as running until its outcome is on disk.
         await self._finish(job, state, error)
+        self._store.checkpoint_soon()  # after the job: its end does not wait for it
         self.on_finished(self.job)
 
     async def _unchanged(self, job: SyncJob) -> dict | None:
