@@ -146,6 +146,7 @@ class Daemon:
         log.info("mediasaged listening on %s (cache %s)", self.socket_path, self.config.cache.path)
         systemd.ready()
         await self._start_owed_sync()
+        self.syncer.keep_spare()  # a sync worker with its imports done, for the next incremental sync
         self._follow_plex()
 
     def _follow_plex(self) -> None:

@@ -40,10 +40,12 @@ def alive(pid: int) -> bool:
     return state(pid) not in (None, "Z", "X")
 
 
-def sync_worker(daemon_pid: int) -> int | None:
-    """The daemon's sync worker process, if one runs."""
+def sync_worker(daemon_pid: int, *, spare: bool = False) -> int | None:
+    """The daemon's sync worker process started for a job (a full one), if one runs; ``spare``: the
+    worker started ahead (``--spare``), idle or running the incremental job that took it."""
     for child in children(daemon_pid):
-        if "mediasaged.sync.worker" in cmdline(child) and alive(child):
+        line = cmdline(child)
+        if "mediasaged.sync.worker" in line and ("--spare" in line) == spare and alive(child):
             return child
     return None
 

@@ -40,8 +40,21 @@ def pin_all_threads(cpus: Iterable[int]) -> None:
     ``os.sched_setaffinity(0, …)`` changes only the calling thread; threads
     started later inherit the affinity of the thread that starts them.
     """
+    _pin_tasks(TASKS, cpus)
+
+
+def pin_process(pid: int, cpus: Iterable[int]) -> None:
+    """Set the CPU affinity of every thread of process ``pid`` (a sync worker); gone is fine."""
+    _pin_tasks(f"/proc/{pid}/task", cpus)
+
+
+def _pin_tasks(tasks: str, cpus: Iterable[int]) -> None:
     cpus = set(cpus)
-    for tid in os.listdir(TASKS):
+    try:
+        tids = os.listdir(tasks)
+    except FileNotFoundError:  # the process is gone: its exit is reported elsewhere
+        return
+    for tid in tids:
         try:
             os.sched_setaffinity(int(tid), cpus)
         except ProcessLookupError:  # the thread ended meanwhile

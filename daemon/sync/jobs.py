@@ -7,6 +7,9 @@ slot and reports progress as JSON lines; on success this process flips the live
 slot in one short transaction. Cancel, failure or a killed child leave the live
 slot exactly as it was (see docs/DESIGN.md, "Snapshots: two slots"). While the
 worker runs, it and this process use separate CPUs (``cpus.py``).
+
+An incremental job runs in a spare worker started ahead of it (``spare.py``);
+one that died while idle is replaced by a fresh worker.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any, Callable
 from . import cpus
 from ..store import NoRoom, StoreError, inactive_slot
 from .process import WorkerProcess, exit_reason
+from .spare import Spare
 from ..syncjob import SyncJob
 from ..timeutil import now
 from .targeted import Notified, Unclear, fetch_notified, nothing_changed
@@ -46,6 +50,7 @@ class Syncer:
         self._job_server: tuple[str, str] | None = None  # (machineIdentifier, friendlyName) once the job knows
         self._task: asyncio.Task | None = None
         self._worker: WorkerProcess | None = None
+        self._spare = Spare(worker_env)  # a worker started ahead, for the next incremental job
         self._cancel_requested = False
         self._restart = False
         self._starting = asyncio.Lock()
@@ -113,8 +118,16 @@ class Syncer:
         return self.job.state == "cancelled", self.job.job_id  # it may have finished meanwhile
 
     async def shutdown(self) -> None:
+        self._spare.closed = True
         if self.running:
             await self.cancel()
+        await self._spare.close()
+
+    def keep_spare(self) -> None:
+        """Start a spare worker soon (`spare.py`), if an incremental job could use it."""
+        async def wanted() -> bool:
+            return not self.running and self._can_apply_changes(await self._store.state())
+        self._spare.keep(wanted)
 
     async def status(self, job_id: int | None = None) -> dict | None:
         if self.job is not None and job_id in (None, self.job.job_id) and (self.running or self.unrecorded_error):
@@ -169,6 +182,7 @@ class Syncer:
         # Readers see the job as running until its outcome is on disk.
         await self._finish(job, state, error)
         self._store.checkpoint_soon()  # after the job: its end does not wait for it
+        self.keep_spare()
         self.on_finished(self.job)
 
     async def _unchanged(self, job: SyncJob) -> dict | None:
@@ -268,13 +282,34 @@ class Syncer:
         return {**outcome, "settings": sync_settings(cfg)}
 
     async def _watch_worker(self, job: SyncJob, state: Any, spec: dict, sync_cpus: frozenset[int] | None) -> dict:
-        self._worker = worker = await WorkerProcess.start(spec, worker_env(), sync_cpus)
+        """Run the job in the spare (an incremental one) or a fresh worker, and follow it."""
+        spare = await self._spare.take() if spec["mode"] == "incremental" else None
+        if spare is None:
+            await self._spare.discard()  # a full sync's memory peak must not carry an idle spare
+        else:
+            outcome = await self._follow(job, state, spec, sync_cpus, spare, spare=True)
+            if outcome is not None:
+                return outcome
+            # It died before it said a word (killed while idle; the kernel had not told us yet):
+            # it did nothing, so the job runs in a fresh worker.
+            log.warning("the spare sync worker ended before its job began (%s); starting a fresh one",
+                        exit_reason(spare.returncode))
+        return await self._follow(job, state, spec, sync_cpus, await WorkerProcess.spawn(worker_env()))
+
+    async def _follow(self, job: SyncJob, state: Any, spec: dict, sync_cpus: frozenset[int] | None,
+                      worker: WorkerProcess, spare: bool = False) -> dict | None:
+        """Begin ``worker``'s job and read its messages until it has ended; its outcome. None: a spare
+        that ended without a word and was not cancelled (the caller starts a fresh worker)."""
+        self._worker = worker
+        worker.begin(spec, sync_cpus)
         if self._cancel_requested:  # cancelled while the worker was starting
             worker.terminate(kill_after=CANCEL_GRACE)
         last: dict = {}
         last_push = 0.0
+        heard = False
         try:
             async for msg in worker.messages():
+                heard = True
                 last = msg if msg["event"] in ("done", "error") else last
                 if msg["event"] == "server":
                     self.plex_reachable = True
@@ -299,6 +334,8 @@ class Syncer:
         finally:  # also when reading it failed: its work is lost anyway
             await worker.stop(CANCEL_GRACE)
             self._worker = None
+        if spare and not heard and not self._cancel_requested:
+            return None
         return {**last, "returncode": worker.returncode}
 
     def _check_server(self, job: SyncJob, state: Any, msg: dict) -> None:
@@ -380,3 +417,4 @@ def sync_settings(cfg: Any) -> str:
 def worker_env() -> dict[str, str]:
     """The child's environment: ours, minus anything that could carry the token."""
     return {k: v for k, v in os.environ.items() if k != "MEDIASAGE_PLEX_TOKEN"}
+

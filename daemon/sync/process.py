@@ -6,6 +6,10 @@ Its exit is noticed when the kernel reports it (the protocol's
 ``process_exited``), not when its output ends -- a process that kept a copy of
 the pipe cannot hide the death. After the exit, output still in the pipe is read
 for at most ``DRAIN_WAIT`` seconds, and anything left in the group is killed.
+
+A worker may be started ahead of its job (a *spare*, `spawn`): it does its
+imports and then waits for the spec on stdin; `begin` pins it and hands it the
+spec. A spare nobody needs is `discard`ed (SIGKILL to its group).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import os
 import signal
 import sys
 from typing import AsyncIterator
+
+from .cpus import pin_process
 
 DRAIN_WAIT = 1.0  # seconds to read what a dead worker left in the pipe
 EXIT_WAIT = 2.0  # seconds a worker whose output ended gets to exit by itself
@@ -49,19 +55,35 @@ class WorkerProcess:
     @classmethod
     async def start(cls, spec: dict, env: dict[str, str], cpus: frozenset[int] | None = None) -> "WorkerProcess":
         """Start the worker and hand it ``spec`` on stdin (never argv or env: it holds the token)."""
+        worker = await cls.spawn(env)
+        worker.begin(spec, cpus)
+        return worker
+
+    @classmethod
+    async def spawn(cls, env: dict[str, str], *, spare: bool = False) -> "WorkerProcess":
+        """Start the worker without its spec. ``spare``: it imports what a job needs (plexapi,
+        lxml, SQLite: ~150 ms) before it waits for the spec, at nice 10, dying with us."""
         loop = asyncio.get_running_loop()
+        args = ["--spare", str(os.getpid())] if spare else []
         transport, protocol = await loop.subprocess_exec(
-            lambda: _Protocol(loop), sys.executable, "-m", "mediasaged.sync.worker",
+            lambda: _Protocol(loop), sys.executable, "-m", "mediasaged.sync.worker", *args,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=None, env=env,
             start_new_session=True)
-        worker = cls(transport, protocol)
-        if cpus:  # before it reads its spec, so its reader process inherits this
-            with contextlib.suppress(ProcessLookupError):
-                os.sched_setaffinity(worker.pid, cpus)
-        stdin = transport.get_pipe_transport(0)
+        return cls(transport, protocol)
+
+    def begin(self, spec: dict, cpus: frozenset[int] | None = None) -> None:
+        """Hand the worker its job: pinned to ``cpus`` first, so its reader process inherits them."""
+        if cpus:
+            pin_process(self.pid, cpus)
+        stdin = self._transport.get_pipe_transport(0)
         stdin.write(json.dumps({**spec, "daemon_pid": os.getpid()}).encode())
         stdin.close()
-        return worker
+
+    async def discard(self) -> None:
+        """A spare nobody needs (or a worker whose job is gone): SIGKILL to its group, wait for it."""
+        self.signal_group(signal.SIGKILL)
+        await self._wait_exit(KILL_WAIT)
+        self._transport.close()
 
     @property
     def returncode(self) -> int | None:

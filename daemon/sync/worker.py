@@ -341,17 +341,38 @@ def reader_death(reader: Any) -> str:
     return f"the Plex reader process died: exit status {code}"
 
 
-def main() -> int:
+def preload() -> None:
+    """A spare's imports: everything an incremental job needs, done before it gets one."""
+    from ..plex import client  # noqa: F401  (plexapi, requests, lxml)
+    from .. import store  # noqa: F401  (sqlite3)
+    from . import increment  # noqa: F401
+
+
+def spare_parent(argv: list[str]) -> int | None:
+    """``--spare PID``: started ahead of its job by the daemon ``PID``."""
+    return int(argv[1]) if len(argv) == 2 and argv[0] == "--spare" else None
+
+
+def main(argv: list[str] | None = None) -> int:
     # A crash in C (lxml, SQLite) prints every thread's Python stack to stderr, the
     # daemon's log; the forked reader inherits it. The job still says "signal 11".
     faulthandler.enable()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # cancel: unwind, roll back
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal is the daemon's to handle
-    spec = json.loads(sys.stdin.read())
+    spare_of = spare_parent(sys.argv[1:] if argv is None else argv)
+    if spare_of is not None:  # a spare (process.WorkerProcess.spawn): ready before its job comes
+        die_with_parent(spare_of)
+        os.nice(10)
+        preload()
+    raw = sys.stdin.read()
+    if spare_of is not None and not raw:  # retired before it got a job
+        return 0
+    spec = json.loads(raw)
     die_with_parent(spec.get("daemon_pid", os.getppid()))
     # A sync is background work: on a busy machine, queries (in the daemon's own
     # process, at normal priority) get the CPU first. The reader inherits this.
-    os.nice(10)
+    if spare_of is None:
+        os.nice(10)
     journal.setup_logging(spec.get("log_level", "info"), "%(levelname)s %(processName)s: %(message)s")
     from ..store import StoreError
 
