@@ -64,6 +64,33 @@ def test_kept_orders_and_the_updated_index_equal_a_fresh_sort():
     assert lib.changed_tracks(2_000_000_000) == []
 
 
+def test_albums_of_a_genre_come_from_an_index_that_follows_changes():
+    """A genre's albums (the sync asks every genre's, page by page) come from an index built once
+    per library state; it must equal filtering every album, also after album and track changes."""
+    lib = generate_library(600, seed=4)
+
+    def fresh(names):
+        return [k for k in lib.album_order() if not set(names).isdisjoint(lib.albums[k].genres)]
+
+    def check():
+        for gid, name in lib.genres_in_use():
+            assert lib.albums_of_genres({name}) == fresh({name})
+        two = [name for _, name in lib.genres_in_use()[:2]]
+        assert lib.albums_of_genres(set(two)) == fresh(two)
+        assert lib.albums_of_genres({"No Such Genre"}) == []
+
+    check()
+    albums = sorted(lib.albums, key=int)
+    lib.edit_album(albums[0], genres=["Drone", lib.albums[albums[1]].genres[0]])
+    check()
+    lib.add_track(title="New album", album_title="Brand new", artist="Nobody Yet", album_genres=["Drone"])
+    check()
+    lib.edit_album(albums[2], title="Renamed")  # moves in the album order
+    check()
+    lib.delete_track(next(iter(lib.album_tracks[albums[3]])))
+    check()
+
+
 def test_auth_and_content_type(plex_emulator):
     assert get(plex_emulator, "/", token=None).status_code == 401
     assert get(plex_emulator, "/", token="nope").status_code == 401

@@ -109,8 +109,7 @@ def _album_genre_fast_path(lib: Library, row_type: int, query) -> list[str] | No
     keys = [k for k in query if k not in _PLAIN and not k.startswith("X-Plex-")]
     if row_type != 9 or keys not in (["album.genre"], ["genre"]):
         return None
-    names = {lib.genre_name(v) or v for v in query[keys[0]].split(",") if v}
-    return [k for k in lib.album_order() if not names.isdisjoint(lib.albums[k].genres)]
+    return lib.albums_of_genres({lib.genre_name(v) or v for v in query[keys[0]].split(",") if v})
 
 
 def _changed_since_fast_path(lib: Library, row_type: int, query) -> list[str] | None:

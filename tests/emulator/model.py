@@ -110,6 +110,10 @@ class Library:
         self._albums_by_updated: list[tuple[int, str]] | None = None  # (rebuilt after an album or
         self._artists_by_updated: list[tuple[int, str]] | None = None  # artist change: they are rare)
         self._with_albums: set[str] = set()  # the artists of artist_order()
+        # genre name -> its albums in listing order, for the album order and generation it was
+        # built from (a sync asks every genre's albums, page by page: at a million tracks,
+        # filtering every album for each page took seconds)
+        self._genre_albums: tuple[list[str], int, dict[str, list[str]]] | None = None
         self.track_xml: dict[str, bytes] = {}  # ratingKey -> rendered listing fragment
         self.album_xml: dict[str, bytes] = {}
         # captured elements served as they are (tests/emulator/corpus.py): ratingKey -> bytes
@@ -223,6 +227,23 @@ class Library:
                 self._with_albums = {al.artist_key for al in self.albums.values()}
                 self._artist_order = sorted(self._with_albums, key=self._artist_key)
             return self._artist_order
+
+    def albums_of_genres(self, names: set[str]) -> list[str]:
+        """The albums with any of the genres ``names``, in listing order (from an index)."""
+        with self.lock:
+            order = self.album_order()
+            if self._genre_albums is None or self._genre_albums[0] is not order \
+                    or self._genre_albums[1] != self.generation:
+                index: dict[str, list[str]] = {}
+                for k in order:
+                    for g in set(self.albums[k].genres):
+                        index.setdefault(g, []).append(k)
+                self._genre_albums = (order, self.generation, index)
+            index = self._genre_albums[2]
+            if len(names) == 1:
+                return index.get(next(iter(names)), [])
+            keys = {k for name in names for k in index.get(name, ())}
+            return [k for k in order if k in keys]
 
     def album_order(self) -> list[str]:
         with self.lock:
