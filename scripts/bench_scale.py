@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_scale.py [--sizes 100000,1000000] [--samples 300]
                                             [--render-us-per-track 0] [--concurrent-pages N]
-                                            [--baseline-max 100000] [--repeat 1]
+                                            [--baseline-max 100000] [--repeat 1] [--phases]
 
 For each size: generates the library (same seed) in the bundled Plex emulator,
 run in this process on its own thread, and measures against a fresh mediasaged
@@ -145,7 +145,7 @@ def measure(n: int, args: argparse.Namespace) -> dict:
             sync["concurrent_pages"] = args.concurrent_pages
         if args.shared_cpus:
             sync["separate_cpus"] = False
-        with daemon(emu.url, TOKEN, **sync) as (proc, path):
+        with daemon(emu.url, TOKEN, log_level="info" if args.phases else "warning", **sync) as (proc, path):
             rpc = Rpc(path)
             fulls = []
             with PeakRss(proc.pid) as rss:
@@ -219,6 +219,8 @@ def main() -> int:
     parser.add_argument("--shared-cpus", action="store_true",
                         help="sync.separate_cpus: false (the sync may use every CPU, as on an idle machine)")
     parser.add_argument("--baseline-max", type=int, default=100_000)
+    parser.add_argument("--phases", action="store_true",
+                        help="the daemon logs at info level: each sync's phase log (where its time went) on stderr")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--floor", nargs=3, metavar=("URL", "TOKEN", "PAGE_SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()

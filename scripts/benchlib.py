@@ -55,7 +55,7 @@ class Rpc:
 
 
 @contextmanager
-def daemon(url: str, token: str, work: Path | None = None, **sync):
+def daemon(url: str, token: str, work: Path | None = None, log_level: str = "warning", **sync):
     """mediasaged in a private directory against ``url``: yields (process, socket path).
 
     ``work``: use (and keep) this directory, e.g. to start a daemon again on the same cache.
@@ -67,7 +67,7 @@ def daemon(url: str, token: str, work: Path | None = None, **sync):
         "plex": {"url": url, "token": token},
         "cache": {"path": "cache.db"},
         "sync": {"stale_after": "off", "interval": "off", **sync},
-        "daemon": {"socket": "d.sock", "log_level": "warning"},
+        "daemon": {"socket": "d.sock", "log_level": log_level},
     }))
     config.chmod(0o600)
     proc = subprocess.Popen([str(BIN / "mediasaged"), "--config", str(config)])

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+from ..steps import Steps
 from ..track import FIELD_NAMES, KEY_COLUMNS, STORED_COLUMNS, RowEncoder, order_by_sql
 from . import stats
 from .connection import WORKER_CACHE_KIB, StoreError, Transaction, connect_worker, read_state
@@ -26,18 +27,6 @@ log = logging.getLogger(__name__)
 # memory beside this one: half the finish's, for the whole sync's peak (docs/PERFORMANCE.md, "Scale").
 LOAD_CACHE_KIB = WORKER_CACHE_KIB // 2
 
-
-class _Steps:
-    """Logs how long each step of a long operation took (at debug level)."""
-
-    def __init__(self, logger: logging.Logger):
-        self._log = logger
-        self._last = time.perf_counter()
-
-    def __call__(self, name: str) -> None:
-        now = time.perf_counter()
-        self._log.debug("%s: %.0f ms", name, (now - self._last) * 1000)
-        self._last = now
 
 class SlotWriter:
     """Fills one (inactive) slot; synchronous, with its own connection (sync worker process).
@@ -54,6 +43,7 @@ class SlotWriter:
         self.slot = slot
         self.t = slot_tables(slot)
         self._encode = RowEncoder()
+        self.finish_steps = Steps()  # how long each step of `finish` took (the worker logs it)
         path = self.path = Path(db_path)
         try:
             self._conn = conn = connect_worker(path)
@@ -154,7 +144,7 @@ class SlotWriter:
         """
         t, o = self.t, slot_tables(other_slot)
         c = self._conn
-        step = _Steps(log)
+        step = self.finish_steps = Steps(log)
         try:
             c.execute(f"PRAGMA cache_size = -{WORKER_CACHE_KIB}")  # the reader is gone: sorts spill less
             with Transaction(c):
@@ -177,7 +167,7 @@ class SlotWriter:
             step("stats")
             for sql in slot_index_ddl(self.slot):
                 c.execute(sql)
-                step(sql.split()[2])
+                step("index " + sql.split(" ON ")[0].split()[-1])
             c.execute("PRAGMA analysis_limit = 1000")  # approximate statistics are plenty for the planner
             c.execute(f"ANALYZE {t['tracks']}")
             c.execute(f"ANALYZE {t['genres']}")

@@ -23,11 +23,11 @@ the live one (the old way) and flipped. See docs/DESIGN.md, "Incremental syncs".
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
+from ..steps import Steps
 from ..timeutil import now
 
 log = logging.getLogger("mediasaged.sync.increment")
@@ -153,14 +153,13 @@ def run_incremental(spec: dict, plex: Any, decorate_for: Callable[[dict], Any], 
     ``still_wanted`` raises if the daemon that started us is gone: nothing is written then."""
     from ..store import InPlaceWriter, NoRoom
 
-    took: dict[str, float] = {}  # phase -> seconds, for the log
-    t = time.perf_counter()
+    took = Steps()  # for the log line at the end
     genres: dict = {}
     changes = ChangeSet(plex, decorate_for(genres), genres)
     changes.delete(spec.get("deleted", ()))
     emit("progress", phase="changes", current=0, total=None)
     read_changes(plex, spec, changes, lambda n: emit("progress", phase="changes", current=n, total=None))
-    took["changes"], t = time.perf_counter() - t, time.perf_counter()
+    took("changes")
     writer = InPlaceWriter(Path(spec["db_path"]), spec["live_slot"], spec["generation"])
     try:
         # the daemon's count of the live slot at this generation (a count(*) reads every page)
@@ -168,7 +167,7 @@ def run_incremental(spec: dict, plex: Any, decorate_for: Callable[[dict], Any], 
         emit("progress", phase="checking", current=len(changes), total=None)
         if not find_deletions(plex, writer.live, live_count, changes):
             list_every_key(plex, spec, writer.live, changes)
-        took["deletions"], t = time.perf_counter() - t, time.perf_counter()
+        took("deletions")
         still_wanted()
         if len(changes) > INPLACE_MAX:
             log.info("%d changes: rebuilding the slot instead of changing it in place", len(changes))
@@ -176,13 +175,12 @@ def run_incremental(spec: dict, plex: Any, decorate_for: Callable[[dict], Any], 
         emit("progress", phase="applying", current=len(changes), total=len(changes))
         try:
             summary = writer.apply(list(changes.rows.values()), changes.deleted, synced_at=now())
-            took["apply"] = time.perf_counter() - t
+            took("apply")
         except NoRoom:
             log.info("no room left in the default order's ranks: rebuilding the slot")
             return {**rebuild(changes), "skipped": dict(changes.skipped)}
     finally:
         writer.close()
-    log.info("incremental sync: %d changes, %d requests to Plex; %s", len(changes), plex.request_count,
-             ", ".join(f"{phase} {seconds * 1000:.0f} ms" for phase, seconds in took.items()))
+    log.info("incremental sync: %d changes, %d requests to Plex; %s", len(changes), plex.request_count, took)
     return {**summary, "slot": spec["live_slot"], "mode": "incremental", "applied": True,
             "skipped": dict(changes.skipped)}

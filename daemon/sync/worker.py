@@ -26,10 +26,12 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from .. import journal
+from ..steps import Steps
 from .lifeline import LockBusy, SyncLock, die_with_parent, pause_point, still_wanted
 from .live import Decorate
 
@@ -258,6 +260,7 @@ def run(spec: dict) -> dict:
         still_wanted(daemon_pid)
         return SlotWriter(Path(spec["db_path"]), spec["slot"], resume=resume is not None)
 
+    phases, writing = Steps(), 0.0  # for the log line at the end; writing: seconds in write_tracks
     try:
         try:
             lock.acquire()  # after the fork: the reader does not hold it
@@ -271,11 +274,14 @@ def run(spec: dict) -> dict:
                 raise SyncFailed(reader_death(reader)) from None
             kind = message[0]
             if kind == "rows":
+                phases.once("until the first rows")
                 writer = writer or slot_writer()
                 still_wanted(daemon_pid)
                 at = message[2] if len(message) > 2 and progress is not None else None
+                began = time.perf_counter()
                 writer.write_tracks(message[1], {**progress, "plex_offset": at, "plex_total": plex_total}
                                     if at is not None else None)
+                writing += time.perf_counter() - began
                 current += len(message[1])
                 total = max(total or 0, current)
                 emit("progress", phase="tracks", current=current, total=total)
@@ -299,6 +305,8 @@ def run(spec: dict) -> dict:
                 raise SyncFailed(*message[1:])
             elif kind == "end":
                 break
+        phases.once("until the first rows")
+        phases("listing")
         writer = writer or slot_writer()  # (a full sync of an empty library writes no rows)
         if resume and (plex_total is None or writer.track_count != plex_total):
             writer.forget_progress()  # the next full sync starts afresh
@@ -312,7 +320,11 @@ def run(spec: dict) -> dict:
         emit("progress", phase="indexing", current=count, total=count)
         pause_point("worker:indexing")
         still_wanted(daemon_pid)
+        phases.skip()
         summary = writer.finish(spec["live_slot"])
+        phases("finish")
+        log.info("full sync of %s tracks: %s; the listing's page writes %.0f ms; finish: %s", f"{count:,}", phases,
+                 writing * 1000, finish_summary(writer.finish_steps.took))
         pause_point("worker:swap")
         still_wanted(daemon_pid)
         completed = True
@@ -328,6 +340,13 @@ def run(spec: dict) -> dict:
             reader.join(timeout=READER_EXIT_WAIT)
         lock.release()
     return {**summary, "slot": spec["slot"], "mode": "full", "skipped": skipped}
+
+
+def finish_summary(took: dict[str, float]) -> str:
+    """The finish's steps for the log, its indexes as one."""
+    indexes = sum(seconds for name, seconds in took.items() if name.startswith("index "))
+    steps = [f"{name} {seconds * 1000:,.0f}" for name, seconds in took.items() if not name.startswith("index ")]
+    return ", ".join(steps + [f"indexes {indexes * 1000:,.0f} ms"])
 
 
 def reader_death(reader: Any) -> str:
