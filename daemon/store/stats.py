@@ -26,23 +26,43 @@ from ..track import ALBUM_SQL, fold
 
 
 def build(c: sqlite3.Connection, t: dict[str, str]) -> None:
-    """Fill the slot's stats tables from its tracks (one pass into a small temporary table)."""
-    c.execute("DROP TABLE IF EXISTS temp.stat_groups")
+    """Fill the slot's stats tables from its tracks.
+
+    One pass groups the tracks by (genres, artist, album, decade) into a small temporary
+    table (~5% of the library's size); each group's genres are folded once
+    (``stat_names``) and the groups are listed once per genre and once for the whole
+    library ('', ``stat_every``); every figure is a GROUP BY over that, and the artist and
+    album counts are the members' rows. (Expanding and folding the genres in each of five
+    statements instead took ~45% longer.)
+    """
+    for name in ("stat_every", "stat_names", "stat_groups"):
+        c.execute(f"DROP TABLE IF EXISTS temp.{name}")
     c.execute(f"CREATE TEMP TABLE stat_groups AS SELECT t.genres AS genres, t.artist_key AS artist, "
               f"{ALBUM_SQL} AS album, t.year / 10 * 10 AS decade, count(*) AS n, "
               f"coalesce(sum(t.duration_ms), 0) AS duration, sum(t.is_live) AS live "
               f"FROM {t['tracks']} t GROUP BY 1, 2, 3, 4")
-    every = "SELECT '' AS g, s.* FROM temp.stat_groups s UNION ALL " \
-            "SELECT mediasage_fold(j.value), s.* FROM temp.stat_groups s, json_each(s.genres) j"
-    c.execute(f"INSERT INTO {t['members']} SELECT g, 'a', artist, sum(n) FROM ({every}) GROUP BY 1, 3")
-    c.execute(f"INSERT INTO {t['members']} SELECT g, 'l', album, sum(n) FROM ({every}) GROUP BY 1, 3")
-    c.execute(f"INSERT INTO {t['stats']} SELECT g, sum(n), count(DISTINCT artist), count(DISTINCT album), "
-              f"sum(duration), coalesce(sum(live), 0) FROM ({every}) GROUP BY 1")
-    c.execute(f"INSERT INTO {t['facets']} SELECT g, 'd', decade, '', sum(n) FROM ({every}) "
+    c.execute("CREATE TEMP TABLE stat_names (grp INTEGER NOT NULL, g TEXT NOT NULL, name TEXT NOT NULL, "
+              "PRIMARY KEY (grp, g)) WITHOUT ROWID")  # a group's genres: (genre key, display name)
+    c.execute("INSERT INTO temp.stat_names SELECT s.rowid, mediasage_fold(j.value), j.value "
+              "FROM temp.stat_groups s, json_each(s.genres) j")
+    c.execute("CREATE TEMP TABLE stat_every AS "
+              "SELECT '' AS g, s.rowid AS grp, s.artist, s.album, s.decade, s.n, s.duration, s.live "
+              "FROM temp.stat_groups s UNION ALL "
+              "SELECT x.g, s.rowid, s.artist, s.album, s.decade, s.n, s.duration, s.live "
+              "FROM temp.stat_names x JOIN temp.stat_groups s ON s.rowid = x.grp")
+    every = "temp.stat_every"
+    c.execute(f"INSERT INTO {t['members']} SELECT g, 'a', artist, sum(n) FROM {every} GROUP BY 1, 3")
+    c.execute(f"INSERT INTO {t['members']} SELECT g, 'l', album, sum(n) FROM {every} GROUP BY 1, 3")
+    members = f"SELECT count(*) FROM {t['members']} m WHERE m.genre_key = s.g AND m.kind = "
+    c.execute(f"INSERT INTO {t['stats']} SELECT s.g, s.n, ({members}'a'), ({members}'l'), s.duration, s.live "
+              f"FROM (SELECT g, sum(n) AS n, sum(duration) AS duration, coalesce(sum(live), 0) AS live "
+              f"FROM {every} GROUP BY 1) s")
+    c.execute(f"INSERT INTO {t['facets']} SELECT g, 'd', decade, '', sum(n) FROM {every} "
               "WHERE decade IS NOT NULL GROUP BY 1, 3")
-    c.execute(f"INSERT INTO {t['facets']} SELECT e.g, 'g', mediasage_fold(k.value), k.value, sum(e.n) "
-              f"FROM ({every}) e, json_each(e.genres) k GROUP BY 1, 3, 4")
-    c.execute("DROP TABLE temp.stat_groups")
+    c.execute(f"INSERT INTO {t['facets']} SELECT e.g, 'g', x.g, x.name, sum(e.n) "
+              f"FROM {every} e JOIN temp.stat_names x ON x.grp = e.grp GROUP BY 1, 3, 4")
+    for name in ("stat_every", "stat_names", "stat_groups"):
+        c.execute(f"DROP TABLE temp.{name}")
 
 
 def _album(v: dict) -> str:
