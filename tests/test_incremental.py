@@ -191,7 +191,27 @@ async def test_whole_album_and_artist_deletions_are_found_by_album_counts(synced
     assert job["removed"] == len(lib) + 1 - len(expected_library(emu))
     assert full_track_listings(emu) == 1, "only the track count: no full paging"
     children = [p for p in emu.request_log if p.endswith("/children") or "/children?" in p]
-    assert 0 < len(children) < 20, children
+    assert children == [], "whether their cached tracks still exist decides (batched metadata): no album listed"
+
+
+async def test_an_addition_plex_does_not_report_is_found_by_its_albums_listing(synced_daemon, plex_emulator):
+    """A track added with an updatedAt far before the window (a clock behind ours) is no "change":
+    the album counts find its album, where every cached track still exists, so that album's
+    own listing (/children) decides; no other album is listed."""
+    emu = plex_emulator
+    keys = sorted(expected_library(emu), key=int)
+    album = expected_library(emu)[keys[5]]["album_rating_key"]
+    hidden = emu.add_track(title="Back-dated", album_key=album)
+    emu.edit_track(hidden, updated_at=1_000_000)
+    emu.request_log.clear()
+
+    job = await incremental(synced_daemon)
+
+    assert (job["added"], job["updated"], job["removed"]) == (1, 0, 0)
+    assert_mirror(await cached_library(synced_daemon), expected_library(emu))
+    assert full_track_listings(emu) == 2, "the track count (the daemon's check, the worker's): no paging"
+    children = [p for p in emu.request_log if p.endswith("/children") or "/children?" in p]
+    assert children == [f"/library/metadata/{album}/children"], children
 
 
 async def test_deletions_that_cancel_additions_in_the_count(synced_daemon, plex_emulator):

@@ -191,6 +191,22 @@ def test_album_pages_and_album_tracks_come_concurrently_in_order(plex_emulator, 
     assert all(f.fired for f in faults)
 
 
+@pytest.mark.parametrize("concurrent", [1, 2])
+def test_which_tracks_still_exist_comes_from_batched_metadata(plex_emulator, concurrent):
+    """100 keys a request; keys Plex lacks are left out, and a batch of which none exists is a
+    404 (PLEX_API.md), which says: none of them."""
+    lib = plex_emulator.library
+    keys = sorted(lib.tracks, key=int)[:250]
+    albums = {k: lib.tracks[k].album_key for k in keys}
+    for k in keys[100:200] + keys[7:9]:  # the second batch wholly, two of the first
+        plex_emulator.delete_track(k)
+    plex_emulator.request_log.clear()
+    with connect(plex_emulator, concurrent_pages=concurrent) as p:
+        present = p.tracks_present(keys)
+    assert present == {k: albums[k] for k in keys if k in lib.tracks}
+    assert len([q for q in plex_emulator.request_log if q.startswith("/library/metadata/")]) == 3
+
+
 def test_listings_are_slim_and_a_server_refusing_that_is_asked_plainly(plex_emulator):
     with connect(plex_emulator, concurrent_pages=2) as p:
         p.track_count()

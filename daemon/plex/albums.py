@@ -1,4 +1,5 @@
-"""Album reads of a Plex music section: full genre lists, years, changed albums and artists.
+"""Album reads of a Plex music section: full genre lists, years, changed albums and artists, track counts
+(and which tracks still exist, for the deletion check).
 
 A mixin of `PlexLibrary` (client.py): it only calls ``self._fetch`` and
 ``self._page_headers``. Album listings truncate ``Genre`` at about two tags; the full
@@ -7,13 +8,13 @@ list is in ``/library/metadata/{album}`` or behind the genre filter (PLEX_API.md
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .attrs import to_int
 from .fetchers import Prefetch
 from .genremap import GenreMap, GenreMapBuilder
 from .retry import Retryable
-from .xml import TrackPageParser
+from .xml import ItemParser, TrackPageParser
 
 
 class AlbumReads:
@@ -70,15 +71,28 @@ class AlbumReads:
 
     def album_leaf_counts(self) -> dict[str, int] | None:
         """Album ratingKey -> its track count (``leafCount`` of the album listing); None when an
-        album comes without one (the caller can't use the counts then)."""
+        album comes without one (the caller can't use the counts then). Only those two
+        attributes are read (`xml.ItemParser`: no tree of the albums' other attributes and tags)."""
         out: dict[str, int] = {}
-        for el in self._album_pages({"type": "9"}, "album track counts"):
-            rk, n = el.get("ratingKey"), to_int(el.get("leafCount"))
+        parse = ItemParser("Directory", ("ratingKey", "leafCount"))
+        for rk, n in self._album_pages({"type": "9"}, "album track counts", parse):
             if not rk:
                 continue
+            n = to_int(n)
             if n is None:
                 return None
             out[rk] = n
+        return out
+
+    def tracks_present(self, keys: list[str]) -> dict[str, str | None]:
+        """Which of ``keys`` (track ratingKeys) Plex still has -> each one's album key, from batched
+        ``/library/metadata/k1,k2,...`` (PLEX_API.md: keys that don't exist are left out, 404 only
+        when none does), ``concurrent_pages`` at a time."""
+        out: dict[str, str | None] = {}
+        parse = ItemParser("Track", ("ratingKey", "parentRatingKey"))
+        for _, items in self._fetch_each(_batches(keys, self.METADATA_BATCH, "tracks", "tracks"), parse,
+                                         not_found=({}, [])):
+            out.update((rk, album) for rk, album in items if rk)
         return out
 
     def album_tracks(self, album_key: str) -> list[dict]:
@@ -108,8 +122,9 @@ class AlbumReads:
                            headers=self._page_headers(0, 0), what="the album count")
         return to_int(root.get("totalSize")) or 0
 
-    def _album_pages(self, params: dict, what: str) -> Iterator:
-        """Every <Directory> (album, or artist) of a listing, page by page (advancing by what arrived).
+    def _album_pages(self, params: dict, what: str, parse: Callable | None = None) -> Iterator:
+        """Every <Directory> (album, or artist) of a listing, page by page (advancing by what arrived);
+        with ``parse`` (an `ItemParser`), what it gives of each.
 
         Once the first page told the total, the next pages come ``concurrent_pages`` at
         a time, as a track listing's do (`fetchers.Prefetch`)."""
@@ -123,17 +138,18 @@ class AlbumReads:
             while True:
                 if ahead is not None:
                     try:
-                        root = self._parse(ahead.take(start, total, label), None, None, label(start))
+                        root = self._parse(ahead.take(start, total, label), None, parse, label(start))
                     except Retryable:
                         root = None
                 if ahead is None or root is None:
                     root = self._fetch(path, params=params, headers=self._page_headers(start, self.GENRE_PAGE),
-                                       what=label(start))
+                                       what=label(start), parse=parse)
+                container, items = (root, root.iterchildren("Directory")) if parse is None else root
                 n = 0
-                for el in root.iterchildren("Directory"):
+                for el in items:
                     n += 1
                     yield el
-                total = to_int(root.get("totalSize"))
+                total = to_int(container.get("totalSize"))
                 start += n
                 if n == 0 or total is None or start >= total:
                     return
@@ -185,7 +201,7 @@ class AlbumReads:
         return out
 
 
-def _batches(keys: list[str], batch: int, what: str) -> list[tuple[str, str]]:
+def _batches(keys: list[str], batch: int, what: str, noun: str = "albums") -> list[tuple[str, str]]:
     """Batched ``/library/metadata/k1,k2,...`` requests for ``keys``: (path, what) pairs."""
     chunks = [keys[i:i + batch] for i in range(0, len(keys), batch)]
-    return [(f"/library/metadata/{','.join(c)}", f"{what} ({len(c)} albums)") for c in chunks]
+    return [(f"/library/metadata/{','.join(c)}", f"{what} ({len(c)} {noun})") for c in chunks]

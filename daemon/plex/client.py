@@ -50,6 +50,7 @@ __all__ = ["PlexError", "PlexUnauthorized", "PlexUnreachable", "SectionNotFound"
 
 
 MAX_BACKOFF = 30.0  # seconds: the longest wait between retries of our own choosing
+_NOT_FOUND_FAILS = object()  # `_fetch_each`: an HTTP 404 is an error
 
 
 class _Retryable(retry.Retryable):
@@ -263,14 +264,24 @@ class PlexLibrary(AlbumReads):
     def _page_headers(start: int, size: int) -> dict:
         return {"X-Plex-Container-Start": str(start), "X-Plex-Container-Size": str(size)}
 
-    def _fetch_each(self, paths: list[tuple[str, str]], parse: Callable | None = None) -> Iterator:
+    def _fetch_each(self, paths: list[tuple[str, str]], parse: Callable | None = None,
+                    not_found: object = _NOT_FOUND_FAILS) -> Iterator:
         """The answer to each ``(path, what)`` in order, parsed as `_fetch` would (``parse``, else the
-        MediaContainer). The rule of a listing's pages: ``concurrent_pages`` requests in flight
-        (`Fetchers`, own connections) while answers are parsed here; an answer that does not
-        parse is fetched again in sequence, with `_fetch`'s retries."""
+        MediaContainer); ``not_found``, if given, is the answer to an HTTP 404. The rule of a
+        listing's pages: ``concurrent_pages`` requests in flight (`Fetchers`, own connections)
+        while answers are parsed here; an answer that does not parse is fetched again in
+        sequence, with `_fetch`'s retries."""
+        def fetch(path: str, what: str):
+            try:
+                return self._fetch(path, what=what, parse=parse)
+            except PlexHTTPError as exc:
+                if exc.status != 404 or not_found is _NOT_FOUND_FAILS:
+                    raise
+                return not_found
+
         if self.concurrent_pages <= 1 or len(paths) <= 1:
             for path, what in paths:
-                yield self._fetch(path, what=what, parse=parse)
+                yield fetch(path, what)
             return
         pool = Fetchers(self, self.concurrent_pages)
         pending: deque = deque()
@@ -288,7 +299,11 @@ class PlexLibrary(AlbumReads):
                 try:
                     result = self._parse(future.result(), None, parse, what)
                 except _Retryable:
-                    result = self._fetch(path, what=what, parse=parse)
+                    result = fetch(path, what)
+                except PlexHTTPError as exc:
+                    if exc.status != 404 or not_found is _NOT_FOUND_FAILS:
+                        raise
+                    result = not_found
                 yield result
         finally:
             for *_, future in pending:

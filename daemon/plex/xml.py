@@ -38,32 +38,71 @@ class _TrackPageTarget:
         return result
 
 
-class TrackPageParser:
-    """Parses track listing pages into rows, reusing one lxml parser.
+class _TargetParser:
+    """One reused lxml parser feeding ``target`` (no tree). One parser for all pages matters: a
+    fresh libxml2 parser per page left ~60 MB of fragmented heap behind after 100 pages. Not
+    thread-safe: one per pager."""
 
-    One parser for all pages matters: a fresh libxml2 parser per page left
-    ~60 MB of fragmented heap behind after 100 pages. Not thread-safe: one per pager.
-    """
-
-    def __init__(self) -> None:
+    def __init__(self, target) -> None:
         # resolve_entities stays at lxml's default ("internal": no external entities):
         # with False, a target parser would pass character references like &#38; through.
-        self._target = _TrackPageTarget()
-        self._parser = etree.XMLParser(target=self._target, no_network=True, huge_tree=True)
+        self._target = target
+        self._parser = etree.XMLParser(target=target, no_network=True, huge_tree=True)
 
-    def __call__(self, body: bytes) -> tuple[dict, list[dict]]:
-        """(MediaContainer attributes, track rows) of one page.
-
-        Raises ``etree.XMLSyntaxError`` for truncated or malformed XML and
-        ``ValueError`` when the document is not a MediaContainer."""
+    def _parse(self, body: bytes) -> tuple[dict, list]:
+        """(MediaContainer attributes, the target's items). Raises ``etree.XMLSyntaxError`` for
+        truncated or malformed XML and ``ValueError`` when the document is not a MediaContainer."""
         try:
-            container, tracks = etree.fromstring(body, self._parser)
+            container, items = etree.fromstring(body, self._parser)
         except etree.XMLSyntaxError:
             self._target.close()  # drop what the broken page left behind
             raise
         if container is None:
             raise ValueError("not a MediaContainer")
+        return container, items
+
+
+class TrackPageParser(_TargetParser):
+    """Parses track listing pages into rows."""
+
+    def __init__(self) -> None:
+        super().__init__(_TrackPageTarget())
+
+    def __call__(self, body: bytes) -> tuple[dict, list[dict]]:
+        """(MediaContainer attributes, track rows) of one page."""
+        container, tracks = self._parse(body)
         return container, [track_row(a) for a in tracks]
+
+
+class _ItemTarget:
+    """lxml parser target: the MediaContainer's attributes and a few attributes of every ``tag``."""
+
+    def __init__(self, tag: str, names: tuple[str, ...]) -> None:
+        self.tag, self.names = tag, names
+        self.container: dict | None = None
+        self.items: list[tuple] = []
+
+    def start(self, tag: str, attrib: dict) -> None:
+        if tag == self.tag:
+            self.items.append(tuple(map(attrib.get, self.names)))
+        elif tag == "MediaContainer" and self.container is None:
+            self.container = attrib
+
+    def close(self) -> tuple[dict | None, list[tuple]]:
+        result = (self.container, self.items)
+        self.container, self.items = None, []
+        return result
+
+
+class ItemParser(_TargetParser):
+    """(MediaContainer attributes, [the ``names`` attributes of each <``tag``>]) of an answer: for
+    answers of which we read a key or two per item (an album's ``leafCount``)."""
+
+    def __init__(self, tag: str, names: tuple[str, ...]) -> None:
+        super().__init__(_ItemTarget(tag, names))
+
+    def __call__(self, body: bytes) -> tuple[dict, list[tuple]]:
+        return self._parse(body)
 
 
 def strict_parser() -> etree.XMLParser:

@@ -104,17 +104,39 @@ def find_deletions(plex: Any, live: Any, live_count: int, changes: ChangeSet) ->
     if leaf is None:
         return False
     cached = live.album_counts()
+    differ = differing_albums(cached, leaf, present, changes)
+    log.info("track count %d, expected %d: %d albums whose track count differs", plex_total, expected, len(differ))
+    # Their cached tracks that Plex no longer has (batched metadata: 100 keys a request, where each
+    # album's /children would be one); an album Plex no longer has took its tracks with it.
+    suspects = {album: [k for k in live.keys_of_album(album) if k not in changes.rows] for album in differ}
+    on_plex = plex.tracks_present(sorted(k for album, keys in suspects.items() if album in leaf for k in keys))
+    changes.delete([k for album, keys in suspects.items() for k in keys
+                    if album not in leaf or k not in on_plex])
+    expected, present = count_after(live, live_count, changes)
+    differ = differing_albums(cached, leaf, present, changes)
+    if differ:  # tracks Plex has there that we lack, or that moved: the albums' own listings decide
+        log.info("listing %d albums whose track count still differs", len(differ))
+        list_albums(plex, live, changes, differ, leaf)
+    return count_after(live, live_count, changes)[0] == plex_total
+
+
+def differing_albums(cached: dict, leaf: dict[str, int], present: dict, changes: ChangeSet) -> list[str]:
+    """The albums whose track count in the cache, once ``changes`` are applied, is not Plex's
+    (``present``: the cached album of each changed or deleted key the cache holds)."""
+    counts = dict(cached)
     for key in changes.deleted:
         if key in present:
-            cached[present[key]] = cached.get(present[key], 0) - 1
+            counts[present[key]] = counts.get(present[key], 0) - 1
     for key, row in changes.rows.items():
         if key in present:
-            cached[present[key]] = cached.get(present[key], 0) - 1
+            counts[present[key]] = counts.get(present[key], 0) - 1
         album = row.get("album_rating_key")
-        cached[album] = cached.get(album, 0) + 1
-    differ = sorted(a for a in cached.keys() | leaf.keys() if a and cached.get(a, 0) != leaf.get(a, 0))
-    log.info("track count %d, expected %d: listing %d albums whose track count differs",
-             plex_total, expected, len(differ))
+        counts[album] = counts.get(album, 0) + 1
+    return sorted(a for a in counts.keys() | leaf.keys() if a and counts.get(a, 0) != leaf.get(a, 0))
+
+
+def list_albums(plex: Any, live: Any, changes: ChangeSet, differ: list[str], leaf: dict[str, int]) -> None:
+    """The tracks of albums ``differ`` as Plex lists them (``/children``, ``concurrent_pages`` at a time)."""
     listed = dict(plex.tracks_of_albums([a for a in differ if a in leaf]))
     on_plex = {album: [r for r in rows if r.get("rating_key")] for album, rows in listed.items()}
     cached_album = live.albums_of([r["rating_key"] for rows in on_plex.values() for r in rows])
@@ -125,7 +147,6 @@ def find_deletions(plex: Any, live: Any, live_count: int, changes: ChangeSet) ->
     for album in differ:
         keep = {r["rating_key"] for r in on_plex.get(album, ())}
         changes.delete([k for k in live.keys_of_album(album) if k not in keep and k not in changes.rows])
-    return count_after(live, live_count, changes)[0] == plex_total
 
 
 def list_every_key(plex: Any, spec: dict, live: Any, changes: ChangeSet) -> None:
