@@ -62,12 +62,11 @@ class Field:
     plex: str  # where Plex has it (documentation; plex/xml.py reads it)
     key: str | None = None
     repeats: bool = False  # its values repeat across tracks: fold each distinct value once
-    unique: bool = False
     schema_extra: tuple[tuple[str, Any], ...] = ()
 
     @property
     def sql(self) -> str:
-        return f"{self.name} {_SQL_TYPE[self.kind]}" + (" UNIQUE" if self.unique else "")
+        return f"{self.name} {_SQL_TYPE[self.kind]}"
 
     @property
     def schema(self) -> dict:
@@ -75,7 +74,7 @@ class Field:
 
 
 FIELDS: tuple[Field, ...] = (
-    Field("rating_key", TEXT, "ratingKey", unique=True),
+    Field("rating_key", TEXT, "ratingKey"),  # unique in a slot: its index, store/schema.py
     Field("title", TEXT, "title", key="title_key"),
     Field("artist", TEXT, "originalTitle, else grandparentTitle", key="artist_key", repeats=True),
     Field("album_artist", TEXT, "grandparentTitle", key="album_artist_key", repeats=True),

@@ -226,6 +226,61 @@ async def test_slot_writer_rows_keys_and_duplicates(store):
     assert await store.read(lambda ctx: ctx.run("SELECT v FROM {fts}_config WHERE k = 'hashsize'")) == [(1024 * 1024,)]
 
 
+async def test_a_key_written_again_in_a_later_batch_keeps_its_place_with_the_later_values(store):
+    """A full sync appends rows without a key index; a key written again (Plex listed it twice
+    pages apart, a resume's overlapping page) is merged when the index is built: its last row's
+    values at its first row's place, as an upsert would have left it."""
+    w = SlotWriter(store.path, "b")
+    try:
+        w.write_tracks([track("1", title="First"), track("2"), track("3", title="Three")])
+        w.write_tracks([track("4"), track("1", title="Again"), track("3", title="Three again")])
+        w.write_tracks([track("1", title="Last"), track("5")])
+        assert w.rows_written == 8
+        assert w.track_count == 5  # the key index is built, duplicates merged
+        w.write_tracks([track("2", title="Two, after the index"), track("6")])  # from now on: upserts
+        assert (w.rows_written, w.track_count) == (6, 6)
+        summary = w.finish("a")
+    finally:
+        w.close()
+    assert summary["track_count"] == 6
+    await store.activate_slot("b", server_id="s", server_name="n", synced_at=1, duration_ms=1, track_count=6,
+                              changed=True)
+    got = await store.read(lambda ctx: ctx.run("SELECT id, rating_key, title FROM {tracks} ORDER BY id"))
+    assert [(k, title) for _, k, title in got] == [("1", "Last"), ("2", "Two, after the index"),
+                                                   ("3", "Three again"), ("4", "Song 4"), ("5", "Song 5"),
+                                                   ("6", "Song 6")]
+    assert await store.read(lambda ctx: ctx.run("SELECT count(*) FROM {fts} WHERE {fts} MATCH 'three'")) == [(1,)]
+    with pytest.raises(sqlite3.IntegrityError):  # the live slot's keys are unique
+        conn = sqlite3.connect(store.path)
+        conn.execute("INSERT INTO tracks_b (rating_key, title, artist, album_artist, album, is_live, genres, "
+                     "title_key, artist_key, album_artist_key, album_key, m_title, m_tags, m_artist, m_album_artist, "
+                     "m_album) SELECT rating_key, title, artist, album_artist, album, is_live, genres, title_key, "
+                     "artist_key, album_artist_key, album_key, m_title, m_tags, m_artist, m_album_artist, m_album "
+                     "FROM tracks_b WHERE rating_key = '1'")
+    conn.close()
+
+
+async def test_migration_7_forgets_partial_slots_of_the_old_shape(tmp_path):
+    """Before v7 a slot's rating keys were unique by a constraint of its table, which a resumed
+    load (appending, with one page of overlap) cannot write into: such progress is dropped."""
+    db = tmp_path / "cache.db"
+    s = Store(db)
+    await s.open()
+    await s.close()
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO slot_progress VALUES ('b', 1, 1, 'srv', '{}', 1000, 5000, 1)")
+    conn.execute("PRAGMA user_version = 6")
+    conn.commit()
+    conn.close()
+    s = Store(db)
+    await s.open()
+    await s.close()
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM slot_progress").fetchone()[0] == 0
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
 async def test_slot_writer_refuses_the_live_slot_and_an_unmigrated_file(store, tmp_path):
     await sync(store, [track("1")])
     with pytest.raises(StoreError, match="live"):

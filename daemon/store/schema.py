@@ -71,6 +71,13 @@ def slot_table_ddl(slot: str) -> list[str]:
     ]
 
 
+def key_index_ddl(slot: str) -> str:
+    """The unique index on a slot's rating keys: built when a full sync's rows are all in
+    (`SlotWriter.index_keys`, which first merges a key written twice), not row by row."""
+    tr = slot_tables(slot)["tracks"]
+    return f"CREATE UNIQUE INDEX IF NOT EXISTS {tr}_key ON {tr}(rating_key)"
+
+
 def slot_index_ddl(slot: str) -> list[str]:
     """Indexes built after the bulk load. The last one marks a finished slot."""
     tr, g = slot_tables(slot)["tracks"], slot_tables(slot)["genres"]
@@ -90,7 +97,7 @@ def slot_index_ddl(slot: str) -> list[str]:
         "album_key": "album_rating_key",
     }
     fa, rk = slot_tables(slot)["facets"], slot_tables(slot)["ranks"]
-    return [f"CREATE UNIQUE INDEX {fa}_key ON {fa}(genre_key, kind, item, name)",
+    return [key_index_ddl(slot), f"CREATE UNIQUE INDEX {fa}_key ON {fa}(genre_key, kind, item, name)",
             f"CREATE INDEX {rk}_track ON {rk}(track_id)",
             f"CREATE INDEX {g}_track ON {g}(track_id, genre_key, name)",
             f"CREATE INDEX {g}_filter ON {g}(genre_key, year, user_rating, is_live, artist_rank, track_id, name)"] + [
@@ -190,7 +197,17 @@ def _migrate_v6(conn: Any) -> None:
     conn.execute("ALTER TABLE sync_jobs ADD COLUMN resumed_from INTEGER")
 
 
+def _migrate_v7(conn: Any) -> None:
+    # A slot's rating keys are unique by an index built after a full sync's load
+    # (key_index_ddl), no longer by a constraint of the tracks table: a full sync now
+    # appends its rows, and a partial slot of the old shape could not take the
+    # overlapping page of a resume. So those are forgotten (the next full sync starts
+    # afresh); the live slot keeps its constraint's index until a full sync replaces it.
+    conn.execute("DELETE FROM slot_progress")
+
+
 # Forward migrations: MIGRATIONS[i] takes user_version i to i + 1, inside one
 # write transaction. Adding one = appending one function.
-MIGRATIONS: list[Callable[[Any], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4, _migrate_v5, _migrate_v6]
+MIGRATIONS: list[Callable[[Any], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4, _migrate_v5, _migrate_v6,
+                                           _migrate_v7]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -19,7 +19,7 @@ from ..track import FIELD_NAMES, KEY_COLUMNS, STORED_COLUMNS, RowEncoder, order_
 from . import stats
 from .connection import WORKER_CACHE_KIB, StoreError, Transaction, connect_worker, read_state
 from .files import storage_error
-from .schema import RANK_LIMIT, recreate_slot, reopen_slot, slot_index_ddl, slot_tables
+from .schema import RANK_LIMIT, key_index_ddl, recreate_slot, reopen_slot, slot_index_ddl, slot_tables
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,10 @@ class SlotWriter:
     """Fills one (inactive) slot; synchronous, with its own connection (sync worker process).
 
     Constructing it drops and recreates the slot's tables (without indexes).
-    `write_tracks` inserts rows (a rating_key seen before replaces its row), one
-    transaction per call; `finish` builds the genre table, the FTS index and the
-    indexes, and diffs against the live slot. Numbers are stored as given (column
+    `write_tracks` inserts rows, one transaction per call; a rating_key written again
+    replaces its row (at the first one's place) once `index_keys` has run, as `finish`
+    does first. `finish` builds the genre table, the FTS index and the indexes, and
+    diffs against the live slot. Numbers are stored as given (column
     affinity turns "123" into 123); the row's genres are kept as a JSON array.
     """
 
@@ -65,11 +66,17 @@ class SlotWriter:
         except sqlite3.Error as exc:
             raise storage_error(exc, path, f"preparing slot {slot}") from None
         cols = STORED_COLUMNS
-        # A rating key the slot already has replaces its row: the UNIQUE index on
-        # rating_key finds it, so the writer keeps no key of its own (flat memory
-        # at any library size). New rows are numbered in write order (max id + 1).
-        self._upsert = (f"INSERT INTO {self.t['tracks']} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-                        f"ON CONFLICT (rating_key) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in cols[1:])}")
+        # Rows are appended, numbered in write order (max id + 1), with no index to keep up:
+        # at a million tracks, upserting into a UNIQUE index on rating_key (random inserts,
+        # with a 4 MiB page cache) cost ~1.5 s of the load. A key written twice (Plex
+        # listed it again pages apart; a resume's overlapping page) is merged when the
+        # index is built (`index_keys`). The writer keeps no key of its own (flat memory).
+        self._insert = f"INSERT INTO {self.t['tracks']} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        # Once the slot has its key index (an incremental sync's copy of the live slot):
+        # a rating key the slot already has replaces its row.
+        self._upsert = (self._insert + " ON CONFLICT (rating_key) DO UPDATE SET "
+                        + ", ".join(f"{c} = excluded.{c}" for c in cols[1:]))
+        self._keyed = False  # the slot has its key index
 
     def write_tracks(self, rows: list[dict], progress: dict | None = None) -> None:
         """Upsert ``rows`` (CONTRACT track fields, unix-second times, genres: list[str]) in one transaction.
@@ -87,7 +94,7 @@ class SlotWriter:
             batch[values[0]] = values
         try:
             with Transaction(self._conn) as c:
-                c.executemany(self._upsert, batch.values())
+                c.executemany(self._upsert if self._keyed else self._insert, batch.values())
                 if progress is not None:
                     c.execute("INSERT OR REPLACE INTO slot_progress (slot, job_id, first_started_at, server_id, "
                               "settings, plex_offset, plex_total, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -102,16 +109,51 @@ class SlotWriter:
     def copy_from(self, live_slot: str) -> int:
         """Copy the live slot's tracks into this (empty) slot, ids kept; returns how many.
 
-        ``write_tracks`` then updates the rows whose rating_key it already has and
-        adds the others; `finish` rebuilds the genre table and indexes from the result.
+        The copy gets its key index at once: ``write_tracks`` then updates the rows whose
+        rating_key it already has and adds the others; `finish` rebuilds the genre table
+        and indexes from the result.
         """
         src = slot_tables(live_slot)["tracks"]
         cols = "id, " + ", ".join(STORED_COLUMNS)
         try:
             with Transaction(self._conn) as c:
-                return c.execute(f"INSERT INTO {self.t['tracks']} ({cols}) SELECT {cols} FROM {src}").rowcount
+                copied = c.execute(f"INSERT INTO {self.t['tracks']} ({cols}) SELECT {cols} FROM {src}").rowcount
         except sqlite3.Error as exc:
             raise storage_error(exc, self.path, f"copying slot {live_slot} into slot {self.slot}") from None
+        self.index_keys()
+        return copied
+
+    def index_keys(self) -> None:
+        """Build the slot's unique index on rating_key (once; `finish` calls it first).
+
+        A key written more than once is merged first: its last row's values at its first
+        row's place (id), as an upsert would have left it. Duplicates are rare (a fresh
+        load without them only pays for the index); a resumed load always has one page.
+        """
+        if self._keyed:
+            return
+        tr = self.t["tracks"]
+        try:
+            with Transaction(self._conn) as c:
+                try:
+                    c.execute("SAVEPOINT key_index")
+                    c.execute(key_index_ddl(self.slot))
+                    c.execute("RELEASE key_index")
+                except sqlite3.IntegrityError:  # a key written twice
+                    c.execute("ROLLBACK TO key_index")
+                    c.execute("RELEASE key_index")
+                    c.execute("DROP TABLE IF EXISTS temp.key_twice")
+                    c.execute(f"CREATE TEMP TABLE key_twice AS SELECT rating_key, min(id) AS first, max(id) AS last "
+                              f"FROM {tr} GROUP BY rating_key HAVING count(*) > 1")
+                    c.execute(f"UPDATE {tr} AS t SET {', '.join(f'{col} = l.{col}' for col in STORED_COLUMNS[1:])} "
+                              f"FROM temp.key_twice d JOIN {tr} l ON l.id = d.last WHERE t.id = d.first")
+                    c.execute(f"DELETE FROM {tr} WHERE id IN (SELECT t.id FROM temp.key_twice d JOIN {tr} t "
+                              f"ON t.rating_key = d.rating_key WHERE t.id <> d.first)")
+                    c.execute("DROP TABLE temp.key_twice")
+                    c.execute(key_index_ddl(self.slot))
+        except sqlite3.Error as exc:
+            raise storage_error(exc, self.path, f"indexing the tracks of slot {self.slot}") from None
+        self._keyed = True
 
     def forget_progress(self) -> None:
         """Drop this slot's progress row: the next full sync starts afresh."""
@@ -123,10 +165,18 @@ class SlotWriter:
 
     @property
     def track_count(self) -> int:
+        """The slot's tracks: distinct rating keys (so its key index is built first)."""
+        self.index_keys()
+        return self.rows_written
+
+    @property
+    def rows_written(self) -> int:
+        """The slot's rows so far, a key written twice counted twice until `index_keys`."""
         return self._query(f"SELECT count(*) FROM {self.t['tracks']}")[0][0]
 
     def delete_tracks(self, rating_keys: Iterable[str]) -> int:
         """Remove the tracks with these rating keys (unknown keys are ignored); returns how many."""
+        self.index_keys()
         try:
             with Transaction(self._conn) as c:
                 return c.executemany(f"DELETE FROM {self.t['tracks']} WHERE rating_key = ?",
@@ -150,6 +200,8 @@ class SlotWriter:
         t, o = self.t, slot_tables(other_slot)
         c = self._conn
         step = self.finish_steps = Steps(log)
+        self.index_keys()
+        step("key index")
         try:
             c.execute(f"PRAGMA cache_size = -{WORKER_CACHE_KIB}")  # the reader is gone: sorts spill less
             with Transaction(c):

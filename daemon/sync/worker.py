@@ -294,7 +294,7 @@ def run(spec: dict) -> dict:
                                 "first_started_at": resume["first_started_at"] if resume else spec["started_at"]}
                 if resume:
                     writer = slot_writer()
-                    current = writer.track_count
+                    current = writer.rows_written
                     emit("resumed", job_id=resume["job_id"], tracks=current)
             elif kind == "total":
                 plex_total = total = message[1]
@@ -308,13 +308,15 @@ def run(spec: dict) -> dict:
         phases.once("until the first rows")
         phases("listing")
         writer = writer or slot_writer()  # (a full sync of an empty library writes no rows)
+        writer.index_keys()  # a key written twice is merged here: the counts below are of tracks
+        phases("key index")
         if resume and (plex_total is None or writer.track_count != plex_total):
             writer.forget_progress()  # the next full sync starts afresh
             raise SyncFailed(f"the resumed sync holds {writer.track_count:,} tracks where Plex counts "
                              f"{plex_total}: tracks were deleted or moved while it was cut; the next full "
                              "sync starts afresh")
         count = writer.track_count
-        if not resume and current > count:  # a key listed again pages apart: the upsert kept one
+        if not resume and current > count:  # a key listed again pages apart: the slot keeps one
             skipped = {**skipped, "duplicate_key": skipped.get("duplicate_key", 0) + current - count}
             log.warning("Plex listed %d track key(s) more than once; each is kept once", current - count)
         emit("progress", phase="indexing", current=count, total=count)
