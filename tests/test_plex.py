@@ -219,9 +219,13 @@ def test_listings_are_slim_and_a_server_refusing_that_is_asked_plainly(plex_emul
         p.track_count()
         plex_emulator.request_log.clear()
         plain = all_rows(p, 500)
-    assert refusal.fired >= 1 and plain == slim
+    assert plain == slim
     pages = [q for q in plex_emulator.request_log if "type=10" in q]
-    assert len([q for q in pages if "exclude" not in q]) == 3 and "exclude" not in pages[-1]
+    assert len([q for q in pages if "exclude" not in q]) == 3
+    # Refused once per slim request already asked for (the page wanted and the two kept in
+    # flight after it; their answers may come after the plain listing began), never again:
+    # it does not go back to slim pages.
+    assert 1 <= refusal.fired <= 3, refusal.fired
 
 
 def test_pages_are_explicit_container_requests(plex_emulator):
