@@ -65,6 +65,12 @@ def build(c: sqlite3.Connection, t: dict[str, str]) -> None:
         c.execute(f"DROP TABLE temp.{name}")
 
 
+# The stored columns a track's contribution depends on (`StatsDelta.add` reads these only):
+# an update that leaves them alone leaves the stats alone.
+STATS_COLUMNS = ("genres", "year", "duration_ms", "is_live", "artist_key", "album_rating_key", "album_artist_key",
+                 "album_key")
+
+
 def _album(v: dict) -> str:
     if v["album_rating_key"] is not None:
         return f"k{v['album_rating_key']}"
