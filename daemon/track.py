@@ -204,6 +204,9 @@ class RowEncoder:
         self._keys = [(i, self.folded if f.repeats else fold) for i, f in enumerate(FIELDS) if f.key]
         self._match_keys = TrackKeys()
         self._match_of = itemgetter(*(FIELD_NAMES.index(n) for n in ("title", "artist", "album_artist", "album")))
+        # the fields the folded and match keys come from (`__call__`'s ``like``)
+        self._sources = itemgetter(*sorted({i for i, _ in self._keys} | {FIELD_NAMES.index(n) for n in (
+            "title", "artist", "album_artist", "album")}))
 
     def genres_json(self, raw: Any) -> str:
         """Names -> JSON array of display names, deduplicated by folded key, sorted by key."""
@@ -217,8 +220,10 @@ class RowEncoder:
                 names.setdefault(self.folded(g), g)
         return self._encode([names[k] for k in sorted(names)])
 
-    def __call__(self, row: dict) -> tuple:
-        """The values of `STORED_COLUMNS` for one row."""
+    def __call__(self, row: dict, like: tuple | None = None) -> tuple:
+        """The values of `STORED_COLUMNS` for one row. ``like``: the values stored for it; its folded
+        and match keys are kept when the names they come from are the same (an incremental
+        sync's rating edit: computing them is most of the work)."""
         try:
             v = list(self._pick(row))
         except KeyError:
@@ -230,6 +235,8 @@ class RowEncoder:
             v[i] = convert(v[i])
         for i in self._names:
             v[i] = self.genres_json(v[i])
+        if like is not None and self._sources(v) == self._sources(like):
+            return (*v, *like[len(v):])
         return (*v, *[key(v[i]) for i, key in self._keys], *self._match_keys(*self._match_of(v)))
 
 

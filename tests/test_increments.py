@@ -253,3 +253,20 @@ async def test_full_text_entries_of_a_change_set_go_in_as_one_segment(stores):
     summary = await apply(live, retitled, keys[60:100])
     assert (summary["updated"], summary["removed"]) == (60, 40)
     assert fts_records() - before <= 5
+
+
+def test_an_encoded_row_keeps_its_stored_keys_only_where_its_names_are_the_same():
+    """An incremental sync encodes a changed row with what the slot holds of it: the folded and
+    match keys are taken from there when title, artist, album artist and album are the same."""
+    from mediasaged.track import FIELDS, RowEncoder
+    encode = RowEncoder()
+    row = random_row(random.Random(3), "1")
+    stored = encode(row)
+    n = len(FIELDS)
+    marked = stored[:n] + tuple(f"kept {i}" for i in range(len(stored) - n))  # shows where keys come from
+    rated = {**row, "user_rating": 7.0, "genres": ["Jazz"], "year": 1971}
+    assert encode(rated, marked) == (*encode(rated)[:n], *marked[n:])
+    assert encode(rated, stored) == encode(rated)
+    for name in ("title", "artist", "album_artist", "album"):
+        renamed = {**row, name: f"{row[name]} (Remastered)"}
+        assert encode(renamed, marked) == encode(renamed) != stored

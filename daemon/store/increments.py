@@ -111,12 +111,15 @@ class LiveSlot:
         changed ones (`_place`), and the stats. Raises `NoRoom` (the caller's
         transaction rolls everything back)."""
         self._fts_writes = []
+        # what the slot holds of them first: their keys are kept where their names are (`RowEncoder`)
+        old = self._stored([r["rating_key"] for r in rows if isinstance(r.get("rating_key"), str)])
         new: dict[str, tuple] = {}
         for row in rows:
-            values = self._encode(row)
+            before = old.get(row.get("rating_key"))
+            values = self._encode(row, before[1] if before else None)
             new[values[0]] = values
         gone = [k for k in dict.fromkeys(deleted) if k not in new]
-        old = self._stored(list(new) + gone)
+        old.update(self._stored([k for k in list(new) + gone if k not in old]))
         stats = StatsDelta(self.c, self.t)
         removed = 0
         for rk in gone:

@@ -13,6 +13,7 @@ failed request) raises `Unclear`, and the job falls back to an incremental sync.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -98,13 +99,16 @@ def nothing_changed(*, url: str, token: str, timeout: float, verify_ssl: bool, s
                     since: int, track_count: int) -> bool:
     """True when Plex reports no change since ``since`` and the track count the cache holds:
     four zero-size listings, so an incremental sync of an unchanged library needs no worker
-    (blocking: run it in a thread). Any doubt, or a failed request, says False."""
+    (blocking: run it in a thread). The server's identity and the three "changed since"
+    counts are asked at once (urllib: a connection each), the track count only when they
+    say nothing changed. Any doubt, or a failed request, says False."""
     fetch = ItemFetcher(url, token, timeout=timeout, verify_ssl=verify_ssl)
-    try:
-        if fetch.server_id() != server_id:
+    with ThreadPoolExecutor(4, thread_name_prefix="plex-check") as pool:  # one round trip, not four
+        asked = [pool.submit(fetch.server_id)] + [
+            pool.submit(fetch.count, section_id, kind, **{f"{name}.updatedAt>>": str(int(since))})
+            for kind, name in ((TRACK, "track"), (ALBUM, "album"), (ARTIST, "artist"))]
+        try:
+            answers = [a.result() for a in asked]
+            return answers == [server_id, 0, 0, 0] and fetch.count(section_id, TRACK) == track_count
+        except FetchFailed:
             return False
-        changed = [fetch.count(section_id, kind, **{f"{name}.updatedAt>>": str(int(since))})
-                   for kind, name in ((TRACK, "track"), (ALBUM, "album"), (ARTIST, "artist"))]
-        return changed == [0, 0, 0] and fetch.count(section_id, TRACK) == track_count
-    except FetchFailed:
-        return False
