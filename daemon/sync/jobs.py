@@ -417,4 +417,3 @@ def sync_settings(cfg: Any) -> str:
 def worker_env() -> dict[str, str]:
     """The child's environment: ours, minus anything that could carry the token."""
     return {k: v for k, v in os.environ.items() if k != "MEDIASAGE_PLEX_TOKEN"}
-
