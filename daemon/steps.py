@@ -44,4 +44,9 @@ class Steps:
         self.took[name] = self.took.get(name, 0.0) + seconds
 
     def __str__(self) -> str:
-        return ", ".join(f"{name} {seconds * 1000:,.0f} ms" for name, seconds in self.took.items())
+        return took_text(self.took)
+
+
+def took_text(took: dict[str, float]) -> str:
+    """``name 12 ms, other 3 ms`` for step names and their seconds."""
+    return ", ".join(f"{name} {seconds * 1000:,.0f} ms" for name, seconds in took.items())

@@ -97,9 +97,16 @@ class LiveSlot:
         return [r[0] for r in self.c.execute(f"SELECT rating_key FROM {self.t['tracks']} WHERE rating_key NOT IN "
                                              "(SELECT rating_key FROM temp.listed)")]
 
-    def keys_of_album(self, album_key: str) -> set[str]:
-        return {r[0] for r in self.c.execute(
-            f"SELECT rating_key FROM {self.t['tracks']} WHERE album_rating_key = ?", (album_key,))}
+    def keys_of_albums(self, album_keys: Iterable[str]) -> dict[str, set[str]]:
+        """album_rating_key -> the rating keys the slot holds in it, for each of ``album_keys``
+        (an album it holds nothing of: an empty set)."""
+        out: dict[str, set[str]] = {key: set() for key in album_keys}
+        for chunk in _chunks(list(out)):
+            for key, album in self.c.execute(
+                    f"SELECT rating_key, album_rating_key FROM {self.t['tracks']} "
+                    "WHERE album_rating_key IN (SELECT value FROM json_each(?))", (json.dumps(chunk),)):
+                out[album].add(key)
+        return out
 
     # -- writes (inside the caller's transaction)
 
@@ -337,8 +344,9 @@ def apply_changes(conn: sqlite3.Connection, *, slot: str, generation: int, rows:
             live = LiveSlot(conn, slot)
             deleted = set(deleted)
             upserted = {r.get("rating_key") for r in rows}
-            for album, on_plex in (albums or {}).items():
-                deleted |= live.keys_of_album(album) - on_plex - upserted
+            albums = albums or {}
+            for album, cached in live.keys_of_albums(albums).items():
+                deleted |= cached - albums[album] - upserted
             added, updated, removed = live.apply(rows, deleted)
             changed = 1 if (added or updated or removed) else 0
             count = state.track_count + added - removed

@@ -108,7 +108,8 @@ def find_deletions(plex: Any, live: Any, live_count: int, changes: ChangeSet) ->
     log.info("track count %d, expected %d: %d albums whose track count differs", plex_total, expected, len(differ))
     # Their cached tracks that Plex no longer has (batched metadata: 100 keys a request, where each
     # album's /children would be one); an album Plex no longer has took its tracks with it.
-    suspects = {album: [k for k in live.keys_of_album(album) if k not in changes.rows] for album in differ}
+    suspects = {album: [k for k in keys if k not in changes.rows]
+                for album, keys in live.keys_of_albums(differ).items()}
     on_plex = plex.tracks_present(sorted(k for album, keys in suspects.items() if album in leaf for k in keys))
     changes.delete([k for album, keys in suspects.items() for k in keys
                     if album not in leaf or k not in on_plex])
@@ -144,9 +145,9 @@ def list_albums(plex: Any, live: Any, changes: ChangeSet, differ: list[str], lea
     # report is unchanged; the others (added, or moved here) are written.
     changes.add([r for album, rows in on_plex.items() for r in rows
                  if r["rating_key"] not in changes.rows and cached_album.get(r["rating_key"], "") != album])
-    for album in differ:
+    for album, cached in live.keys_of_albums(differ).items():
         keep = {r["rating_key"] for r in on_plex.get(album, ())}
-        changes.delete([k for k in live.keys_of_album(album) if k not in keep and k not in changes.rows])
+        changes.delete([k for k in cached if k not in keep and k not in changes.rows])
 
 
 def list_every_key(plex: Any, spec: dict, live: Any, changes: ChangeSet) -> None:

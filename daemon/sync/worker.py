@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import journal
-from ..steps import Steps
+from ..steps import Steps, took_text
 from .lifeline import LockBusy, SyncLock, die_with_parent, pause_point, still_wanted
 from .live import Decorate
 
@@ -346,9 +346,9 @@ def run(spec: dict) -> dict:
 
 def finish_summary(took: dict[str, float]) -> str:
     """The finish's steps for the log, its indexes as one."""
-    indexes = sum(seconds for name, seconds in took.items() if name.startswith("index "))
-    steps = [f"{name} {seconds * 1000:,.0f}" for name, seconds in took.items() if not name.startswith("index ")]
-    return ", ".join(steps + [f"indexes {indexes * 1000:,.0f} ms"])
+    steps = {name: seconds for name, seconds in took.items() if not name.startswith("index ")}
+    steps["indexes"] = sum(seconds for name, seconds in took.items() if name.startswith("index "))
+    return took_text(steps)
 
 
 def reader_death(reader: Any) -> str:
