@@ -271,13 +271,17 @@ class PlexLibrary(AlbumReads):
         listing's pages: ``concurrent_pages`` requests in flight (`Fetchers`, own connections)
         while answers are parsed here; an answer that does not parse is fetched again in
         sequence, with `_fetch`'s retries."""
+        def missing(exc: PlexHTTPError):
+            """``not_found`` for a 404 when one is given; else the error stands."""
+            if exc.status != 404 or not_found is _NOT_FOUND_FAILS:
+                raise exc
+            return not_found
+
         def fetch(path: str, what: str):
             try:
                 return self._fetch(path, what=what, parse=parse)
             except PlexHTTPError as exc:
-                if exc.status != 404 or not_found is _NOT_FOUND_FAILS:
-                    raise
-                return not_found
+                return missing(exc)
 
         if self.concurrent_pages <= 1 or len(paths) <= 1:
             for path, what in paths:
@@ -301,9 +305,7 @@ class PlexLibrary(AlbumReads):
                 except _Retryable:
                     result = fetch(path, what)
                 except PlexHTTPError as exc:
-                    if exc.status != 404 or not_found is _NOT_FOUND_FAILS:
-                        raise
-                    result = not_found
+                    result = missing(exc)
                 yield result
         finally:
             for *_, future in pending:
