@@ -118,7 +118,7 @@ class SyncConfig:
     dated_titles_are_live: bool = True
     plex_events: bool = True
     separate_cpus: bool = True  # during a sync, the sync and the daemon use separate CPUs (cpus.py)
-    concurrent_pages: int = 2  # listing/metadata requests a sync keeps in flight at once (plex/fetchers.py)
+    concurrent_pages: int = 3  # listing/metadata requests a sync keeps in flight at once (plex/fetchers.py)
 
 
 @dataclass(frozen=True)
