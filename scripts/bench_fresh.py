@@ -1,6 +1,6 @@
 """Benchmark: what keeping the cache fresh costs, as a share of a full sync measured in the same run.
 
-    .venv/bin/python scripts/bench_fresh.py [--tracks 100000] [--large 1000000]
+    .venv/bin/python scripts/bench_fresh.py [--tracks 100000] [--large 1000000] [--render-us-per-track 0]
 
 For each library size, one emulator (in this process, so the script can edit its
 library) and one daemon (its own process):
@@ -13,8 +13,11 @@ library) and one daemon (its own process):
    the notification) to the daemon's ``library.changed`` event is measured.
 
 With ``--large N`` the 10-edit and notified cases are repeated on N tracks (the
-full sync is measured there too). Prints a table; the numbers go into
-docs/PERFORMANCE.md.
+full sync is measured there too). ``--render-us-per-track`` makes every track
+listing page wait that long per track, as in scripts/bench_scale.py (default 0 here:
+the emulator's pre-rendered pages; with a render cost the incremental's own listing
+pages wait too, and its shares of the full sync grow, see docs/PERFORMANCE.md).
+Prints a table; the numbers go into docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ def notified_edit(emu: PlexEmulator, path: Path, key: str) -> float:
     return elapsed
 
 
-def run(tracks: int, cases: set[str]) -> dict:
+def run(tracks: int, cases: set[str], render_us: float = 0.0) -> dict:
     rng = random.Random(tracks)
     lib = generate_library(tracks, seed=1)
     prerender(lib)
@@ -84,7 +87,7 @@ def run(tracks: int, cases: set[str]) -> dict:
     gc.freeze()
     out: dict[str, float] = {}
     requests: dict[str, int] = {}
-    with PlexEmulator(lib, token="bench-token") as emu, \
+    with PlexEmulator(lib, token="bench-token", render_seconds_per_track=render_us / 1e6) as emu, \
             daemon(emu.url, "bench-token", plex_events=False) as (proc, path):
         rpc = Rpc(path)
         out["full"], requests["full"] = timed_sync(rpc, "full", emu)
@@ -125,9 +128,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tracks", type=int, default=100_000)
     p.add_argument("--large", type=int, default=0, help="also measure the 10-edit and notified cases at this size")
+    p.add_argument("--render-us-per-track", type=float, default=0.0,
+                   help="a track listing page's render time per track (as in bench_scale.py)")
     args = p.parse_args()
-    small, requests = run(args.tracks, {"unchanged", "1%", "album genres"})
-    large = run(args.large, set())[0] if args.large else {}
+    small, requests = run(args.tracks, {"unchanged", "1%", "album genres"}, args.render_us_per_track)
+    large = run(args.large, set(), args.render_us_per_track)[0] if args.large else {}
     print(f"| case | {args.tracks:,} tracks | % of full | requests |"
           + (f" {args.large:,} tracks | % of full | ×{args.tracks:,} |" if large else ""))
     print("|---|---|---|---|" + ("---|---|---|" if large else ""))
