@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_scale.py [--sizes 100000,1000000] [--samples 300]
                                             [--render-us-per-track 75] [--concurrent-pages N]
-                                            [--baseline-max 100000] [--repeat 1] [--phases]
+                                            [--emulator-cpu N] [--baseline-max 100000] [--repeat 1] [--phases]
 
 For each size: generates the library (same seed) in the bundled Plex emulator,
 run in this process on its own thread, and measures against a fresh mediasaged
@@ -141,6 +141,8 @@ def measure(n: int, args: argparse.Namespace) -> dict:
     print(f"[{n:,}] library generated in {time.perf_counter() - t0:.0f} s", flush=True)
     out: dict = {"tracks": n}
     with PlexEmulator(lib, token=TOKEN, render_seconds_per_track=args.render_us_per_track / 1e6) as emu:
+        if args.emulator_cpu is not None:
+            emu.pin({args.emulator_cpu})
         floors = []
         # No notification listener: the edits below would start syncs of their own.
         sync: dict = {"plex_events": False}
@@ -222,6 +224,8 @@ def main() -> int:
     parser.add_argument("--concurrent-pages", type=int, default=None, help="sync.concurrent_pages (default: its default)")
     parser.add_argument("--shared-cpus", action="store_true",
                         help="sync.separate_cpus: false (the sync may use every CPU, as on an idle machine)")
+    parser.add_argument("--emulator-cpu", type=int, default=None,
+                        help="run the emulator's serving thread on this CPU only (default: wherever the OS puts it)")
     parser.add_argument("--baseline-max", type=int, default=100_000)
     parser.add_argument("--phases", action="store_true",
                         help="the daemon logs at info level: each sync's phase log (where its time went) on stderr")
@@ -236,7 +240,8 @@ def main() -> int:
         args.json.write_text(json.dumps(results, indent=1))
     print()
     pages = args.concurrent_pages or "default"
-    print(f"render {args.render_us_per_track:g} µs a track; sync.concurrent_pages {pages}")
+    where = "any CPU" if args.emulator_cpu is None else f"CPU {args.emulator_cpu}"
+    print(f"render {args.render_us_per_track:g} µs a track; sync.concurrent_pages {pages}; emulator on {where}")
     print(table(results))
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import os
 import socket
 import threading
 import uuid
@@ -90,6 +91,11 @@ class PlexEmulator:
             raise RuntimeError("emulator failed to start") from self._start_error
         self.library.listeners.append(self._on_library_change)
         return self
+
+    def pin(self, cpus: set[int]) -> None:
+        """Run the emulator's serving thread (its one event loop) on these CPUs only (benchmarks)."""
+        assert self._thread is not None and self._thread.native_id is not None, "start() first"
+        os.sched_setaffinity(self._thread.native_id, cpus)
 
     def _run(self, sock: socket.socket) -> None:
         loop = self._loop = asyncio.new_event_loop()
