@@ -14,6 +14,7 @@ is described in docs/DESIGN.md, "Queries".
 
 from __future__ import annotations
 
+import heapq
 import random
 from typing import Any, Callable, Sequence
 
@@ -122,22 +123,27 @@ def matching_ids(ctx: Any, filters: Sequence[Filter]) -> Sequence:
 
 
 SMALL_RESULT = 5000
+ID_MASK = (1 << 31) - 1  # a packed match's track id (see _page_by_rank)
 
 
 def _page_by_rank(ctx: Any, driven: tuple[GenresAny, list[Filter]], page: Page) -> tuple[int | None, list[int]]:
     """(total, ids) for the default order from the genre index alone (it holds each track's artist_rank).
 
-    Up to SMALL_RESULT matching rows come back packed as ``rank << 32 | id`` in
-    one string and are deduplicated and sorted here; more, and SQLite counts and
-    sorts (total None = count separately).
+    Up to SMALL_RESULT matching rows come back packed in one string, each as
+    ``1 << 62 | rank << 31 | id`` (rank < 2**31, id < 2**31): 19 decimal digits
+    each, so their text sorts as their numbers do, and they are deduplicated and
+    the page taken without converting them all (at 1M tracks, 2,700 matches: 0.2
+    instead of 0.5 ms). More, and SQLite counts and sorts (total None = count
+    separately).
     """
     genre, rest = driven
-    sub, params = genre.subquery(rest, cols="(g.artist_rank << 32) | g.track_id AS p")
+    sub, params = genre.subquery(rest, cols="(1 << 62) | (g.artist_rank << 31) | g.track_id AS p")
     packed = ctx.run(f"SELECT group_concat(p) FROM ({sub} LIMIT {SMALL_RESULT + 1})", params)[0][0]
-    found = packed.split(",") if packed else []
-    if len(found) <= SMALL_RESULT:
-        ranked = sorted(set(map(int, found)))
-        return len(ranked), [v & 0xFFFFFFFF for v in ranked[page.offset:page.offset + page.limit]]
+    rows = packed.split(",") if packed else []
+    if len(rows) <= SMALL_RESULT:
+        found = set(rows)  # a track in two of the genres matched twice
+        first = heapq.nsmallest(page.offset + page.limit, found)[page.offset:]
+        return len(found), [int(v) & ID_MASK for v in first]
     group = " GROUP BY g.artist_rank" if len(genre.keys) > 1 and not isinstance(genre, GenresAll) else ""
     sub, params = genre.subquery(rest, cols="g.track_id")
     rows = ctx.run(f"{sub}{group} ORDER BY g.artist_rank LIMIT ? OFFSET ?", params + [page.limit, page.offset])

@@ -14,8 +14,9 @@ SLOTS = ("a", "b")
 # A track's rank (track_ranks_S, track_genres_S.artist_rank, the FTS rowid) is its place
 # in the default order, spread evenly over 1..RANK_LIMIT at a full build (n tracks: steps
 # of RANK_LIMIT // (n + 1)), so that an incremental sync can place new or moved tracks
-# between two others in place (store/increments.py). Queries pack (rank << 32 | track_id)
-# into 63 bits.
+# between two others in place (store/increments.py). Queries pack (1 << 62 | rank << 31 |
+# track_id) into 63 bits (query/plans.py): track ids stay below 2**31 (a full sync numbers
+# its rows from 1; an incremental adds after the largest).
 RANK_LIMIT = 2**31 - 1
 APPLICATION_ID = 0x4D534731  # "MSG1": marks the file as a mediasaged cache
 
