@@ -225,8 +225,9 @@ class Soak:
         if job["state"] == "failed":
             error = job["error"] or ""
             if error.startswith("the resumed sync holds"):
-                # It resumed a partial slot cut by a daemon kill, and Plex lost tracks meanwhile: it
-                # fails by design (README, "Recovering by itself"), here before the kill landed.
+                # It resumed a partial slot cut by a daemon kill, Plex lost tracks meanwhile, and the
+                # deletion check could not tell which: it fails by design (README, "Recovering by
+                # itself"), here before the kill meant for it landed.
                 self.figures["resumes_refused"] += 1
                 return
             if time.monotonic() - t0 > 2.5:

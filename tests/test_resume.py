@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -184,7 +185,10 @@ async def cut_sync(daemon, emu) -> dict:
     return failed
 
 
-async def test_deletions_while_down_fail_the_count_check_and_the_next_sync_starts_afresh(daemon_factory, plex_emulator_factory):
+async def test_deletions_while_down_are_found_and_the_resumed_sync_ends_exact(daemon_factory, plex_emulator_factory):
+    """Tracks Plex deleted from the part read before the cut: the resumed slot holds more tracks
+    than Plex counts, and the incremental sync's deletion check (album track counts, batched
+    lookups) finds them without reading that part's pages again."""
     emu = plex_emulator_factory(3000, seed=6)
     daemon = await daemon_factory(plex_url=emu.url, token=emu.token, sync={"page_size": 200, "retries": 1})
     failed = await cut_sync(daemon, emu)
@@ -192,11 +196,30 @@ async def test_deletions_while_down_fail_the_count_check_and_the_next_sync_start
     for key in order[:3]:  # in the pages read before the cut
         emu.delete_track(key)
     emu.edit_track(order[50], title="Edited while down")
+    emu.page_log.clear()
 
-    job = await daemon.sync()  # resumes, but the count says tracks were deleted before the cut
+    job = await daemon.sync()
+
+    assert (job["state"], job["resumed_from"]) == ("succeeded", failed["job_id"]), (job, daemon.log()[-3000:])
+    assert min(full_listing_starts(emu)) == failed["current"] - 200
+    assert "3 tracks Plex deleted while the sync was cut taken out" in daemon.log()
+    assert_mirror(await cached_tracks(daemon), expected_library(emu))
+
+
+async def test_when_the_deletions_cannot_be_found_the_next_sync_starts_afresh(daemon_factory, plex_emulator_factory):
+    emu = plex_emulator_factory(3000, seed=6)
+    daemon = await daemon_factory(plex_url=emu.url, token=emu.token, sync={"page_size": 200, "retries": 1})
+    failed = await cut_sync(daemon, emu)
+    for key in list(emu.library.track_order())[:3]:  # in the pages read before the cut
+        emu.delete_track(key)
+    # albums listed without their track counts (as a server might): the check can't tell which
+    emu.inject_fault("rewrite", libtype=9, times=None, rewrite=lambda body: re.sub(rb' leafCount="\d+"', b"", body))
+
+    job = await daemon.sync()  # resumes; the count says tracks were deleted
 
     assert (job["state"], job["resumed_from"]) == ("failed", failed["job_id"]), job
     assert "starts afresh" in job["error"]
+    emu.clear_faults()
     emu.page_log.clear()
     job = await daemon.sync()
     assert (job["state"], job["resumed_from"]) == ("succeeded", None), job

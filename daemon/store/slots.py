@@ -155,6 +155,14 @@ class SlotWriter:
             raise storage_error(exc, self.path, f"indexing the tracks of slot {self.slot}") from None
         self._keyed = True
 
+    def slot_view(self) -> "LiveSlot":
+        """Reads of this slot's tracks as an incremental sync reads the live one (`LiveSlot`: per-album
+        counts and keys, through this writer's connection), once its key index is built."""
+        from .increments import LiveSlot
+
+        self.index_keys()
+        return LiveSlot(self._conn, self.slot)
+
     def forget_progress(self) -> None:
         """Drop this slot's progress row: the next full sync starts afresh."""
         try:

@@ -1,4 +1,5 @@
-"""Incremental syncs in the worker: read what changed, find deletions cheaply, apply in place.
+"""Incremental syncs in the worker: read what changed, find deletions cheaply, apply in place
+(and the same deletion check for a resumed full sync's slot, `reconcile_resumed`).
 
 What changed since ``spec["since"]`` comes from Plex's "changed since" listings
 (tracks, and the tracks of changed albums and artists: an album edit or an artist
@@ -166,6 +167,34 @@ def list_every_key(plex: Any, spec: dict, live: Any, changes: ChangeSet) -> None
     if missing:
         changes.add(missing)
     log.info("reconciled with Plex's track list: %d missing tracks added", len(missing))
+
+
+def reconcile_resumed(connect: Callable[[], Any], decorate_for: Callable[[dict, Any], Any], writer: Any,
+                      still_wanted: Callable[[], None]) -> int | None:
+    """A resumed full sync whose slot holds more tracks than Plex counts: Plex deleted some of
+    the part read before the cut while the sync was down (the rest and the changes since were
+    read afresh). They are found as an incremental sync finds deletions (`find_deletions`:
+    Plex's per-album track counts against the slot's, batched lookups of the suspects) and taken
+    out of the slot. Returns Plex's track count now, or None when that check can't decide (the
+    caller's count check then fails the sync and the next one starts afresh)."""
+    from ..plex.errors import PlexError
+
+    try:
+        with connect() as plex:
+            genres: dict = {}
+            changes = ChangeSet(plex, decorate_for(genres, plex), genres)
+            if not find_deletions(plex, writer.slot_view(), writer.track_count, changes):
+                return None
+            still_wanted()
+            writer.delete_tracks(changes.deleted)
+            if changes.rows:  # tracks of the albums listed that the slot lacked
+                writer.write_tracks(list(changes.rows.values()))
+            log.info("the resumed slot: %d tracks Plex deleted while the sync was cut taken out, %d written",
+                     len(changes.deleted), len(changes.rows))
+            return plex.track_count()
+    except PlexError as exc:  # the count check decides
+        log.warning("checking the resumed slot's tracks against Plex failed: %s", exc)
+        return None
 
 
 def run_incremental(spec: dict, plex: Any, decorate_for: Callable[[dict], Any], emit: Callable[..., None],

@@ -231,6 +231,7 @@ def run_in_place(spec: dict) -> dict | None:
 def run(spec: dict) -> dict:
     """Do the sync described by ``spec``; return the ``done`` summary."""
     from ..store import SlotWriter
+    from .increment import reconcile_resumed
 
     if spec.get("mode") == "incremental":
         done = run_in_place(spec)
@@ -310,6 +311,9 @@ def run(spec: dict) -> dict:
         writer = writer or slot_writer()  # (a full sync of an empty library writes no rows)
         writer.index_keys()  # a key written twice is merged here: the counts below are of tracks
         phases("key index")
+        if resume and plex_total is not None and writer.track_count > plex_total:
+            plex_total = reconcile_resumed(lambda: connect(spec), lambda genres, plex: Decorate(spec, genres, plex),
+                                           writer, lambda: still_wanted(daemon_pid))
         if resume and (plex_total is None or writer.track_count != plex_total):
             writer.forget_progress()  # the next full sync starts afresh
             raise SyncFailed(f"the resumed sync holds {writer.track_count:,} tracks where Plex counts "
