@@ -19,6 +19,7 @@ os.environ["PLEXAPI_PLEXAPI_AUTORELOAD"] = "0"
 
 import logging  # noqa: E402
 import math  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from collections import deque  # noqa: E402
 import urllib.parse  # noqa: E402
@@ -82,7 +83,9 @@ class PlexLibrary(AlbumReads):
         self.timeout = timeout
         self.retries = max(0, int(retries))
         self._backoff = retry.Backoff(backoff, MAX_BACKOFF, sleep)
-        self._parser = strict_parser()
+        # lxml parsers are not to be shared between threads (the sync's reader parses album
+        # genres on a thread of its own while its main thread parses track pages): one per thread.
+        self._parsers = threading.local()
         self._last_total: int | None = None
         self.ledger = KeyLedger()  # the last track listing's accounting
         self.concurrent_pages = max(1, int(concurrent_pages))
@@ -232,12 +235,19 @@ class PlexLibrary(AlbumReads):
                 raise PlexBadResponse(f"Plex's answer to {what} ({tries}) was {r.reason}") from None
             raise PlexUnreachable(f"Plex unreachable at {self.url}: {r.reason} ({what}, {tries})") from None
 
+    def _strict_parser(self) -> etree.XMLParser:
+        """This thread's parser for whole MediaContainers (see ``_parsers``)."""
+        parser = getattr(self._parsers, "parser", None)
+        if parser is None:
+            parser = self._parsers.parser = strict_parser()
+        return parser
+
     def _parse(self, body: bytes, content_type: str | None, parse: Callable | None, what: str):
         """One 200 answer as a MediaContainer (or ``parse(body)``), cleaned if it must be."""
         def once(data: bytes):
             if parse is not None:
                 return parse(data)
-            root = etree.fromstring(data, self._parser)
+            root = etree.fromstring(data, self._strict_parser())
             if root.tag != "MediaContainer":
                 raise ValueError(f"<{root.tag}> is not a Plex MediaContainer")
             return root
