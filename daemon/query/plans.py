@@ -139,9 +139,9 @@ def _page_by_rank(ctx: Any, driven: tuple[GenresAny, list[Filter]], page: Page) 
     genre, rest = driven
     sub, params = genre.subquery(rest, cols="(1 << 62) | (g.artist_rank << 31) | g.track_id AS p")
     packed = ctx.run(f"SELECT group_concat(p) FROM ({sub} LIMIT {SMALL_RESULT + 1})", params)[0][0]
-    rows = packed.split(",") if packed else []
-    if len(rows) <= SMALL_RESULT:
-        found = set(rows)  # a track in two of the genres matched twice
+    matches = packed.split(",") if packed else []
+    if len(matches) <= SMALL_RESULT:
+        found = set(matches)  # a track in two of the genres matched twice
         first = heapq.nsmallest(page.offset + page.limit, found)[page.offset:]
         return len(found), [int(v) & ID_MASK for v in first]
     group = " GROUP BY g.artist_rank" if len(genre.keys) > 1 and not isinstance(genre, GenresAll) else ""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from ..track import KEY_COLUMNS, STORED_COLUMNS, RowEncoder
 from .connection import StoreError, Transaction, connect_worker, read_state
@@ -66,14 +66,16 @@ class LiveSlot:
     def count(self) -> int:
         return self.c.execute(f"SELECT count(*) FROM {self.t['tracks']}").fetchone()[0]
 
+    def _where_in(self, select: str, column: str, values: Iterable) -> Iterator[tuple]:
+        """The rows of ``select ... WHERE column IN values``, ``_CHUNK`` values a statement (bound as
+        one JSON array, so any number of them is one parameter)."""
+        for chunk in _chunks(list(values)):
+            yield from self.c.execute(f"{select} WHERE {column} IN (SELECT value FROM json_each(?))",
+                                      (json.dumps(chunk),))
+
     def albums_of(self, keys: Iterable[str]) -> dict[str, str | None]:
         """rating_key -> album_rating_key, for the keys the slot holds."""
-        out: dict[str, str | None] = {}
-        for chunk in _chunks(list(keys)):
-            out.update(self.c.execute(
-                f"SELECT rating_key, album_rating_key FROM {self.t['tracks']} "
-                "WHERE rating_key IN (SELECT value FROM json_each(?))", (json.dumps(chunk),)))
-        return out
+        return dict(self._where_in(f"SELECT rating_key, album_rating_key FROM {self.t['tracks']}", "rating_key", keys))
 
     def album_counts(self) -> dict[str | None, int]:
         """album_rating_key -> how many tracks the slot holds of it (from its index)."""
@@ -101,11 +103,9 @@ class LiveSlot:
         """album_rating_key -> the rating keys the slot holds in it, for each of ``album_keys``
         (an album it holds nothing of: an empty set)."""
         out: dict[str, set[str]] = {key: set() for key in album_keys}
-        for chunk in _chunks(list(out)):
-            for key, album in self.c.execute(
-                    f"SELECT rating_key, album_rating_key FROM {self.t['tracks']} "
-                    "WHERE album_rating_key IN (SELECT value FROM json_each(?))", (json.dumps(chunk),)):
-                out[album].add(key)
+        for key, album in self._where_in(f"SELECT rating_key, album_rating_key FROM {self.t['tracks']}",
+                                         "album_rating_key", list(out)):
+            out[album].add(key)
         return out
 
     # -- writes (inside the caller's transaction)
@@ -179,13 +179,9 @@ class LiveSlot:
             self.c.execute(self._fts_add if insert else self._fts_del, (rowid, *keys))
 
     def _stored(self, keys: list[str]) -> dict[str, tuple[int, tuple]]:
-        out: dict[str, tuple[int, tuple]] = {}
         cols = ", ".join(STORED_COLUMNS)
-        for chunk in _chunks(keys):
-            for row in self.c.execute(f"SELECT id, {cols} FROM {self.t['tracks']} "
-                                      "WHERE rating_key IN (SELECT value FROM json_each(?))", (json.dumps(chunk),)):
-                out[row[1]] = (row[0], tuple(row[1:]))
-        return out
+        return {row[1]: (row[0], tuple(row[1:]))
+                for row in self._where_in(f"SELECT id, {cols} FROM {self.t['tracks']}", "rating_key", keys)}
 
     def _update(self, changed: list[tuple[int, tuple, tuple]]) -> None:
         """Write the columns that changed, only: SQLite rewrites the entry of every index on a
@@ -202,11 +198,7 @@ class LiveSlot:
 
     def _ranks(self, tids: list[int]) -> dict[int, int]:
         """track id -> its rank, for those of ``tids`` that have one."""
-        out: dict[int, int] = {}
-        for chunk in _chunks(tids):
-            out.update(self.c.execute(f"SELECT track_id, rank FROM {self.t['ranks']} "
-                                      "WHERE track_id IN (SELECT value FROM json_each(?))", (json.dumps(chunk),)))
-        return out
+        return dict(self._where_in(f"SELECT track_id, rank FROM {self.t['ranks']}", "track_id", tids))
 
     def _refresh(self, tid: int, old: tuple, new: tuple, rank: int) -> list[tuple]:
         """A changed track that keeps its place in the default order (and so its ``rank``): its FTS

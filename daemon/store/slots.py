@@ -19,6 +19,7 @@ from ..track import FIELD_NAMES, KEY_COLUMNS, STORED_COLUMNS, RowEncoder, order_
 from . import stats
 from .connection import WORKER_CACHE_KIB, StoreError, Transaction, connect_worker, read_state
 from .files import storage_error
+from .increments import LiveSlot
 from .schema import RANK_LIMIT, key_index_ddl, recreate_slot, reopen_slot, slot_index_ddl, slot_tables
 
 log = logging.getLogger(__name__)
@@ -155,11 +156,9 @@ class SlotWriter:
             raise storage_error(exc, self.path, f"indexing the tracks of slot {self.slot}") from None
         self._keyed = True
 
-    def slot_view(self) -> "LiveSlot":
+    def slot_view(self) -> LiveSlot:
         """Reads of this slot's tracks as an incremental sync reads the live one (`LiveSlot`: per-album
         counts and keys, through this writer's connection), once its key index is built."""
-        from .increments import LiveSlot
-
         self.index_keys()
         return LiveSlot(self._conn, self.slot)
 
