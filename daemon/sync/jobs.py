@@ -15,17 +15,16 @@ one that died while idle is replaced by a fresh worker.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import time
 from dataclasses import replace
 from typing import Any, Callable
 
 from . import cpus
-from ..store import NoRoom, StoreError, inactive_slot
+from ..store import NoRoom, StoreError
 from .process import WorkerProcess, exit_reason
 from .spare import Spare
+from .spec import decoration, sync_settings, worker_env, worker_spec
 from ..syncjob import SyncJob
 from ..timeutil import now
 from .targeted import Notified, Unclear, fetch_notified, nothing_changed
@@ -245,33 +244,7 @@ class Syncer:
     async def _run_worker(self, job: SyncJob, deleted: list[str]) -> dict:
         cfg = self._config()
         state = await self._store.state()
-        spec = {
-            "db_path": str(cfg.cache.path),
-            "slot": inactive_slot(state),
-            "live_slot": state.live_slot,
-            "plex": {
-                "url": cfg.plex.url,
-                "token": cfg.plex.token,
-                "library": cfg.plex.library,
-                "timeout": cfg.plex.timeout,
-                "verify_ssl": cfg.plex.verify_ssl,
-            },
-            "page_size": cfg.sync.page_size,
-            "concurrent_pages": cfg.sync.concurrent_pages,
-            "retries": cfg.sync.retries,
-            **decoration(cfg),
-            "log_level": cfg.daemon.log_level,
-            "mode": job.mode,
-            "known_server_id": state.plex_server_id,
-            "live_count": state.track_count,
-            "generation": state.generation,
-            "since": None,
-            "deleted": deleted,
-            "job_id": job.job_id,
-            "started_at": job.started_at,
-            "settings": sync_settings(cfg),
-            "resume": None,
-        }
+        spec = worker_spec(cfg, state, job, deleted)
         if job.mode == "incremental" and self._can_apply_changes(state):
             spec["since"] = await self._store.changes_since(CHANGES_OVERLAP)
         if spec["since"] is None:
@@ -402,18 +375,3 @@ class Syncer:
         self.job = final
         self._publish("sync.finished", final.view())
 
-
-def decoration(cfg: Any) -> dict:
-    """What `live.Decorate` needs of the config."""
-    return {"live_keywords": list(cfg.sync.live_keywords), "dated_titles_are_live": cfg.sync.dated_titles_are_live}
-
-
-def sync_settings(cfg: Any) -> str:
-    """The settings a cached library depends on, as one comparable string."""
-    return json.dumps({"library": cfg.plex.library, "live_keywords": list(cfg.sync.live_keywords),
-                       "dated_titles_are_live": cfg.sync.dated_titles_are_live}, sort_keys=True)
-
-
-def worker_env() -> dict[str, str]:
-    """The child's environment: ours, minus anything that could carry the token."""
-    return {k: v for k, v in os.environ.items() if k != "MEDIASAGE_PLEX_TOKEN"}
