@@ -177,15 +177,16 @@ def run(spec: dict) -> dict:
         writer = writer or slot_writer()  # (a full sync of an empty library writes no rows)
         writer.index_keys()  # a key written twice is merged here: the counts below are of tracks
         phases("key index")
-        if resume and plex_total is not None and writer.track_count > plex_total:
+        count = writer.track_count
+        if resume and plex_total is not None and count > plex_total:
             plex_total = reconcile_resumed(lambda: connect(spec), lambda genres, plex: Decorate(spec, genres, plex),
                                            writer, lambda: still_wanted(daemon_pid))
-        if resume and (plex_total is None or writer.track_count != plex_total):
+            count = writer.track_count
+        if resume and (plex_total is None or count != plex_total):
             writer.forget_progress()  # the next full sync starts afresh
-            raise SyncFailed(f"the resumed sync holds {writer.track_count:,} tracks where Plex counts "
+            raise SyncFailed(f"the resumed sync holds {count:,} tracks where Plex counts "
                              f"{plex_total}: tracks were deleted or moved while it was cut; the next full "
                              "sync starts afresh")
-        count = writer.track_count
         if not resume and current > count:  # a key listed again pages apart: the slot keeps one
             skipped = {**skipped, "duplicate_key": skipped.get("duplicate_key", 0) + current - count}
             log.warning("Plex listed %d track key(s) more than once; each is kept once", current - count)
