@@ -35,6 +35,14 @@ def state(pid: int) -> str | None:
     return stat[stat.rindex(")") + 2]
 
 
+def wchan(pid: int) -> str:
+    """Where in the kernel ``pid``'s main thread sleeps (``anon_pipe_write``: writing into a full pipe)."""
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return ""
+
+
 def alive(pid: int) -> bool:
     """Running or stopped: not gone and not a zombie."""
     return state(pid) not in (None, "Z", "X")

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from tests.mirror import assert_mirror, cached_library, expected_library
-from tests.processes import alive, plex_reader, state, sync_worker
+from tests.processes import alive, plex_reader, state, sync_worker, wchan
 from tests.support import DaemonProcess, wait_until
 
 FAIL_WITHIN = 2.0  # seconds from the kill to a failed job
@@ -112,6 +112,34 @@ async def test_killed_reader_fails_the_job_at_once(stoppable, plex_emulator, whe
     job_id, _, worker, reader = await stopped_at(daemon, stop_at, where)
     os.kill(reader, signal.SIGKILL)
     job = await fails_quickly(daemon, job_id)
+    assert job["error"] == "the Plex reader process died: signal 9"
+    await gone(worker, reader)
+    assert await cached_library(daemon) == before
+    await next_sync_is_exact(daemon, plex_emulator)
+
+
+async def test_a_reader_killed_halfway_through_a_page_fails_the_job_at_once(daemon_factory, plex_emulator, sdir):
+    """The reader killed while it writes a page into the pipe: pages of 700 tracks (~0.2 MB) do
+    not fit in a pipe (64 KiB), and the worker is stopped after its first page, so the reader
+    is caught halfway through the second. The worker then reads half a message, which is the
+    reader's death too (the soak once saw "sync failed: got end of file during message")."""
+    stop_at = sdir / "stop-at"
+    daemon = await daemon_factory(plex_url=plex_emulator.url, env={"MEDIASAGE_SYNC_STOP_AT": str(stop_at)},
+                                  sync={"page_size": 700})
+    assert (await daemon.sync())["state"] == "succeeded", daemon.log()
+    before = await cached_library(daemon)
+    stop_at.write_text("worker:tracks")
+    start = await daemon.call("sync.start", mode="full")
+    worker = await find_worker(daemon)
+
+    async def reader_halfway():
+        reader = plex_reader(worker)
+        return state(worker) == "T" and reader and "pipe_write" in wchan(reader) and reader
+    reader = await wait_until(reader_halfway, timeout=20)
+    stop_at.unlink()
+    os.kill(reader, signal.SIGKILL)
+    os.kill(worker, signal.SIGCONT)
+    job = await fails_quickly(daemon, start["job_id"])
     assert job["error"] == "the Plex reader process died: signal 9"
     await gone(worker, reader)
     assert await cached_library(daemon) == before

@@ -137,7 +137,7 @@ def run(spec: dict) -> dict:
         while True:
             try:
                 message = receive.recv()
-            except EOFError:
+            except (EOFError, OSError):  # OSError: it died halfway through writing a message
                 raise SyncFailed(reader_death(reader)) from None
             kind = message[0]
             if kind == "rows":
