@@ -173,12 +173,12 @@ async def test_filter_matches_python(store, params):
     assert got["generation"] == 1 and got["synced_at"] == "2020-01-01T00:00:00Z"
 
 
-@pytest.mark.parametrize("small", [plans.SMALL_RESULT, 3])
+@pytest.mark.parametrize("small", [plans.PACKED_LIMIT, 3])
 @pytest.mark.parametrize("params", FILTER_CASES + [{"exclude_genres": ["Pop"], "min_rating": 5}],
                          ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()))
 async def test_small_pages_of_every_filter(store, monkeypatch, params, small):
     """Short pages take other plans (walking the sort index, the genre index's rank, ...)."""
-    monkeypatch.setattr(plans, "SMALL_RESULT", small)
+    monkeypatch.setattr(plans, "PACKED_LIMIT", small)
     for sort, order in (("artist", "asc"), ("title", "desc")):
         expected = [r["rating_key"] for r in sort_tracks([r for r in ROWS if matches(r, params)], sort, order)]
         for limit, offset in ((5, 0), (7, 3), (1, len(expected) - 1)):

