@@ -126,6 +126,12 @@ PACKED_LIMIT = 50_000  # matches of several genres deduplicated here, at most (s
 ID_MASK = (1 << 31) - 1  # a packed match's track id (see _page_by_rank)
 
 
+def _genre_rows(ctx: Any, keys: Sequence[str]) -> int:
+    """How many genre rows these genres have (their stored track counts, `store/stats.py`)."""
+    return ctx.run(f"SELECT coalesce(sum(track_count), 0) FROM {{stats}} WHERE genre_key IN "
+                   f"({', '.join('?' * len(keys))})", list(keys))[0][0]
+
+
 def _page_by_rank(ctx: Any, driven: tuple[GenresAny, list[Filter]], page: Page) -> tuple[int | None, list[int]]:
     """(total, ids) for the default order from the genre index alone (it holds each track's artist_rank);
     total None: count separately (`count_matches`).
@@ -147,9 +153,7 @@ def _page_by_rank(ctx: Any, driven: tuple[GenresAny, list[Filter]], page: Page) 
     if len(genre.keys) == 1 or isinstance(genre, GenresAll):  # each track once
         rows = ctx.run(f"{sub} ORDER BY g.artist_rank LIMIT ? OFFSET ?", params + [page.limit, page.offset])
         return None, [r[0] for r in rows]
-    stored = ctx.run(f"SELECT coalesce(sum(track_count), 0) FROM {{stats}} WHERE genre_key IN "
-                     f"({', '.join('?' * len(genre.keys))})", list(genre.keys))[0][0]
-    if rest or stored <= PACKED_LIMIT:
+    if rest or _genre_rows(ctx, genre.keys) <= PACKED_LIMIT:
         psub, pparams = genre.subquery(rest, cols="(1 << 62) | (g.artist_rank << 31) | g.track_id AS p")
         packed = ctx.run(f"SELECT group_concat(p) FROM ({psub} LIMIT {PACKED_LIMIT + 1})", pparams)[0][0]
         matches = packed.split(",") if packed else []
