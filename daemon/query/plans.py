@@ -15,11 +15,13 @@ is described in docs/DESIGN.md, "Queries".
 from __future__ import annotations
 
 import heapq
+import json
 import random
+from collections import Counter
 from typing import Any, Callable, Sequence
 
 from ..timeutil import iso
-from ..track import ALBUM_SQL, fetch_tracks, order_by_sql, tracks_by_key
+from ..track import ALBUM_SQL, fetch_tracks, fold, order_by_sql, tracks_by_key
 from .filters import (ExcludeGenres, Filter, GenresAll, GenresAny, Page, Text, _and, parse_filters,
                       parse_page)
 from .schemas import GET_PARAMS, QUERY_PARAMS, STATS_PARAMS
@@ -233,7 +235,6 @@ def library_stats(params: dict) -> Callable[[Any], dict]:
     (and validated) so a client can pass the same object, but do not matter.
     """
     filters = parse_filters(STATS_PARAMS.check(params))
-    where, wparams = where_sql(filters)
 
     # The whole library, or one genre alone: precomputed at the end of each sync.
     single = len(filters) == 1 and isinstance(filters[0], GenresAny) and len(filters[0].keys) == 1
@@ -250,20 +251,36 @@ def library_stats(params: dict) -> Callable[[Any], dict]:
         return count, artists, albums, duration, live, tuple(grows), tuple(drows)
 
     def compute(ctx: Any) -> tuple:
+        """One pass over the matching tracks, grouped by what the figures need (an album's
+        tracks mostly share all four); the groups are summed here. (Three statements, each
+        finding the matches again and looking up each one, took 3x as long: at 1M tracks,
+        three genres' 134k tracks, 0.35 s.)"""
         if stored_key is not None:
             return stored(ctx)
-        base = f"FROM {{tracks}} t WHERE {where}"
-        count, artists, albums, duration, live = ctx.run(
-            f"SELECT count(*), count(DISTINCT t.artist_key), count(DISTINCT {ALBUM_SQL}), "
-            f"coalesce(sum(t.duration_ms), 0), coalesce(sum(t.is_live), 0) {base}", wparams)[0]
         column, source, sparams = ids_source(filters)
-        grows = ctx.run(f"SELECT g.genre_key, min(g.name), count(*) FROM {{genres}} g "
-                        f"WHERE g.track_id IN (SELECT {column} {source}) GROUP BY g.genre_key", sparams)
-        grows.sort(key=lambda r: (-r[2], r[0], r[1]))
-        decades: dict[int, int] = {}
-        for year, n in ctx.run(f"SELECT t.year, count(*) {base} AND t.year IS NOT NULL GROUP BY t.year", wparams):
-            decades[year // 10 * 10] = decades.get(year // 10 * 10, 0) + n
-        return count, artists, albums, duration, live, tuple(grows), tuple(sorted(decades.items()))
+        groups = ctx.run(f"SELECT t.genres, t.artist_key, {ALBUM_SQL}, t.year, count(*), "
+                         f"coalesce(sum(t.duration_ms), 0), coalesce(sum(t.is_live), 0) FROM {{tracks}} t "
+                         f"WHERE t.id IN (SELECT {column} {source}) GROUP BY 1, 2, 3, 4", sparams)
+        count = duration = live = 0
+        artists, albums, decades = set(), set(), Counter()
+        genres: dict[str, list] = {}  # key -> [tracks, the smallest spelling]
+        lists: dict[str | None, list[str]] = {}  # a stored genre list (JSON text) -> its names: few differ
+        for names, artist, album, year, n, d, lv in groups:
+            count, duration, live = count + n, duration + d, live + lv
+            artists.add(artist)
+            albums.add(album)
+            if year is not None:
+                decades[year // 10 * 10] += n
+            if names not in lists:
+                lists[names] = json.loads(names) if names else []
+            for name in lists[names]:
+                g = genres.setdefault(fold(name), [0, name])
+                g[0] += n
+                g[1] = min(g[1], name)
+        grows = sorted(((k, name, n) for k, (n, name) in genres.items()), key=lambda r: (-r[2], r[0], r[1]))
+        artists.discard(None)
+        albums.discard(None)
+        return count, len(artists), len(albums), duration, live, tuple(grows), tuple(sorted(decades.items()))
 
     def run(ctx: Any) -> dict:
         stats = compute(ctx)
