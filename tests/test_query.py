@@ -361,7 +361,8 @@ async def test_stats_equal_python_counts(store, params):
 
 
 async def test_whole_library_stats_follow_the_live_snapshot(tmp_path):
-    """library.stats {} is remembered per snapshot: a new sync (slot flip) is seen at once."""
+    """library.stats {} comes from the slot's stored rows, and filtered stats are remembered per
+    snapshot: either way a new sync (slot flip) is seen at once."""
     db = tmp_path / "cache.db"
     store = Store(db, readers=2)
     await store.open()
@@ -381,6 +382,12 @@ async def test_whole_library_stats_follow_the_live_snapshot(tmp_path):
             assert again["track_count"] == len(rows) and again["genres"]
             assert again == await store.read(query.library_stats({"limit": 5}))
             seen.append(again)
+            some = {"genres": ["rock", "Pop"], "min_rating": 4}
+            computed = await store.read(query.library_stats(some))
+            computed["genres"].clear()  # callers may mutate what they get; the memo is not affected
+            remembered = await store.read(query.library_stats({**some, "limit": 5}))
+            assert remembered == {**stats([r for r in rows if matches(r, some)]), "generation": n + 1,
+                                  "synced_at": remembered["synced_at"]}
         assert seen[0] == {**seen[2], "generation": seen[0]["generation"], "synced_at": seen[0]["synced_at"]}
     finally:
         await store.close()

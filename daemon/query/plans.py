@@ -251,12 +251,18 @@ def library_stats(params: dict) -> Callable[[Any], dict]:
         return count, artists, albums, duration, live, tuple(grows), tuple(drows)
 
     def compute(ctx: Any) -> tuple:
+        """The stored rows, or the figures of the matching tracks, remembered for the snapshot
+        (`ReadContext.cached`: a client asking the same again, as a view is shown again, gets
+        them at once; at 1M tracks three genres take ~0.2 s to compute)."""
+        if stored_key is not None:
+            return stored(ctx)
+        return ctx.cached(("library.stats", tuple(filters)), lambda: from_matches(ctx))
+
+    def from_matches(ctx: Any) -> tuple:
         """One pass over the matching tracks, grouped by what the figures need (an album's
         tracks mostly share all four); the groups are summed here. (Three statements, each
         finding the matches again and looking up each one, took up to 1.8x as long: at 1M
         tracks, three genres' 134k tracks, 0.38 s against 0.23 s.)"""
-        if stored_key is not None:
-            return stored(ctx)
         column, source, sparams = ids_source(filters)
         groups = ctx.run(f"SELECT t.genres, t.artist_key, {ALBUM_SQL}, t.year, count(*), "
                          f"coalesce(sum(t.duration_ms), 0), coalesce(sum(t.is_live), 0) FROM {{tracks}} t "
