@@ -389,11 +389,13 @@ class Soak:
         first = [sample for sample in self.rss if sample[0] < span * 0.25]
         last = [sample for sample in self.rss if sample[0] > span * 0.75]
         if first and last:
+            quarters = {}
             for i, name in ((1, "rss"), (2, "anon")):
-                a, b = median([s[i] for s in first]), median([s[i] for s in last])
+                quarters[name] = a, b = median([s[i] for s in first]), median([s[i] for s in last])
                 self.figures.update({f"daemon_{name}_first_quarter_mib": round(a, 1),
                                      f"daemon_{name}_last_quarter_mib": round(b, 1)})
-            if b > a * 1.5 + 20:  # anonymous memory: what a leak would grow
+            a, b = quarters["anon"]  # anonymous memory: what a leak would grow
+            if b > a * 1.5 + 20:
                 self.problem(f"daemon memory grew: median {a:.0f} MiB -> {b:.0f} MiB anonymous")
 
     def finish(self) -> int:
