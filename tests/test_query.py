@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -19,7 +20,7 @@ from mediasaged import query
 from mediasaged.query import InvalidParam, filters, plans
 from mediasaged.query.plans import shuffled_prefix
 from mediasaged.track import TRACK_SCHEMA, RawJSON
-from mediasaged.store import SlotWriter, Store
+from mediasaged.store import SlotWriter, Store, slot_tables
 from tests.reference import matches, sort_tracks, stats
 from tests.rows import track_row
 from mediasaged.timeutil import parse_iso
@@ -161,6 +162,12 @@ FILTER_CASES = [
     {"text": "love", "genres": ["rock", "pop"], "year_max": 2000},
     {"exclude_genres": ["rock"], "decades": ["1980s"], "text": "a"},
     {"genres": ["Jazz"], "added_after": "2021-01-01", "exclude_live": True},
+    # years listed one by one (a rating condition follows), and a range too wide for that
+    {"decades": ["1990s"], "min_rating": 6},
+    {"decades": ["1960s", "1970s", "2000s"], "min_rating": 7, "exclude_live": True},
+    {"year_min": 1985, "year_max": 1999, "min_rating": 4},
+    {"year_min": 1000, "year_max": 2025, "min_rating": 4},
+    {"genres": ["Pop"], "year_min": 1970, "year_max": 1999, "min_rating": 0},
 ]
 
 
@@ -185,6 +192,21 @@ async def test_small_pages_of_every_filter(store, monkeypatch, params, small):
             got = await q(store, **params, sort=sort, order=order, limit=limit, offset=max(offset, 0))
             assert got["total"] == len(expected)
             assert keys_of(got["tracks"]) == expected[max(offset, 0):max(offset, 0) + limit]
+
+
+@pytest.mark.parametrize("params", [{"decades": ["1990s"], "min_rating": 6},
+                                    {"genres": ["rock", "jazz"], "decades": ["1990s", "2000s"], "min_rating": 6},
+                                    {"year_min": 1980, "year_max": 1999, "min_rating": 6, "exclude_live": True}])
+def test_years_with_a_minimum_rating_seek_each_years_rated_tracks(libdb, params):
+    """Listed year by year, the years let SQLite seek the rated tracks of each year in the
+    (year, user_rating, ...) indexes; as a range it would read every track of those years."""
+    _, source, values = plans.ids_source(filters.parse_filters(params))
+    conn = sqlite3.connect(libdb)
+    try:
+        steps = conn.execute(f"EXPLAIN QUERY PLAN SELECT count(*) {source.format(**slot_tables('b'))}", values)
+        assert "year=? AND user_rating>?" in " ".join(step[-1] for step in steps)
+    finally:
+        conn.close()
 
 
 async def test_unicode_matching_examples(store):
