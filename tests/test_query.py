@@ -383,8 +383,8 @@ async def test_stats_equal_python_counts(store, params):
 
 
 async def test_whole_library_stats_follow_the_live_snapshot(tmp_path):
-    """library.stats {} comes from the slot's stored rows, and filtered stats are remembered per
-    snapshot: either way a new sync (slot flip) is seen at once."""
+    """library.stats {} comes from the slot's stored rows, and filtered stats and tracks.query
+    totals are remembered per snapshot: either way a new sync (slot flip) is seen at once."""
     db = tmp_path / "cache.db"
     store = Store(db, readers=2)
     await store.open()
@@ -408,8 +408,21 @@ async def test_whole_library_stats_follow_the_live_snapshot(tmp_path):
             computed = await store.read(query.library_stats(some))
             computed["genres"].clear()  # callers may mutate what they get; the memo is not affected
             remembered = await store.read(query.library_stats({**some, "limit": 5}))
-            assert remembered == {**stats([r for r in rows if matches(r, some)]), "generation": n + 1,
-                                  "synced_at": remembered["synced_at"]}
+            assert remembered == {**stats([r for r in rows if matches(r, some)]),
+                                  "generation": (await store.state()).generation, "synced_at": remembered["synced_at"]}
+            for wanted in ({"text": "love"}, {"genres": ["rock"]}, {"decades": ["1990s"], "min_rating": 4}):
+                # the total is counted once a snapshot and is the same for every page
+                expected = [r["rating_key"] for r in sort_tracks([r for r in rows if matches(r, wanted)])]
+                for offset in (0, 5, 0):
+                    page = await q(store, **wanted, limit=5, offset=offset)
+                    assert page["total"] == len(expected)
+                    assert keys_of(page["tracks"]) == expected[offset:offset + 5]
+                # a change written in place is a new snapshot too
+                state = await store.state()
+                await store.apply_changes(slot=slot, generation=state.generation, rows=[], deleted=[expected[0]],
+                                          albums={}, synced_at=T0 + n)
+                rows = [r for r in rows if r["rating_key"] != expected[0]]
+                assert (await q(store, **wanted, limit=5))["total"] == len(expected) - 1
         assert seen[0] == {**seen[2], "generation": seen[0]["generation"], "synced_at": seen[0]["synced_at"]}
     finally:
         await store.close()

@@ -13,6 +13,7 @@ import pytest
 
 from tests.rows import track_row
 from mediasaged.store import SCHEMA_VERSION, NotSynced, SlotWriter, State, Store, StoreError, inactive_slot
+from mediasaged.store.reads import SnapshotMemo
 from mediasaged.syncjob import COLUMNS as JOB_COLUMNS, SyncJob
 
 
@@ -346,3 +347,20 @@ async def test_many_concurrent_reads(store):
     assert results == [50] * 40
     assert json.loads((await store.read(lambda ctx: ctx.run("SELECT genres FROM {tracks} LIMIT 1")))[0][0]) == \
         ["Pop", "Rock"]
+
+
+def test_the_snapshot_memo_keeps_what_was_used_last_and_forgets_all_with_the_snapshot():
+    memo = SnapshotMemo()
+    computed = []
+
+    def get(snapshot, key):
+        return memo.get(snapshot, key, lambda: computed.append(key) or f"v{key}")
+
+    for key in range(memo.MAX_ITEMS):
+        get(("a", 1), key)
+    get(("a", 1), 0)  # used again: 1 is now the least recently used
+    get(("a", 1), "new")  # one more than it holds: 1 goes
+    computed.clear()
+    assert [get(("a", 1), 0), get(("a", 1), "new"), get(("a", 1), 1)] == ["v0", "vnew", "v1"]
+    assert computed == [1]
+    assert get(("a", 2), 0) == "v0" and computed == [1, 0]  # a new snapshot: computed again

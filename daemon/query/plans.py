@@ -190,8 +190,8 @@ def tracks_query(params: dict, *, as_json: bool = False) -> Callable[[Any], dict
             by_rank = driven is not None and (page.sort, page.order) == ("artist", "asc")
             if by_rank and page.limit:
                 total, ids = _page_by_rank(ctx, driven, page)
-            if total is None:
-                total = count_matches(ctx, planned)
+            if total is None:  # the same for every page of these filters: counted once a snapshot
+                total = ctx.cached(("tracks.query total", tuple(filters)), lambda: count_matches(ctx, planned))
             by_text = (len(planned) == 1 and isinstance(planned[0], Text)
                        and (page.sort, page.order) == ("artist", "asc"))
             if by_text and page.limit and page.offset < total:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections import OrderedDict
 from typing import Any, Callable, Iterable, TypeVar
 
 from .connection import State
@@ -16,26 +17,30 @@ class SnapshotMemo:
     """Values computed from one snapshot, kept until the live snapshot changes (thread-safe).
 
     A snapshot is named by (live slot, generation, synced_at, track_count): a sync
-    that flips the slot changes it, nothing else writes a live slot.
+    that flips the slot changes it, and so does every change set written in place
+    (it advances the generation); nothing else writes a live slot. Holds the
+    ``MAX_ITEMS`` values used last (small ones: totals, stats figures).
     """
 
-    MAX_ITEMS = 32
+    MAX_ITEMS = 128
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._snapshot: tuple | None = None
-        self._items: dict[Any, Any] = {}
+        self._items: OrderedDict[Any, Any] = OrderedDict()
 
     def get(self, snapshot: tuple, key: Any, compute: Callable[[], T]) -> T:
         with self._lock:
             if snapshot == self._snapshot and key in self._items:
+                self._items.move_to_end(key)
                 return self._items[key]
         value = compute()  # outside the lock: other readers go on meanwhile
         with self._lock:
             if snapshot != self._snapshot:
-                self._snapshot, self._items = snapshot, {}
-            if len(self._items) < self.MAX_ITEMS:
-                self._items[key] = value
+                self._snapshot, self._items = snapshot, OrderedDict()
+            self._items[key] = value
+            if len(self._items) > self.MAX_ITEMS:
+                self._items.popitem(last=False)
         return value
 
 
