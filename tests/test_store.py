@@ -353,14 +353,23 @@ def test_the_snapshot_memo_keeps_what_was_used_last_and_forgets_all_with_the_sna
     memo = SnapshotMemo()
     computed = []
 
-    def get(snapshot, key):
-        return memo.get(snapshot, key, lambda: computed.append(key) or f"v{key}")
+    def get(snapshot, key, weight=1):
+        return memo.get(snapshot, key, lambda: computed.append(key) or f"v{key}", lambda value: weight)
 
-    for key in range(memo.MAX_ITEMS):
+    for key in range(memo.MAX_WEIGHT):
         get(("a", 1), key)
-    get(("a", 1), 0)  # used again: 1 is now the least recently used
+    get(("a", 1), 0)  # used again: 1 is now the one used longest ago
     get(("a", 1), "new")  # one more than it holds: 1 goes
     computed.clear()
     assert [get(("a", 1), 0), get(("a", 1), "new"), get(("a", 1), 1)] == ["v0", "vnew", "v1"]
-    assert computed == [1]
-    assert get(("a", 2), 0) == "v0" and computed == [1, 0]  # a new snapshot: computed again
+    assert computed == [1]  # and 1, back, pushed out 2
+    get(("a", 1), "heavy", weight=10)  # pushes out the ten used longest ago: 3 to 12
+    computed.clear()
+    assert [get(("a", 1), k) for k in (13, 12, "heavy")] == ["v13", "v12", "vheavy"] and computed == [12]
+    # (12, back, pushed out 14)
+    too_heavy = memo.MAX_WEIGHT + 1
+    get(("a", 1), "too heavy", weight=too_heavy)  # never kept, and pushes out nothing
+    computed.clear()
+    assert get(("a", 1), "too heavy", weight=too_heavy) == "vtoo heavy" and get(("a", 1), 15) == "v15"
+    assert computed == ["too heavy"]
+    assert get(("a", 2), 0) == "v0" and computed == ["too heavy", 0]  # a new snapshot: computed again
