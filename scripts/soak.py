@@ -110,14 +110,16 @@ class Soak:
             pass
         return out
 
-    def worker_pid(self) -> int | None:
+    def worker_pids(self) -> list[int]:
+        """The daemon's sync workers: the job's, and a spare started ahead for the next incremental job."""
+        out = []
         for pid in self.children(self.proc.pid):
             try:
                 if b"mediasaged.sync.worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return pid
+                    out.append(pid)
             except OSError:
                 continue
-        return None
+        return out
 
     def wait_job(self, job_id: int, timeout: float = 120.0) -> dict:
         deadline = time.monotonic() + timeout
@@ -197,13 +199,16 @@ class Soak:
     def kill_sync_process(self, which: str) -> None:
         self.emu.slow_seconds = 8.0
         self.emu.inject_fault("slow", page=self.rng.randrange(1, 4), times=1)
+        # A spare worker alive now is not this job's: a full sync discards it (after sync.start has
+        # answered) and starts a fresh worker. Killing the spare would leave the job untouched.
+        spares = set(self.worker_pids())
         job_id = self.start_sync("full")
         if job_id is None:
             return
         deadline = time.monotonic() + 10
         victim = None
         while victim is None and time.monotonic() < deadline:
-            worker = self.worker_pid()
+            worker = next((pid for pid in self.worker_pids() if pid not in spares), None)
             if worker and which == "reader":
                 victim = next(iter(self.children(worker)), None)
             else:
@@ -222,6 +227,8 @@ class Soak:
         job = self.wait_job(job_id, timeout=10)
         self.emu.clear_faults()
         self.count(job)
+        if job["state"] == "succeeded":  # the process had done its part (a reader at its last page)
+            self.figures["kills_after_the_work"] = self.figures.get("kills_after_the_work", 0) + 1
         if job["state"] == "failed":
             error = job["error"] or ""
             if error.startswith("the resumed sync holds"):
