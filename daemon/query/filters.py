@@ -40,6 +40,12 @@ class Filter:
 
     pushable = False  # also expressible on the genre table (alias g), which copies year/user_rating/is_live
 
+    @property
+    def on_genre_rows(self) -> bool:
+        """The genre table alone can test it (alias g): a genre filter's rows then answer the query
+        (`plans.genre_driven`). The pushable ones, and text (through the rank the rows carry)."""
+        return self.pushable
+
     def sql(self, push: Sequence[Filter] = (), alias: str = "t") -> tuple[str, list]:
         """The condition on the tracks row; ``alias`` "+t" keeps SQLite off this filter's index."""
         return self.cond(alias)
@@ -155,8 +161,15 @@ class Text(Filter):
 
     # The FTS rowid is the track's rank in the default order; {ranks} maps it to the track id.
     SOURCE = "FROM {fts} JOIN {ranks} r ON r.rank = {fts}.rowid WHERE {fts} MATCH ?"
+    # A genre row carries its track's rank (artist_rank): the FTS rowids test it as they are,
+    # with no lookup of ranks or tracks (at 1M tracks, "love" in one genre: 18 instead of 90 ms).
+    # Not pushed into a genre subquery beside its condition on the tracks (the matches would be
+    # found twice): only a plan on the genre rows alone uses it.
+    on_genre_rows = True
 
     def cond(self, alias):
+        if alias == "g":
+            return "g.artist_rank IN (SELECT rowid FROM {fts} WHERE {fts} MATCH ?)", [self.match]
         return f"{alias}.id IN (SELECT r.track_id {self.SOURCE})", [self.match]
 
 
