@@ -172,6 +172,10 @@ FILTER_CASES = [
     {"year_min": 1985, "year_max": 1999, "min_rating": 4},
     {"year_min": 1000, "year_max": 2025, "min_rating": 4},
     {"genres": ["Pop"], "year_min": 1970, "year_max": 1999, "min_rating": 0},
+    {"year_min": 2005, "min_rating": 5},
+    {"year_max": 1975, "min_rating": 3, "genres": ["rock", "jazz"]},
+    {"year_min": 2100, "min_rating": 1},
+    {"year_max": 1000, "min_rating": 1},
 ]
 
 

@@ -83,7 +83,7 @@ class YearRanges(Filter):
 YEAR_LIST_MAX = 200
 
 
-def _years(ranges: tuple[tuple[int, int], ...], rated: bool) -> YearRanges:
+def years_filter(ranges: tuple[tuple[int, int], ...], rated: bool) -> YearRanges:
     """A year filter, listed year by year when a rating condition follows and the years are few."""
     return YearRanges(ranges, listed=rated and sum(b - a + 1 for a, b in ranges) <= YEAR_LIST_MAX)
 
@@ -250,12 +250,12 @@ def parse_filters(p: dict) -> list[Filter]:
     rated = "min_rating" in p
     decades = _decade_ranges(p.get("decades", []))
     if decades:
-        filters.append(_years(decades, rated))
+        filters.append(years_filter(decades, rated))
     year_min, year_max = p.get("year_min"), p.get("year_max")
     if year_min is not None and year_max is not None:
         if year_min > year_max:
             raise InvalidParam("year_max", "must not be less than year_min")
-        filters.append(_years(((year_min, year_max),), rated))
+        filters.append(years_filter(((year_min, year_max),), rated))
     elif year_min is not None:
         filters.append(Compare("year", ">=", year_min))
     elif year_max is not None:

@@ -22,8 +22,8 @@ from typing import Any, Callable, Sequence
 
 from ..timeutil import iso
 from ..track import ALBUM_SQL, fetch_tracks, fold, order_by_sql, tracks_by_key
-from .filters import (ExcludeGenres, Filter, GenresAll, GenresAny, Page, Text, _and, parse_filters,
-                      parse_page)
+from .filters import (Compare, ExcludeGenres, Filter, GenresAll, GenresAny, Page, Text, _and, parse_filters,
+                      parse_page, years_filter)
 from .schemas import GET_PARAMS, QUERY_PARAMS, STATS_PARAMS
 
 # --------------------------------------------------------------------------- plans
@@ -69,13 +69,21 @@ def count_matches(ctx: Any, filters: Sequence[Filter]) -> int:
 
 
 def plan(ctx: Any, filters: Sequence[Filter]) -> list[Filter]:
-    """Filters tuned to the data: "all genres" starts from its rarest genre (capped counts)."""
+    """Filters tuned to the data: "all genres" starts from its rarest genre (capped counts); a year
+    bound on one side with a rating condition becomes the range up to the library's last (or from
+    its first) year, listed year by year where that is short (`filters.YearRanges`)."""
+    rated = any(isinstance(f, Compare) and f.column == "user_rating" for f in filters)
     out = []
     for f in filters:
         if isinstance(f, GenresAll) and len(f.keys) > 1:
             sizes = {k: ctx.run("SELECT count(*) FROM (SELECT 1 FROM {genres} WHERE genre_key = ? LIMIT 2000)",
                                 [k])[0][0] for k in f.keys}
             f = GenresAll(tuple(sorted(f.keys, key=sizes.__getitem__)))
+        elif rated and isinstance(f, Compare) and f.column == "year" and f.op in (">=", "<="):
+            first, last = ctx.run("SELECT (SELECT min(year) FROM {tracks}), (SELECT max(year) FROM {tracks})")[0]
+            lo, hi = (f.value, last) if f.op == ">=" else (first, f.value)
+            if first is not None and lo <= hi:
+                f = years_filter(((lo, hi),), rated)
         out.append(f)
     return out
 
