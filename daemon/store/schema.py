@@ -54,12 +54,10 @@ def slot_table_ddl(slot: str) -> list[str]:
         f"CREATE TABLE {t['ranks']} (rank INTEGER PRIMARY KEY, track_id INTEGER NOT NULL)",
         # The FTS index covers the folded *_key columns, so NFD input, ß/ss and
         # the like match the same way as the casefolded query words. Contentless,
-        # rowid = rank: filled from tracks joined to ranks at finish. A prefix index
-        # for every word length up to 8: such a word's matches stream from one doclist
-        # (longer ones FTS5 merges from every term they begin before the first row).
+        # rowid = rank: filled from tracks joined to ranks at finish.
         f"""CREATE VIRTUAL TABLE {t['fts']} USING fts5(
   {', '.join(KEY_COLUMNS)},
-  content='', columnsize=0, prefix='1 2 3 4 5 6 7 8',
+  content='', columnsize=0, prefix='1 2 3 4',
   tokenize='unicode61 remove_diacritics 2')""",
         # library.stats of the whole library (genre_key '') and of each single
         # genre, computed at finish and kept exact by incremental syncs: such a
