@@ -164,6 +164,9 @@ FILTER_CASES = [
     {"text": "night", "genres": ["rock", "pop"], "genre_mode": "all"},
     {"text": "day lo", "genres": ["jazz", "soul", "pop"], "decades": ["1990s", "2000s"], "min_rating": 2},
     {"text": "zzz", "genres": ["rock"]},
+    {"genres": ["rock", "pop"], "exclude_genres": ["jazz"], "text": "love"},
+    {"genres": ["rock", "pop"], "genre_mode": "all", "exclude_genres": ["jazz", "soul"]},
+    {"genres": ["electronic"], "exclude_genres": ["pop"], "decades": ["1990s"], "min_rating": 3},
     {"exclude_genres": ["rock"], "decades": ["1980s"], "text": "a"},
     {"genres": ["Jazz"], "added_after": "2021-01-01", "exclude_live": True},
     # years listed one by one (a rating condition follows), and a range too wide for that
@@ -385,7 +388,8 @@ async def test_tracks_get_found_missing_order_and_duplicates(store):
 
 @pytest.mark.parametrize("params", [{}, {"genres": ["rock", "Pop"]}, {"decades": ["1990s"], "min_rating": 4},
                                     {"exclude_live": True, "text": "love"}, {"artist": "zzz"},
-                                    {"genres": ["rock", "jazz"], "text": "love"}])
+                                    {"genres": ["rock", "jazz"], "text": "love"},
+                                    {"genres": ["rock"], "exclude_genres": ["pop"]}])
 async def test_stats_equal_python_counts(store, params):
     rows = [r for r in ROWS if matches(r, params)]
     got = await store.read(query.library_stats(params))

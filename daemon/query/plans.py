@@ -164,8 +164,10 @@ def _page_by_rank(ctx: Any, driven: tuple[GenresAny, list[Filter]], page: Page) 
     genre, rest = driven
     sub, params = genre.subquery(rest, cols="g.track_id")
     wanted = page.offset + page.limit
-    # With text, finding the matches is the dear part (the FTS rowids): found once, for total and page.
-    once = (len(genre.keys) == 1 or isinstance(genre, GenresAll)) and not any(isinstance(f, Text) for f in rest)
+    # With text or excluded genres, finding the matches is the dear part (the FTS rowids, the excluded
+    # ranks): found once, for total and page.
+    once = ((len(genre.keys) == 1 or isinstance(genre, GenresAll))
+            and not any(isinstance(f, (Text, ExcludeGenres)) for f in rest))
     if once:  # each track matches once: SQLite keeps the first rows by rank, count_matches counts
         rows = ctx.run(f"{sub} ORDER BY g.artist_rank LIMIT ? OFFSET ?", params + [page.limit, page.offset])
         return None, [r[0] for r in rows]
