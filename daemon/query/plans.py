@@ -22,8 +22,8 @@ from typing import Any, Callable, Sequence
 
 from ..timeutil import iso
 from ..track import ALBUM_SQL, fetch_tracks, fold, order_by_sql, tracks_by_key
-from .filters import (Compare, ExcludeGenres, Filter, GenresAll, GenresAny, Page, Text, _and, parse_filters,
-                      parse_page, years_filter)
+from .filters import (Compare, ExcludeGenres, Filter, GenresAll, GenresAny, Page, Text, YearRanges, _and,
+                      parse_filters, parse_page)
 from .schemas import GET_PARAMS, QUERY_PARAMS, STATS_PARAMS
 
 # --------------------------------------------------------------------------- plans
@@ -69,9 +69,9 @@ def count_matches(ctx: Any, filters: Sequence[Filter]) -> int:
 
 
 def plan(ctx: Any, filters: Sequence[Filter]) -> list[Filter]:
-    """Filters tuned to the data: "all genres" starts from its rarest genre (capped counts); a year
-    bound on one side with a rating condition becomes the range up to the library's last (or from
-    its first) year, listed year by year where that is short (`filters.YearRanges`)."""
+    """Filters tuned to the data: "all genres" starts from its rarest genre (capped counts); with a
+    rating condition, years are listed one by one where they are few (`filters.YearRanges`), and a
+    year bound on one side becomes the range up to the library's last (or from its first) year."""
     rated = any(isinstance(f, Compare) and f.column == "user_rating" for f in filters)
     out = []
     for f in filters:
@@ -79,11 +79,13 @@ def plan(ctx: Any, filters: Sequence[Filter]) -> list[Filter]:
             sizes = {k: ctx.run("SELECT count(*) FROM (SELECT 1 FROM {genres} WHERE genre_key = ? LIMIT 2000)",
                                 [k])[0][0] for k in f.keys}
             f = GenresAll(tuple(sorted(f.keys, key=sizes.__getitem__)))
+        elif rated and isinstance(f, YearRanges):
+            f = f.seeking()
         elif rated and isinstance(f, Compare) and f.column == "year" and f.op in (">=", "<="):
             first, last = ctx.run("SELECT (SELECT min(year) FROM {tracks}), (SELECT max(year) FROM {tracks})")[0]
             lo, hi = (f.value, last) if f.op == ">=" else (first, f.value)
             if first is not None and lo <= hi:
-                f = years_filter(((lo, hi),), rated)
+                f = YearRanges(((lo, hi),)).seeking()
         out.append(f)
     return out
 
@@ -164,10 +166,9 @@ def _page_by_rank(ctx: Any, driven: tuple[GenresAny, list[Filter]], page: Page) 
     genre, rest = driven
     sub, params = genre.subquery(rest, cols="g.track_id")
     wanted = page.offset + page.limit
-    # With text or excluded genres, finding the matches is the dear part (the FTS rowids, the excluded
-    # ranks): found once, for total and page.
-    once = ((len(genre.keys) == 1 or isinstance(genre, GenresAll))
-            and not any(isinstance(f, (Text, ExcludeGenres)) for f in rest))
+    # A filter on the genre rows that is not a copied column (text, excluded genres) makes finding
+    # the matches the dear part (the FTS rowids, the excluded ranks): found once, for total and page.
+    once = (len(genre.keys) == 1 or isinstance(genre, GenresAll)) and all(f.pushable for f in rest)
     if once:  # each track matches once: SQLite keeps the first rows by rank, count_matches counts
         rows = ctx.run(f"{sub} ORDER BY g.artist_rank LIMIT ? OFFSET ?", params + [page.limit, page.offset])
         return None, [r[0] for r in rows]
@@ -280,7 +281,7 @@ def library_stats(params: dict) -> Callable[[Any], dict]:
         tracks mostly share all four); the groups are summed here. (Three statements, each
         finding the matches again and looking up each one, took up to 1.8x as long: at 1M
         tracks, three genres' 134k tracks, 0.38 s against 0.23 s.)"""
-        column, source, sparams = ids_source(filters)
+        column, source, sparams = ids_source(plan(ctx, filters))
         groups = ctx.run(f"SELECT t.genres, t.artist_key, {ALBUM_SQL}, t.year, count(*), "
                          f"coalesce(sum(t.duration_ms), 0), coalesce(sum(t.is_live), 0) FROM {{tracks}} t "
                          f"WHERE t.id IN (SELECT {column} {source}) GROUP BY 1, 2, 3, 4", sparams)
