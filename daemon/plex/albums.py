@@ -14,7 +14,7 @@ from .attrs import to_int
 from .fetchers import Prefetch
 from .genremap import GenreMap, GenreMapBuilder
 from .retry import Retryable
-from .xml import ItemParser, TrackPageParser
+from .xml import ItemParser, NumberScan, TrackPageParser
 
 
 class AlbumReads:
@@ -72,9 +72,9 @@ class AlbumReads:
     def album_leaf_counts(self) -> dict[str, int] | None:
         """Album ratingKey -> its track count (``leafCount`` of the album listing); None when an
         album comes without one (the caller can't use the counts then). Only those two
-        attributes are read (`xml.ItemParser`: no tree of the albums' other attributes and tags)."""
+        attributes are read (`xml.NumberScan`: no parse of the albums' other attributes and tags)."""
         out: dict[str, int] = {}
-        parse = ItemParser("Directory", ("ratingKey", "leafCount"))
+        parse = NumberScan("Directory", ("ratingKey", "leafCount"))
         for rk, n in self._album_pages({"type": "9"}, "album track counts", parse):
             if not rk:
                 continue
