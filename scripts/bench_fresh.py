@@ -1,6 +1,7 @@
 """Benchmark: what keeping the cache fresh costs, as a share of a full sync measured in the same run.
 
     .venv/bin/python scripts/bench_fresh.py [--tracks 100000] [--large 1000000] [--render-us-per-track 0]
+                                            [--listing-leaf-counts]
 
 For each library size, one emulator (in this process, so the script can edit its
 library) and one daemon (its own process):
@@ -77,9 +78,10 @@ def notified_edit(emu: PlexEmulator, path: Path, key: str) -> float:
     return elapsed
 
 
-def run(tracks: int, cases: set[str], render_us: float = 0.0) -> dict:
+def run(tracks: int, cases: set[str], render_us: float = 0.0, listing_counts: bool = False) -> dict:
     rng = random.Random(tracks)
     lib = generate_library(tracks, seed=1)
+    lib.listing_leaf_counts = listing_counts
     prerender(lib)
     # The emulator shares this process: keep its million objects out of the garbage
     # collector's full passes (a second each at 1M tracks, in the middle of a request).
@@ -130,9 +132,13 @@ def main() -> None:
     p.add_argument("--large", type=int, default=0, help="also measure the 10-edit and notified cases at this size")
     p.add_argument("--render-us-per-track", type=float, default=0.0,
                    help="a track listing page's render time per track (as in bench_scale.py)")
+    p.add_argument("--listing-leaf-counts", action="store_true",
+                   help="album listings carry each album's track count, as servers of about 2012 did "
+                        "(current ones, and the emulator by default, only in the albums' metadata)")
     args = p.parse_args()
-    small, requests = run(args.tracks, {"unchanged", "1%", "album genres"}, args.render_us_per_track)
-    large = run(args.large, set(), args.render_us_per_track)[0] if args.large else {}
+    small, requests = run(args.tracks, {"unchanged", "1%", "album genres"}, args.render_us_per_track,
+                          args.listing_leaf_counts)
+    large = run(args.large, set(), args.render_us_per_track, args.listing_leaf_counts)[0] if args.large else {}
     print(f"| case | {args.tracks:,} tracks | % of full | requests |"
           + (f" {args.large:,} tracks | % of full | ×{args.tracks:,} |" if large else ""))
     print("|---|---|---|---|" + ("---|---|---|" if large else ""))

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 from contextlib import closing
 
+import pytest
 import yaml
 
 from tests.mirror import assert_mirror, cached_library, expected_library, full_track_listings
@@ -165,8 +166,23 @@ async def test_scheduled_syncs_are_full(daemon_factory, plex_emulator):
     assert {(j["mode"], j["state"]) for j in jobs} == {("full", "succeeded")}
 
 
-async def test_whole_album_and_artist_deletions_are_found_by_album_counts(synced_daemon, plex_emulator):
+def album_counts_from(emu, server: str) -> None:
+    """Serve album listings as a current server does (track counts only in each album's metadata)
+    or as one of about 2012 did (counts in the listing too)."""
+    emu.library.listing_leaf_counts = server == "2012"
+
+
+def albums_asked(emu) -> set[str]:
+    """The albums whose metadata was asked (batched ``/library/metadata/k1,k2,...``)."""
+    keys = {k for p in emu.request_log if p.startswith("/library/metadata/") and "/children" not in p
+            for k in p.split("?")[0].rsplit("/", 1)[1].split(",")}
+    return keys & set(emu.library.albums)
+
+
+@pytest.mark.parametrize("server", ["current", "2012"])
+async def test_whole_album_and_artist_deletions_are_found_by_album_counts(synced_daemon, plex_emulator, server):
     emu = plex_emulator
+    album_counts_from(emu, server)
     lib = expected_library(emu)
     by_album: dict[str, list[str]] = {}
     for key, t in lib.items():
@@ -192,6 +208,11 @@ async def test_whole_album_and_artist_deletions_are_found_by_album_counts(synced
     assert full_track_listings(emu) == 1, "only the track count: no full paging"
     children = [p for p in emu.request_log if p.endswith("/children") or "/children?" in p]
     assert children == [], "whether their cached tracks still exist decides (batched metadata): no album listed"
+    # the albums' counts: from the listing (2012), else from every album's metadata
+    if server == "2012":
+        assert len(albums_asked(emu)) <= 2, "only the changed tracks' albums, for their genres"
+    else:
+        assert albums_asked(emu) == set(emu.library.albums)
 
 
 async def test_an_addition_plex_does_not_report_is_found_by_its_albums_listing(synced_daemon, plex_emulator):
@@ -214,8 +235,10 @@ async def test_an_addition_plex_does_not_report_is_found_by_its_albums_listing(s
     assert children == [f"/library/metadata/{album}/children"], children
 
 
-async def test_deletions_that_cancel_additions_in_the_count(synced_daemon, plex_emulator):
+@pytest.mark.parametrize("server", ["current", "2012"])
+async def test_deletions_that_cancel_additions_in_the_count(synced_daemon, plex_emulator, server):
     emu = plex_emulator
+    album_counts_from(emu, server)
     keys = sorted(expected_library(emu), key=int)
     album = expected_library(emu)[keys[50]]["album_rating_key"]
     emu.delete_track(keys[60])

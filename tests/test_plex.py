@@ -191,6 +191,37 @@ def test_album_pages_and_album_tracks_come_concurrently_in_order(plex_emulator, 
     assert all(f.fired for f in faults)
 
 
+@pytest.mark.parametrize("counts_listed", [False, True])  # a current server; one of about 2012
+def test_album_track_counts_come_from_the_listing_else_from_the_albums_metadata(plex_emulator, counts_listed):
+    """Current servers list albums without ``leafCount``; their metadata has it (batched requests)."""
+    lib = plex_emulator.library
+    lib.listing_leaf_counts = counts_listed
+    plex_emulator.request_log.clear()
+    with connect(plex_emulator, concurrent_pages=2) as p:
+        p.GENRE_PAGE = 50
+        counts = p.album_leaf_counts()
+    assert counts == {k: len(v) for k, v in lib.album_tracks.items()}
+    asked = [q for q in plex_emulator.request_log if q.startswith("/library/metadata/")]
+    assert len(asked) == (0 if counts_listed else -(-len(lib.albums) // p.COUNT_BATCH))
+
+
+def test_an_album_gone_before_its_count_is_asked_has_no_tracks(plex_emulator):
+    lib = plex_emulator.library
+    gone = sorted(lib.albums, key=int)[7]
+    plex_emulator.inject_fault("rewrite", path_contains="/library/metadata/", times=None, rewrite=lambda body: re.sub(
+        rb'<Directory ratingKey="' + gone.encode() + rb'".*?</Directory>\n?', b"", body, flags=re.DOTALL))
+    with connect(plex_emulator) as p:
+        counts = p.album_leaf_counts()
+    assert counts == {k: 0 if k == gone else len(v) for k, v in lib.album_tracks.items()}
+
+
+def test_albums_without_a_track_count_anywhere_give_no_counts(plex_emulator):
+    plex_emulator.inject_fault("rewrite", path_contains="/library/metadata/", times=None,
+                               rewrite=lambda body: re.sub(rb' leafCount="\d+"', b"", body, count=1))
+    with connect(plex_emulator) as p:
+        assert p.album_leaf_counts() is None
+
+
 @pytest.mark.parametrize("concurrent", [1, 2])
 def test_which_tracks_still_exist_comes_from_batched_metadata(plex_emulator, concurrent):
     """100 keys a request; keys Plex lacks are left out, and a batch of which none exists is a

@@ -38,11 +38,14 @@ def page(*albums: str, size: int | None = None, head: str = "") -> bytes:
             f'offset="0" title1="Music"{head}>\n' + "\n".join(albums) + "\n</MediaContainer>\n").encode()
 
 
-def test_the_emulators_album_pages_are_scanned_as_lxml_reads_them(module_emulator):
+@pytest.mark.parametrize("counts_listed", [False, True])  # a current server's listings; one of about 2012
+def test_the_emulators_album_pages_are_scanned_as_lxml_reads_them(plex_emulator, counts_listed):
+    emu = plex_emulator
+    emu.library.listing_leaf_counts = counts_listed
     bodies = []
-    for start in range(0, len(module_emulator.library.albums), 40):
-        answer = requests.get(f"{module_emulator.url}/library/sections/{MUSIC_SECTION_ID}/all?type=9",
-                              headers={"X-Plex-Token": module_emulator.token, "X-Plex-Container-Start": str(start),
+    for start in range(0, len(emu.library.albums), 40):
+        answer = requests.get(f"{emu.url}/library/sections/{MUSIC_SECTION_ID}/all?type=9",
+                              headers={"X-Plex-Token": emu.token, "X-Plex-Container-Start": str(start),
                                        "X-Plex-Container-Size": "40"}, timeout=10)
         bodies.append(answer.content)
     scan = NumberScan("Directory", WANTED)
@@ -50,13 +53,22 @@ def test_the_emulators_album_pages_are_scanned_as_lxml_reads_them(module_emulato
         scanned = scan._scan(body)
         assert scanned is not None  # the plain form: the fast path, not lxml
         assert scanned == lxml_answer(body)
-    assert sum(len(scan(b)[1]) for b in bodies) == len(module_emulator.library.albums)
+    items = [item for body in bodies for item in scan(body)[1]]
+    assert len(items) == len(emu.library.albums)
+    assert all((count is not None) == counts_listed for _, count in items)
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CAPTURES.glob("*.xml")))
 def test_real_captures_give_what_lxml_gives(name):
     body = (CAPTURES / name).read_bytes()
     assert NumberScan("Directory", WANTED)(body) == lxml_answer(body)
+
+
+def test_a_real_listing_without_counts_is_scanned():
+    """Current servers list albums without ``leafCount``: each comes as (ratingKey, None)."""
+    body = (CAPTURES / "cndoc-2024-album-listing.xml").read_bytes()
+    scanned = NumberScan("Directory", WANTED)._scan(body)
+    assert scanned == lxml_answer(body) == ({"size": "1", "totalSize": "3636", "offset": "100"}, [("8014", None)])
 
 
 @pytest.mark.parametrize("name", ["nweber-2012-hoobastank-album.xml", "ha-2020-album-200.xml"])
@@ -81,6 +93,7 @@ ODD = {
     "a character reference": '<Directory ratingKey="1" leafCount="&#51;"/>',
     "an empty value": '<Directory ratingKey="1" leafCount=""/>',
     "a missing count": '<Directory ratingKey="1" title="No count"/>',
+    "a missing count, its name in a title": '<Directory ratingKey="1" title="leafCount=&quot;4&quot;"/>',
     "lines and tabs between attributes": '<Directory\n\tratingKey="1"\n\ttitle="a > b"\n\tleafCount="3"\n/>',
     "the count first": '<Directory leafCount="3" title="&quot;Q&quot; &amp; A" ratingKey="1"></Directory>',
     "text after the tag": '<Directory ratingKey="1" title="No count"> leafCount="8"></Directory>',

@@ -22,6 +22,9 @@ class AlbumReads:
 
     GENRE_PAGE = 1000      # albums per page for genre listings
     METADATA_BATCH = 100   # album keys per /library/metadata/k1,k2,... request
+    # albums per request for their track counts: fewer requests (at 10,000 albums 140 ms instead of
+    # 250 ms with 100), and the URL stays within ~2,000 characters for keys of up to 7 digits
+    COUNT_BATCH = 250
 
     def album_genres(self, *, strategy: str = "auto") -> GenreMap:
         """Album ratingKey -> its FULL genre list, sorted case-insensitively (a compact read-only
@@ -70,19 +73,30 @@ class AlbumReads:
         return [rk for rk in (el.get("ratingKey") for el in pages) if rk]
 
     def album_leaf_counts(self) -> dict[str, int] | None:
-        """Album ratingKey -> its track count (``leafCount`` of the album listing); None when an
-        album comes without one (the caller can't use the counts then). Only those two
-        attributes are read (`xml.NumberScan`: no parse of the albums' other attributes and tags)."""
-        out: dict[str, int] = {}
+        """Album ratingKey -> its track count (``leafCount``); None when Plex gives none for an album
+        (the caller can't use the counts then).
+
+        Servers of about 2012 put ``leafCount`` in the album listing; current ones only in an
+        album's own metadata (real answers of 2019-2024 have none in listings, tests/fixtures/
+        plex/SOURCES.md). So the listing gives every album and the counts it has; the albums
+        listed without one are asked in batches of ``/library/metadata/k1,k2,...`` (``COUNT_BATCH``
+        a request, ``concurrent_pages`` at a time). Only ``ratingKey`` and ``leafCount`` are read
+        (`xml.NumberScan`: the bytes scanned, no parse of the albums' other attributes and tags)."""
+        counts: dict[str, int | None] = {}
         parse = NumberScan("Directory", ("ratingKey", "leafCount"))
         for rk, n in self._album_pages({"type": "9"}, "album track counts", parse):
-            if not rk:
-                continue
-            n = to_int(n)
-            if n is None:
-                return None
-            out[rk] = n
-        return out
+            if rk:
+                counts[rk] = to_int(n)
+        uncounted = [rk for rk, n in counts.items() if n is None]
+        batches = _batches(uncounted, self.COUNT_BATCH, "album track counts")
+        for asked, (_, items) in zip(_chunks(uncounted, self.COUNT_BATCH),
+                                     self._fetch_each(batches, parse, not_found=({}, []))):
+            answered = {rk: to_int(n) for rk, n in items if rk in counts}
+            # an album left out of the answer is gone since it was listed (PLEX_API.md), and its tracks with it
+            counts.update({rk: answered.get(rk, 0) for rk in asked})
+        if any(n is None for n in counts.values()):
+            return None
+        return counts  # type: ignore[return-value]  # no None left
 
     def tracks_present(self, keys: list[str]) -> dict[str, str | None]:
         """Which of ``keys`` (track ratingKeys) Plex still has -> each one's album key, from batched
@@ -201,7 +215,10 @@ class AlbumReads:
         return out
 
 
+def _chunks(keys: list[str], batch: int) -> list[list[str]]:
+    return [keys[i:i + batch] for i in range(0, len(keys), batch)]
+
+
 def _batches(keys: list[str], batch: int, what: str, noun: str = "albums") -> list[tuple[str, str]]:
     """Batched ``/library/metadata/k1,k2,...`` requests for ``keys``: (path, what) pairs."""
-    chunks = [keys[i:i + batch] for i in range(0, len(keys), batch)]
-    return [(f"/library/metadata/{','.join(c)}", f"{what} ({len(c)} {noun})") for c in chunks]
+    return [(f"/library/metadata/{','.join(c)}", f"{what} ({len(c)} {noun})") for c in _chunks(keys, batch)]

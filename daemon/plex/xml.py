@@ -119,16 +119,19 @@ class NumberScan:
     every ``<Directory`` starts a tag, and the tag ends before the next ``<``. A double-quoted
     value cannot hold ``"``, so whitespace + ``name="`` + digits + ``"`` inside a tag is that
     attribute: text that ends a value (``title="… leafCount="``) is followed by whitespace or
-    ``>``, not a digit. The scan gives up (-> `ItemParser`) when the answer has a single-quoted
-    attribute, does not end with ``</MediaContainer>``, an item lacks a wanted attribute or has
-    a non-digit value (a character reference, a space around ``=``) in its tag (which ends at
-    the first ``>`` outside quotes: text after it is not read), or the items found are not the
-    container's ``size`` (a comment or CDATA section holding something like an item).
+    ``>``, not a digit. An attribute whose name does not occur in the tag at all is absent
+    (None, as lxml says). The scan gives up (-> `ItemParser`) when the answer has a
+    single-quoted attribute, does not end with ``</MediaContainer>``, an item's tag (which ends
+    at the first ``>`` outside quotes: text after it is not read) holds a wanted name but not as
+    plain digits (a character reference, a space around ``=``, an empty value, the name inside
+    another value), or the items found are not the container's ``size`` (a comment or CDATA
+    section holding something like an item).
     """
 
     def __init__(self, tag: str, names: tuple[str, ...]) -> None:
         self._open = b"<" + tag.encode()
         self._names = [_number_pattern(name) for name in names]
+        self._plain = [name.encode() for name in names]
         self._parser = ItemParser(tag, names)
 
     def __call__(self, body: bytes) -> tuple[dict, list[tuple]]:
@@ -157,8 +160,9 @@ class NumberScan:
                 if close < 0:
                     return None
                 values = [_number(body, pattern, start, close) for pattern in self._names]
-                if None in values:
-                    return None
+                for i, value in enumerate(values):
+                    if value is None and body.find(self._plain[i], start, close) >= 0:
+                        return None  # there, but not as plain digits
                 items.append(tuple(values))
             at = body.find(opened, end)
         if container.get("size") != str(len(items)):

@@ -8,12 +8,14 @@ rename does not touch its tracks' ``updatedAt``). Deletions never show up there,
 1. Plex's track count (one request for ``totalSize``) is compared with what the
    cache will hold after the changes. Equal: nothing else was deleted (an
    addition is always reported, so it cannot hide a deletion in the count).
-2. Otherwise each album's track count (``leafCount`` in the album listing) is
-   compared with the cache's, and only the albums that differ or disappeared are
-   listed (``/library/metadata/{album}/children``); an artist that disappeared
-   takes its albums with it.
+2. Otherwise each album's track count (``leafCount``: in the album listing on old
+   servers, in the albums' batched metadata on current ones, `plex.albums`) is
+   compared with the cache's; the cached tracks of the albums that differ are looked
+   up on Plex, and only the albums whose count still differs are listed
+   (``/library/metadata/{album}/children``); an album or artist that disappeared
+   takes its tracks with it.
 3. Only if the counts still disagree (tracks without an album, a server that
-   sends no ``leafCount``) is every track key listed, as before.
+   sends no ``leafCount`` at all) is every track key listed, as before.
 
 The change set is then written into the live slot in one transaction
 (`store.InPlaceWriter`), unless it is larger than ``INPLACE_MAX`` tracks or the

@@ -115,13 +115,32 @@ class Library:
         # filtering every album for each page took seconds)
         self._genre_albums: tuple[list[str], int, dict[str, list[str]]] | None = None
         self.track_xml: dict[str, bytes] = {}  # ratingKey -> rendered listing fragment
-        self.album_xml: dict[str, bytes] = {}
+        self.album_xml: dict[str, bytes] = {}       # listing form
+        self.album_full_xml: dict[str, bytes] = {}  # /library/metadata form
         # captured elements served as they are (tests/emulator/corpus.py): ratingKey -> bytes
         self.raw_xml: dict[str, bytes] = {}       # listing form (tracks, albums)
         self.raw_full_xml: dict[str, bytes] = {}  # /library/metadata form (tracks, albums)
         self._genre_ids: dict[str, int] = {}
         self.listeners: list[Listener] = []
         self.strict_since_filters = False  # Plex's >>= strictness is unknown; inclusive here
+        self._listing_leaf_counts = False
+
+    @property
+    def listing_leaf_counts(self) -> bool:
+        """Whether album listings carry each album's ``leafCount`` (its track count). Servers of about
+        2012 wrote it there; current ones only in ``/library/metadata/{album}`` (real answers of
+        2019-2024, tests/fixtures/plex/SOURCES.md), which is the default here."""
+        return self._listing_leaf_counts
+
+    @listing_leaf_counts.setter
+    def listing_leaf_counts(self, on: bool) -> None:
+        self._listing_leaf_counts = on
+        self.album_xml.clear()  # rendered listing fragments
+
+    def _forget_album(self, key: str) -> None:
+        """Its rendered forms are out of date (its tracks, or it, changed)."""
+        self.album_xml.pop(key, None)
+        self.album_full_xml.pop(key, None)
 
     # ---- keys and construction (used by the generator) ------------------------------
     def new_key(self) -> str:
@@ -336,7 +355,7 @@ class Library:
             self.put_track(t)
             self._order, self._by_updated = order, by_updated
             self._track_moved(t.rating_key, None, reorder=False)
-            self.album_xml.pop(album_key, None)  # its leafCount changed
+            self._forget_album(album_key)  # its leafCount changed
             created.append((t.rating_key, TYPE_TRACK))
             self._touch_section(now)
             entries = [self._entry(k, typ, STATE_CREATED, now) for k, typ in created]
@@ -350,7 +369,7 @@ class Library:
         with self.lock:
             t = self.tracks.pop(rating_key)
             self.album_tracks[t.album_key].remove(rating_key)
-            self.album_xml.pop(t.album_key, None)  # its leafCount changed
+            self._forget_album(t.album_key)  # its leafCount changed
             self.track_xml.pop(rating_key, None)
             self._track_moved(rating_key, (t.updated_at, rating_key), reorder=False)
             now = self.clock()
@@ -397,7 +416,7 @@ class Library:
             now = self.clock()
             al.updated_at = now
             self._albums_by_updated = None
-            self.album_xml.pop(album_key, None)
+            self._forget_album(album_key)
             if year is not ... or title is not None:  # parentYear/parentTitle live in track XML
                 for rk in self.album_tracks.get(album_key, []):
                     self.track_xml.pop(rk, None)
@@ -417,7 +436,7 @@ class Library:
             self._order = self._album_order = self._artist_order = self._artists_by_updated = None
             for al in self.albums.values():
                 if al.artist_key == artist_key:  # parentTitle / grandparentTitle live in their XML
-                    self.album_xml.pop(al.rating_key, None)
+                    self._forget_album(al.rating_key)
                     for rk in self.album_tracks.get(al.rating_key, []):
                         self.track_xml.pop(rk, None)
             self._touch_section(now)

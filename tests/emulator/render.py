@@ -82,10 +82,12 @@ def without_media(body: bytes) -> bytes:
     return _MEDIA.sub(b"", body)
 
 
-def album_attrs(lib: Library, al: Album) -> dict:
+def album_attrs(lib: Library, al: Album, *, counts: bool = True) -> dict:
+    """An album's attributes; ``counts``: with its ``leafCount`` and ``viewedLeafCount`` (metadata
+    answers always; listings only as older servers wrote them, `Library.listing_leaf_counts`)."""
     ar = lib.artists[al.artist_key]
     sid = MUSIC_SECTION_ID
-    n = len(lib.album_tracks.get(al.rating_key, []))
+    n = len(lib.album_tracks.get(al.rating_key, [])) if counts else None
     return {
         "ratingKey": al.rating_key, "key": f"/library/metadata/{al.rating_key}/children",
         "parentRatingKey": ar.rating_key, "guid": f"plex://album/emu{al.rating_key}",
@@ -95,7 +97,8 @@ def album_attrs(lib: Library, al: Album) -> dict:
         "parentTitle": ar.title, "summary": "", "index": 1, "year": al.year,
         "originallyAvailableAt": f"{al.year}-01-01" if al.year else None,
         "thumb": f"/library/metadata/{al.rating_key}/thumb/{al.updated_at}",
-        "leafCount": n, "viewedLeafCount": 0, "addedAt": al.added_at, "updatedAt": al.updated_at,
+        "leafCount": n, "viewedLeafCount": 0 if counts else None, "addedAt": al.added_at,
+        "updatedAt": al.updated_at,
     }
 
 
@@ -109,19 +112,20 @@ def album_fragment(lib: Library, key: str) -> bytes:
     frag = lib.raw_xml.get(key) or lib.album_xml.get(key)
     if frag is None:
         al = lib.albums[key]
-        frag = lib.album_xml[key] = (f"<Directory {attrs(album_attrs(lib, al))}>"
+        frag = lib.album_xml[key] = (f"<Directory {attrs(album_attrs(lib, al, counts=lib.listing_leaf_counts))}>"
                                      f"{_genre_tags(lib, al.genres[:2])}</Directory>\n").encode()
     return frag
 
 
 def album_full(lib: Library, key: str) -> bytes:
     """/library/metadata/{album}: every Genre tag."""
-    raw = lib.raw_full_xml.get(key) or lib.raw_xml.get(key)
+    raw = lib.raw_full_xml.get(key) or lib.raw_xml.get(key) or lib.album_full_xml.get(key)
     if raw is not None:
         return raw
     al = lib.albums[key]
-    return (f"<Directory {attrs(album_attrs(lib, al))}>"
-            f"{_genre_tags(lib, al.genres)}</Directory>\n").encode()
+    full = lib.album_full_xml[key] = (f"<Directory {attrs(album_attrs(lib, al))}>"
+                                      f"{_genre_tags(lib, al.genres)}</Directory>\n").encode()
+    return full
 
 
 def artist_fragment(lib: Library, key: str) -> bytes:
@@ -254,11 +258,12 @@ def collections_meta() -> bytes:
 
 
 def prerender(lib: Library) -> None:
-    """Render every track and album fragment now, and sort the library's listings (the CLI does
-    this before it is ready)."""
+    """Render every track and album fragment (an album's listing and metadata forms) now, and sort
+    the library's listings (the CLI does this before it is ready)."""
     with lib.lock:
         lib.warm()
         for rk in lib.tracks:
             track_fragment(lib, rk)
         for key in lib.albums:
             album_fragment(lib, key)
+            album_full(lib, key)
