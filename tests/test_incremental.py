@@ -85,6 +85,25 @@ async def test_an_addition_plex_did_not_report_is_found_by_the_count(synced_daem
     assert_mirror(await cached_library(synced_daemon), expected_library(emu))
 
 
+async def test_an_unreported_addition_in_a_new_album_is_found_by_the_key_listing(synced_daemon, plex_emulator):
+    """A back-dated track of an album the cache does not know, with a deletion that cancels it in
+    the count: a current server's album counts cover the albums the cache knows, so the counts
+    still disagree afterwards and every track key is listed."""
+    emu = plex_emulator
+    keys = sorted(expected_library(emu), key=int)
+    clock, emu.library.clock = emu.library.clock, lambda: 1_000_000_000  # Plex's clock in 2001
+    emu.add_track(title="Backdated", album_title="An Album Nobody Reported", artist="Björk")
+    emu.library.clock = clock
+    emu.delete_track(keys[9])
+    emu.delete_track(keys[10])
+
+    job = await incremental(synced_daemon)
+
+    assert (job["added"], job["removed"], job["updated"]) == (1, 2, 0)
+    assert_mirror(await cached_library(synced_daemon), expected_library(emu))
+    assert "reconciled with Plex's track list" in synced_daemon.log()
+
+
 def live_slot(daemon) -> str:
     with closing(sqlite3.connect(f"file:{daemon.db}?mode=ro", uri=True)) as db:
         return db.execute("SELECT live_slot FROM sync_state").fetchone()[0]

@@ -179,6 +179,7 @@ def test_album_pages_and_album_tracks_come_concurrently_in_order(plex_emulator, 
               plex_emulator.inject_fault("500", page=4, libtype=9, times=1),
               plex_emulator.inject_fault("500", path_contains="/children", times=1)]
     albums = sorted(lib.albums, key=int)[:12]
+    lib.listing_leaf_counts = True  # the counts come from the listing's pages (servers of about 2012)
     with connect(plex_emulator, concurrent_pages=concurrent, retries=2) as p:
         p.GENRE_PAGE = 20
         counts = p.album_leaf_counts()
@@ -193,16 +194,21 @@ def test_album_pages_and_album_tracks_come_concurrently_in_order(plex_emulator, 
 
 @pytest.mark.parametrize("counts_listed", [False, True])  # a current server; one of about 2012
 def test_album_track_counts_come_from_the_listing_else_from_the_albums_metadata(plex_emulator, counts_listed):
-    """Current servers list albums without ``leafCount``; their metadata has it (batched requests)."""
+    """Current servers list albums without ``leafCount``; the metadata of the albums the caller
+    knows has it (batched requests), and the listing is not read past its first album."""
     lib = plex_emulator.library
     lib.listing_leaf_counts = counts_listed
+    known = sorted(lib.albums, key=int)[:-5] + ["999999"]  # the caller misses five, knows one Plex lacks
     plex_emulator.request_log.clear()
     with connect(plex_emulator, concurrent_pages=2) as p:
         p.GENRE_PAGE = 50
-        counts = p.album_leaf_counts()
-    assert counts == {k: len(v) for k, v in lib.album_tracks.items()}
+        counts = p.album_leaf_counts(known)
+    every = {k: len(v) for k, v in lib.album_tracks.items()}
+    assert counts == (every if counts_listed else {**{k: every[k] for k in known[:-1]}, "999999": 0})
     asked = [q for q in plex_emulator.request_log if q.startswith("/library/metadata/")]
-    assert len(asked) == (0 if counts_listed else -(-len(lib.albums) // p.COUNT_BATCH))
+    listing = [q for q in plex_emulator.request_log if "type=9" in q]
+    assert len(asked) == (0 if counts_listed else -(-len(known) // p.COUNT_BATCH))
+    assert len(listing) == (1 + -(-len(lib.albums) // 50) if counts_listed else 1)
 
 
 def test_an_album_gone_before_its_count_is_asked_has_no_tracks(plex_emulator):
@@ -211,7 +217,7 @@ def test_an_album_gone_before_its_count_is_asked_has_no_tracks(plex_emulator):
     plex_emulator.inject_fault("rewrite", path_contains="/library/metadata/", times=None, rewrite=lambda body: re.sub(
         rb'<Directory ratingKey="' + gone.encode() + rb'".*?</Directory>\n?', b"", body, flags=re.DOTALL))
     with connect(plex_emulator) as p:
-        counts = p.album_leaf_counts()
+        counts = p.album_leaf_counts(lib.albums)
     assert counts == {k: 0 if k == gone else len(v) for k, v in lib.album_tracks.items()}
 
 
@@ -219,7 +225,7 @@ def test_albums_without_a_track_count_anywhere_give_no_counts(plex_emulator):
     plex_emulator.inject_fault("rewrite", path_contains="/library/metadata/", times=None,
                                rewrite=lambda body: re.sub(rb' leafCount="\d+"', b"", body, count=1))
     with connect(plex_emulator) as p:
-        assert p.album_leaf_counts() is None
+        assert p.album_leaf_counts(plex_emulator.library.albums) is None
 
 
 @pytest.mark.parametrize("concurrent", [1, 2])

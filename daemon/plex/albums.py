@@ -8,7 +8,7 @@ list is in ``/library/metadata/{album}`` or behind the genre filter (PLEX_API.md
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from .attrs import to_int
 from .fetchers import Prefetch
@@ -72,28 +72,36 @@ class AlbumReads:
         pages = self._album_pages({"type": "8", "artist.updatedAt>>": str(int(since))}, "changed artists")
         return [rk for rk in (el.get("ratingKey") for el in pages) if rk]
 
-    def album_leaf_counts(self) -> dict[str, int] | None:
+    def album_leaf_counts(self, known: Iterable[str] = ()) -> dict[str, int] | None:
         """Album ratingKey -> its track count (``leafCount``); None when Plex gives none for an album
         (the caller can't use the counts then).
 
         Servers of about 2012 put ``leafCount`` in the album listing; current ones only in an
         album's own metadata (real answers of 2019-2024 have none in listings, tests/fixtures/
-        plex/SOURCES.md). So the listing gives every album and the counts it has; the albums
-        listed without one are asked in batches of ``/library/metadata/k1,k2,...`` (``COUNT_BATCH``
-        a request, ``concurrent_pages`` at a time). Only ``ratingKey`` and ``leafCount`` are read
+        plex/SOURCES.md). The listing's first album tells which (a one-album page). With counts
+        there, the whole listing gives every album and its count. Without, the albums ``known``
+        to the caller (the cache's, and those of the changes) are asked in batches of
+        ``/library/metadata/k1,k2,...`` (``COUNT_BATCH`` a request, ``concurrent_pages`` at a
+        time): the listing would only add the albums whose every track the changes missed, which
+        the caller's count check finds anyway. An album left out of such an answer is gone, and
+        its tracks with it (PLEX_API.md). Only ``ratingKey`` and ``leafCount`` are read
         (`xml.NumberScan`: the bytes scanned, no parse of the albums' other attributes and tags)."""
-        counts: dict[str, int | None] = {}
         parse = NumberScan("Directory", ("ratingKey", "leafCount"))
-        for rk, n in self._album_pages({"type": "9"}, "album track counts", parse):
-            if rk:
-                counts[rk] = to_int(n)
+        _, first = self._fetch(f"/library/sections/{self.section_id}/all", params={"type": "9"},
+                               headers=self._page_headers(0, 1), what="the first album's track count", parse=parse)
+        counts: dict[str, int | None] = {}
+        if first and first[0][1] is not None:
+            for rk, n in self._album_pages({"type": "9"}, "album track counts", parse):
+                if rk:
+                    counts[rk] = to_int(n)
+        else:
+            counts = dict.fromkeys(k for k in known if k)
         uncounted = [rk for rk, n in counts.items() if n is None]
         batches = _batches(uncounted, self.COUNT_BATCH, "album track counts")
         for asked, (_, items) in zip(_chunks(uncounted, self.COUNT_BATCH),
                                      self._fetch_each(batches, parse, not_found=({}, []))):
             answered = {rk: to_int(n) for rk, n in items if rk in counts}
-            # an album left out of the answer is gone since it was listed (PLEX_API.md), and its tracks with it
-            counts.update({rk: answered.get(rk, 0) for rk in asked})
+            counts.update({rk: answered.get(rk, 0) for rk in asked})  # left out: gone
         if any(n is None for n in counts.values()):
             return None
         return counts  # type: ignore[return-value]  # no None left

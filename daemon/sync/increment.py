@@ -103,10 +103,10 @@ def find_deletions(plex: Any, live: Any, live_count: int, changes: ChangeSet) ->
     expected, present = count_after(live, live_count, changes)
     if expected == plex_total:
         return True
-    leaf = plex.album_leaf_counts()
+    cached = live.album_counts()
+    leaf = plex.album_leaf_counts(known=list(cached) + [r.get("album_rating_key") for r in changes.rows.values()])
     if leaf is None:
         return False
-    cached = live.album_counts()
     differ = differing_albums(cached, leaf, present, changes)
     log.info("track count %d, expected %d: %d albums whose track count differs", plex_total, expected, len(differ))
     # Their cached tracks that Plex no longer has (batched metadata: 100 keys a request, where each
