@@ -227,7 +227,7 @@ async def test_whole_album_and_artist_deletions_are_found_by_album_counts(synced
     assert full_track_listings(emu) == 1, "only the track count: no full paging"
     children = [p for p in emu.request_log if p.endswith("/children") or "/children?" in p]
     assert children == [], "whether their cached tracks still exist decides (batched metadata): no album listed"
-    # the albums' counts: from the listing (2012), else from every album's metadata
+    # the albums' counts: from the listing (2012), else from the metadata of every album the cache knows
     if server == "2012":
         assert len(albums_asked(emu)) <= 2, "only the changed tracks' albums, for their genres"
     else:
