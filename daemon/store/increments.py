@@ -152,6 +152,7 @@ class LiveSlot:
                     stats.add(dict(zip(STORED_COLUMNS, before[1])), -1)
                     stats.add(dict(zip(STORED_COLUMNS, values)))
         updated = len(changed)
+        changed.sort(key=lambda c: c[0])  # in track id order: the table's and genre index's pages in turn
         self._update(changed)
         ranks = self._ranks([tid for tid, was, now in changed if _sort_key(was) == _sort_key(now)])
         copies: list[tuple] = []  # genre rows' copies of the track's year, rating, live flag to rewrite
