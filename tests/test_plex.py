@@ -230,8 +230,8 @@ def test_albums_without_a_track_count_anywhere_give_no_counts(plex_emulator):
 
 @pytest.mark.parametrize("concurrent", [1, 2])
 def test_which_tracks_still_exist_comes_from_batched_metadata(plex_emulator, concurrent):
-    """100 keys a request; keys Plex lacks are left out, and a batch of which none exists is a
-    404 (PLEX_API.md), which says: none of them."""
+    """``COUNT_BATCH`` keys a request (100 here); keys Plex lacks are left out, and a batch of which
+    none exists is a 404 (PLEX_API.md), which says: none of them."""
     lib = plex_emulator.library
     keys = sorted(lib.tracks, key=int)[:250]
     albums = {k: lib.tracks[k].album_key for k in keys}
@@ -239,6 +239,7 @@ def test_which_tracks_still_exist_comes_from_batched_metadata(plex_emulator, con
         plex_emulator.delete_track(k)
     plex_emulator.request_log.clear()
     with connect(plex_emulator, concurrent_pages=concurrent) as p:
+        p.COUNT_BATCH = 100
         present = p.tracks_present(keys)
     assert present == {k: albums[k] for k in keys if k in lib.tracks}
     assert len([q for q in plex_emulator.request_log if q.startswith("/library/metadata/")]) == 3

@@ -22,8 +22,9 @@ class AlbumReads:
 
     GENRE_PAGE = 1000      # albums per page for genre listings
     METADATA_BATCH = 100   # album keys per /library/metadata/k1,k2,... request
-    # albums per request for their track counts: fewer requests (at 10,000 albums 140 ms instead of
-    # 250 ms with 100), and the URL stays within ~2,000 characters for keys of up to 7 digits
+    # keys per request where only a number or two of each item is read (albums' track counts, which
+    # tracks still exist): fewer requests (10,000 albums' counts 140 ms instead of 250 ms with 100),
+    # and the URL stays within ~2,000 characters for keys of up to 7 digits
     COUNT_BATCH = 250
 
     def album_genres(self, *, strategy: str = "auto") -> GenreMap:
@@ -109,10 +110,11 @@ class AlbumReads:
     def tracks_present(self, keys: list[str]) -> dict[str, str | None]:
         """Which of ``keys`` (track ratingKeys) Plex still has -> each one's album key, from batched
         ``/library/metadata/k1,k2,...`` (PLEX_API.md: keys that don't exist are left out, 404 only
-        when none does), ``concurrent_pages`` at a time."""
+        when none does; ``COUNT_BATCH`` keys a request), ``concurrent_pages`` at a time; the two
+        numbers scanned from the bytes (`xml.NumberScan`)."""
         out: dict[str, str | None] = {}
-        parse = ItemParser("Track", ("ratingKey", "parentRatingKey"))
-        for _, items in self._fetch_each(_batches(keys, self.METADATA_BATCH, "tracks", "tracks"), parse,
+        parse = NumberScan("Track", ("ratingKey", "parentRatingKey"))
+        for _, items in self._fetch_each(_batches(keys, self.COUNT_BATCH, "tracks", "tracks"), parse,
                                          not_found=({}, [])):
             out.update((rk, album) for rk, album in items if rk)
         return out

@@ -109,7 +109,7 @@ def find_deletions(plex: Any, live: Any, live_count: int, changes: ChangeSet) ->
         return False
     differ = differing_albums(cached, leaf, present, changes)
     log.info("track count %d, expected %d: %d albums whose track count differs", plex_total, expected, len(differ))
-    # Their cached tracks that Plex no longer has (batched metadata: 100 keys a request, where each
+    # Their cached tracks that Plex no longer has (batched metadata: 250 keys a request, where each
     # album's /children would be one); an album Plex no longer has took its tracks with it.
     suspects = {album: [k for k in keys if k not in changes.rows]
                 for album, keys in live.keys_of_albums(differ).items()}
