@@ -14,7 +14,7 @@ from .attrs import to_int
 from .fetchers import Prefetch
 from .genremap import GenreMap, GenreMapBuilder
 from .retry import Retryable
-from .xml import ItemParser, NumberScan, TrackPageParser
+from .xml import NumberScan, TrackPageParser
 
 
 class AlbumReads:
@@ -148,7 +148,7 @@ class AlbumReads:
 
     def _album_pages(self, params: dict, what: str, parse: Callable | None = None) -> Iterator:
         """Every <Directory> (album, or artist) of a listing, page by page (advancing by what arrived);
-        with ``parse`` (an `ItemParser`), what it gives of each.
+        with ``parse`` (an `xml.NumberScan`), what it gives of each.
 
         Once the first page told the total, the next pages come ``concurrent_pages`` at
         a time, as a track listing's do (`fetchers.Prefetch`)."""
