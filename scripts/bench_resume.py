@@ -1,6 +1,6 @@
 """Benchmark: a full sync cut short at 80 % and resumed, against an uninterrupted one.
 
-    .venv/bin/python scripts/bench_resume.py [--tracks 100000] [--cut 0.8]
+    .venv/bin/python scripts/bench_resume.py [--tracks 100000] [--cut 0.8] [--render-us-per-track 0]
 
 One emulator process with a generated library. First an uninterrupted full sync
 into an empty cache, timed from `sync.start` to the job's end. Then, into another
@@ -9,6 +9,10 @@ systemd's cgroup kill does after a crash) once `--cut` of the tracks are
 committed, a fresh daemon on the same cache, and the resumed full sync, timed
 from its `sync.start` (the restart itself is not counted). Prints both times and
 their ratio; the figure goes into docs/PERFORMANCE.md.
+
+``--render-us-per-track`` makes each track listing page wait that long per track before
+it is sent, without using a CPU, as a Plex server spends that time rendering pages (as in
+bench_scale.py; 0, the default: pre-rendered pages at once, which no server reaches).
 """
 
 from __future__ import annotations
@@ -59,8 +63,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tracks", type=int, default=100_000)
     ap.add_argument("--cut", type=float, default=0.8)
+    ap.add_argument("--render-us-per-track", type=float, default=0.0,
+                    help="a track listing page's render time per track (0: pre-rendered pages at once)")
     args = ap.parse_args()
-    with emulator(args.tracks) as (url, token):  # one library for both runs
+    with emulator(args.tracks, render_us=args.render_us_per_track) as (url, token):  # one library for both runs
         with daemon(url, token) as (_, path):
             rpc = Rpc(path)
             full, full_finish, job = timed_full_sync(rpc)
@@ -93,7 +99,7 @@ def main() -> None:
                 assert job["state"] == "succeeded" and job["resumed_from"], job
         finally:
             subprocess.run(["rm", "-rf", str(work)])
-    print(f"tracks {args.tracks:,}; cut after {cut_at:,} tracks committed (resumed job {job['resumed_from']})")
+    print(f"tracks {args.tracks:,}, render {args.render_us_per_track:g} µs a track; cut after {cut_at:,} tracks committed (resumed job {job['resumed_from']})")
     print(f"uninterrupted full sync  {full:7.1f} s   (finish {full_finish:.1f} s)")
     print(f"resumed full sync        {resumed:7.1f} s   (finish {resumed_finish:.1f} s; {resumed / full:.0%} of uninterrupted)")
     print(f"load average at the end  {os.getloadavg()[0]:7.1f}")

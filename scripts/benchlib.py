@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from tests.emulator.process import emulator_process  # noqa: E402
 
 BIN = Path(sys.executable).parent
-emulator = emulator_process  # (tracks, seed=0, cpus=None) -> (url, token): tests/emulator/process.py
+emulator = emulator_process  # (tracks, seed=0, cpus=None, render_us=0.0) -> (url, token): tests/emulator/process.py
 
 
 class Rpc:

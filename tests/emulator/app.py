@@ -10,6 +10,7 @@ import asyncio
 import collections
 import json
 import os
+import re
 import socket
 import threading
 import uuid
@@ -28,6 +29,15 @@ _UNAUTHORIZED = b"<html><head><title>Unauthorized</title></head><body><h1>401 Un
 
 def xml_response(body: bytes, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, headers={"Content-Type": CONTENT_TYPE})
+
+
+def _items_in(body: bytes) -> int:
+    """The ``size`` of an answer's MediaContainer: how many items it holds."""
+    found = _SIZE.search(body, 0, body.find(b">", body.find(b"<MediaContainer")))
+    return int(found.group(1)) if found else 0
+
+
+_SIZE = re.compile(rb'\ssize="([0-9]+)"')
 
 
 def container_params(request: web.Request) -> tuple[int | None, int | None]:
@@ -51,9 +61,10 @@ class PlexEmulator:
         self.port = port
         self.faults = FaultSet()
         self.faults.slow_seconds = slow_seconds
-        # Time a real server spends rendering each track of a listing page. It is
-        # slept (not computed), so concurrent requests overlap the way they do on
-        # a Plex server that renders pages on several threads.
+        # Time a real server spends rendering each track of a listing page: each track
+        # in the answer, so a "changed since" page of 10 tracks costs 10, not the page
+        # size asked for. It is slept (not computed), so concurrent requests overlap
+        # the way they do on a Plex server that renders pages on several threads.
         self.render_seconds_per_track = render_seconds_per_track
         self.request_log: collections.deque[str] = collections.deque(maxlen=100_000)
         # (path_qs, X-Plex-Container-Start, X-Plex-Container-Size) of every request: which pages were read
@@ -311,9 +322,10 @@ class PlexEmulator:
         start, size = container_params(request)
         if request.get(_SHORT) and size:
             size = max(1, size // 2)
+        response = self._listing(request.match_info["sid"], request.query, start, size, what="all")
         if self.render_seconds_per_track and size and request.query.get("type") == "10":
-            await asyncio.sleep(self.render_seconds_per_track * size)
-        return self._listing(request.match_info["sid"], request.query, start, size, what="all")
+            await asyncio.sleep(self.render_seconds_per_track * _items_in(response.body))
+        return response
 
     async def _collections(self, request):
         start, size = container_params(request)

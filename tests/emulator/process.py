@@ -16,12 +16,15 @@ STOP_WAIT = 60.0  # seconds for it to exit after SIGTERM (a 1M library takes a w
 
 
 @contextmanager
-def emulator_process(tracks: int, seed: int = 0, cpus: frozenset[int] | None = None) -> Iterator[tuple[str, str]]:
+def emulator_process(tracks: int, seed: int = 0, cpus: frozenset[int] | None = None,
+                     render_us: float = 0.0) -> Iterator[tuple[str, str]]:
     """A generated library of ``tracks`` tracks served from its own process: yields (url, token).
 
-    ``cpus``: keep it on these CPUs (None: wherever the scheduler puts it).
+    ``cpus``: keep it on these CPUs (None: wherever the scheduler puts it). ``render_us``: how
+    long a track listing page waits per track before it is sent (``--render-us-per-track``).
     """
-    proc = subprocess.Popen([sys.executable, "-m", "tests.emulator", "--tracks", str(tracks), "--seed", str(seed)],
+    proc = subprocess.Popen([sys.executable, "-m", "tests.emulator", "--tracks", str(tracks), "--seed", str(seed),
+                             "--render-us-per-track", str(render_us)],
                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
     if cpus:  # before it starts its server threads, which inherit this
         os.sched_setaffinity(proc.pid, cpus)
