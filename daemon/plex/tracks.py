@@ -31,6 +31,11 @@ class TrackReads:
     SLIM_FIELDS = ("summary,thumb,art,parentThumb,grandparentThumb,grandparentArt,guid,parentGuid,"
                    "grandparentGuid,key,parentKey,grandparentKey,grandparentRatingKey,librarySectionTitle,"
                    "librarySectionID,librarySectionKey,musicAnalysisVersion")
+    # Tracks a page of a filtered listing ("changed since", an artist's): a server renders each
+    # page's tracks in turn, and concurrent pages on several threads, so a change set of 1,000
+    # tracks in pages of 250 (the first alone, for the total; then ``concurrent_pages`` at a
+    # time) waits for ~2 pages' rendering instead of one page of 1,000 (docs/PERFORMANCE.md).
+    FILTERED_PAGE = 250
 
     def track_count(self) -> int | None:
         """Plex's count of tracks in the section (``totalSize``), or None when it gives none:
@@ -65,8 +70,10 @@ class TrackReads:
         previous page already yielded is dropped (the library may shift while we page;
         a row seen again further on replaces the first in the slot anyway); both are
         counted. ``updated_since`` (unix seconds) adds Plex's ``track.updatedAt>>=``
-        filter, ``artist_key`` its ``artist.id=`` filter. The whole listing is fetched
-        ``concurrent_pages`` requests ahead while pages are parsed. After a whole
+        filter, ``artist_key`` its ``artist.id=`` filter (their pages: at most ``FILTERED_PAGE``
+        tracks). Once the listing's total is known (a whole one's before it, a filtered one's
+        from its first page), it is fetched ``concurrent_pages`` requests ahead while pages are
+        parsed. After a whole
         listing, `verify_listing` checks it against Plex's counts. ``start`` skips that many
         tracks of the listing (a full sync resuming); when a page is yielded,
         ``page_end`` is the offset after it."""
@@ -83,6 +90,8 @@ class TrackReads:
             noun = f"tracks of artist {artist_key}"
         whole = updated_since is None and artist_key is None
         total = self._last_total if whole else None
+        if not whole:
+            page_size = min(page_size, self.FILTERED_PAGE)
         self.ledger = ledger = KeyLedger()
         if whole:
             ledger.note_total("before the listing", total)
@@ -99,7 +108,7 @@ class TrackReads:
             while total is None or start < total:
                 query = self._listing_params(params)
                 try:
-                    if whole and total and self.concurrent_pages > 1:
+                    if total and self.concurrent_pages > 1:  # (a filtered listing's total: from its first page)
                         if ahead is None or ahead.params != query:
                             if ahead is not None:
                                 ahead.close()
