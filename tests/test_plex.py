@@ -357,6 +357,27 @@ def test_updated_since_sees_track_edits_not_album_edits(plex_emulator):
         assert p.album_genres()[album] == ["Ambient", "Blues", "rock", "Zydeco"]
 
 
+@pytest.mark.parametrize("concurrent", [1, 3])
+def test_a_changed_since_listing_comes_in_pages_of_its_own_size_and_skips_nothing(plex_emulator, concurrent):
+    """Filtered listings go FILTERED_PAGE tracks a page whatever sync.page_size is; read in
+    sequence or concurrent_pages at a time (once the first page gives the total), a short page
+    and a failing one skip nothing."""
+    lib = plex_emulator.library
+    since = max(t.updated_at for t in lib.tracks.values()) + 1
+    edited = sorted(lib.tracks, key=int)[:700]
+    for rk in edited:
+        plex_emulator.edit_track(rk, user_rating=7.0)
+    faults = [plex_emulator.inject_fault("short", page=1, times=None),  # pages counted from 0
+              plex_emulator.inject_fault("500", page=2, times=1)]
+    plex_emulator.page_log.clear()
+    with connect(plex_emulator, concurrent_pages=concurrent, retries=2) as p:
+        changed = all_rows(p, 1000, updated_since=since)
+    assert sorted(r["rating_key"] for r in changed) == sorted(edited)
+    sizes = {size for path, _, size in plex_emulator.page_log if "updatedAt" in path}
+    assert sizes == {PlexLibrary.FILTERED_PAGE}
+    assert all(f.fired for f in faults)
+
+
 def test_plexapi_updated_filters(plex_emulator):
     from plexapi.server import PlexServer
     lib = plex_emulator.library
