@@ -132,7 +132,8 @@ class SlotWriter:
 
         A key written more than once is merged first: its last row's values at its first
         row's place (id), as an upsert would have left it. Duplicates are rare (a fresh
-        load without them only pays for the index); a resumed load always has one page.
+        load without them only pays for the index); a resumed load calls this before it
+        writes the rest, so its overlapping page is upserted.
         """
         if self._keyed:
             return
