@@ -378,6 +378,58 @@ def test_a_changed_since_listing_comes_in_pages_of_its_own_size_and_skips_nothin
     assert all(f.fired for f in faults)
 
 
+def _changes_with_deletions(plex_emulator, deletions: int | None):
+    """700 tracks edited; while page 1 (from 0) of a "changed since" listing is served, Plex
+    deletes a changed track of page 0 (``deletions`` times; None: every time). Returns
+    (since, the edited keys, the keys deleted so far)."""
+    lib = plex_emulator.library
+    since = max(t.updated_at for t in lib.tracks.values()) + 1
+    edited = sorted(lib.tracks, key=int)[:700]
+    for rk in edited:
+        plex_emulator.edit_track(rk, user_rating=7.0)
+    first_page: list[str] = []
+    deleted: list[str] = []
+
+    def note(body: bytes) -> bytes:
+        first_page[:] = [k.decode() for k in re.findall(rb'\sratingKey="(\d+)"', body)]
+        return body
+
+    def delete_one(body: bytes) -> bytes:  # after page 1 is rendered: the pages after it move
+        key = next(k for k in first_page if k in lib.tracks)
+        lib.delete_track(key)
+        deleted.append(key)
+        return body
+
+    plex_emulator.inject_fault("rewrite", path_contains="updatedAt", page=0, times=None, rewrite=note)
+    plex_emulator.inject_fault("rewrite", path_contains="updatedAt", page=1, times=deletions, rewrite=delete_one)
+    return since, edited, deleted
+
+
+@pytest.mark.parametrize("concurrent", [1, 3])
+def test_a_track_deleted_while_the_changes_are_read_hides_no_other_change(plex_emulator, concurrent):
+    """A changed track deleted before the page being read moves every later one back by one:
+    the track at the next page's start would fall between the pages. The listing's total shrank,
+    so it is read again, and every changed track Plex still has comes. (In sequence the
+    deletion always lands between pages 1 and 2; concurrently it may come before page 2 is
+    rendered, or after.)"""
+    since, edited, deleted = _changes_with_deletions(plex_emulator, 1)
+    plex_emulator.page_log.clear()
+    with connect(plex_emulator, concurrent_pages=concurrent) as p:
+        changed = {r["rating_key"] for r in all_rows(p, 1000, updated_since=since)}
+    assert len(deleted) == 1
+    assert set(edited) - set(deleted) <= changed
+    if concurrent == 1:
+        starts = [start for path, start, _ in plex_emulator.page_log if "updatedAt" in path]
+        assert starts == [0, 250, 500, 0, 250, 500]
+
+
+def test_changes_that_keep_shrinking_while_read_fail_the_listing(plex_emulator):
+    since, _, deleted = _changes_with_deletions(plex_emulator, None)
+    with connect(plex_emulator, concurrent_pages=1) as p:
+        err = expect_error(PlexError, lambda: all_rows(p, 1000, updated_since=since))
+    assert "kept changing" in str(err) and len(deleted) == PlexLibrary.FILTERED_REREADS + 1
+
+
 def test_plexapi_updated_filters(plex_emulator):
     from plexapi.server import PlexServer
     lib = plex_emulator.library
