@@ -12,6 +12,7 @@ import requests
 from mediasaged.plex.client import PlexLibrary
 from mediasaged.plex.errors import (PlexBadResponse, PlexError, PlexHTTPError, PlexUnauthorized, PlexUnreachable,
                                     SectionNotFound)
+from mediasaged.plex.ledger import ShrinkWatch
 from mediasaged.plex.redact import safe_url
 from mediasaged.plex.retry import Backoff, retry_after
 from mediasaged.plex.xml import TrackPageParser
@@ -427,7 +428,35 @@ def test_changes_that_keep_shrinking_while_read_fail_the_listing(plex_emulator):
     since, _, deleted = _changes_with_deletions(plex_emulator, None)
     with connect(plex_emulator, concurrent_pages=1) as p:
         err = expect_error(PlexError, lambda: all_rows(p, 1000, updated_since=since))
-    assert "kept changing" in str(err) and len(deleted) == PlexLibrary.FILTERED_REREADS + 1
+    assert "kept changing" in str(err) and len(deleted) == ShrinkWatch.REREADS + 1
+
+
+@pytest.mark.parametrize("concurrent", [1, 3])
+def test_an_album_deleted_while_the_albums_are_listed_hides_no_other_album(plex_emulator, concurrent):
+    """An album listing (here the track counts of an old server's, 20 a page) shrinks while read:
+    an album of page 0 is deleted once page 1 is rendered. The listing is read again, each album
+    comes once, and every album Plex still has is there with its count."""
+    lib = plex_emulator.library
+    lib.listing_leaf_counts = True
+    first_page: list[str] = []
+    deleted: list[str] = []
+
+    def note(body: bytes) -> bytes:
+        first_page[:] = [k.decode() for k in re.findall(rb'<Directory ratingKey="(\d+)"', body)]
+        return body
+
+    def delete_one(body: bytes) -> bytes:
+        deleted.append(first_page[0])
+        lib.delete_album(first_page[0])
+        return body
+
+    plex_emulator.inject_fault("rewrite", page=0, libtype=9, times=None, rewrite=note)
+    plex_emulator.inject_fault("rewrite", page=1, libtype=9, times=1, rewrite=delete_one)
+    with connect(plex_emulator, concurrent_pages=concurrent) as p:
+        p.GENRE_PAGE = 20
+        counts = p.album_leaf_counts()
+    assert deleted and deleted[0] not in lib.albums
+    assert {k: n for k, n in counts.items() if k not in deleted} == {k: len(v) for k, v in lib.album_tracks.items()}
 
 
 def test_plexapi_updated_filters(plex_emulator):

@@ -13,6 +13,7 @@ from typing import Callable, Iterable, Iterator
 from .attrs import to_int
 from .fetchers import Prefetch
 from .genremap import GenreMap, GenreMapBuilder
+from .ledger import ShrinkWatch
 from .retry import Retryable
 from .xml import NumberScan, TrackPageParser
 
@@ -148,12 +149,16 @@ class AlbumReads:
 
     def _album_pages(self, params: dict, what: str, parse: Callable | None = None) -> Iterator:
         """Every <Directory> (album, or artist) of a listing, page by page (advancing by what arrived);
-        with ``parse`` (an `xml.NumberScan`), what it gives of each.
+        with ``parse`` (an `xml.NumberScan` whose first name is ``ratingKey``), what it gives of each.
 
         Once the first page told the total, the next pages come ``concurrent_pages`` at
-        a time, as a track listing's do (`fetchers.Prefetch`)."""
+        a time, as a track listing's do (`fetchers.Prefetch`). A listing whose total shrinks
+        from one page to the next is read again from its start (`ledger.ShrinkWatch`); each
+        ratingKey is yielded once."""
         path = f"/library/sections/{self.section_id}/all"
         start, total, ahead = 0, None, None
+        shrinking = ShrinkWatch(what)
+        seen: set[str] = set()
 
         def label(at: int) -> str:
             return f"{what} ({at}\u2013{at + self.GENRE_PAGE - 1})"
@@ -169,11 +174,20 @@ class AlbumReads:
                     root = self._fetch(path, params=params, headers=self._page_headers(start, self.GENRE_PAGE),
                                        what=label(start), parse=parse)
                 container, items = (root, root.iterchildren("Directory")) if parse is None else root
+                total = to_int(container.get("totalSize"))
+                if shrinking.moved(total):
+                    if ahead is not None:  # its pages may be from before the change
+                        ahead.close()
+                        ahead = None
+                    start = 0
+                    continue
                 n = 0
                 for el in items:
                     n += 1
-                    yield el
-                total = to_int(container.get("totalSize"))
+                    key = el.get("ratingKey") if parse is None else el[0]
+                    if key is None or key not in seen:
+                        seen.add(key)
+                        yield el
                 start += n
                 if n == 0 or total is None or start >= total:
                     return

@@ -29,6 +29,37 @@ class PlexCountMismatch(PlexError):
     """What a full listing read does not add up to what Plex says the section holds."""
 
 
+class ShrinkWatch:
+    """A listing Plex shrinks while we page it by offset (it deleted an item): every later item
+    moves back by one, and the one at the next page's start falls between two pages, unread.
+    `moved` is told each page's ``totalSize`` in turn and says when it is lower than the page
+    before's: the caller reads the listing again from its start. A full track listing catches a
+    skipped item in its counts (`KeyLedger.verify`); listings without that check (changes, album
+    listings) use this. An item added meanwhile moves the later ones forward (read twice, never
+    missed); an addition and a deletion between the same two pages leave the total as it was.
+    """
+
+    REREADS = 3  # times a listing is read again before `moved` gives up (PlexError)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._last: int | None = None
+        self.rereads = 0
+
+    def moved(self, total: int | None) -> bool:
+        """Whether this page's ``total`` is lower than the page before's (read again from the start)."""
+        last, self._last = self._last, total
+        if total is None or last is None or total >= last:
+            return False
+        self.rereads += 1
+        if self.rereads > self.REREADS:
+            raise PlexError(f"Plex's {self.what} kept changing while they were read ({self.REREADS + 1} "
+                            "times): items are being deleted")
+        log.info("Plex's %s went from %d to %d while read: reading them again", self.what, last, total)
+        self._last = None
+        return True
+
+
 def _describe(row: dict) -> str:
     key = row.get("rating_key") or "(none)"
     return f"ratingKey {key}, {row.get('title', '')!r} by {row.get('artist', '')!r}"

@@ -14,9 +14,9 @@ from typing import Iterator
 from lxml import etree
 
 from .attrs import to_int
-from .errors import PlexError, PlexHTTPError
+from .errors import PlexHTTPError
 from .fetchers import Prefetch
-from .ledger import KeyLedger
+from .ledger import KeyLedger, ShrinkWatch
 from .xml import TrackPageParser
 
 log = logging.getLogger("mediasaged.plex")
@@ -36,7 +36,6 @@ class TrackReads:
     # tracks in pages of 250 (the first alone, for the total; then ``concurrent_pages`` at a
     # time) waits for ~2 pages' rendering instead of one page of 1,000 (docs/PERFORMANCE.md).
     FILTERED_PAGE = 250
-    FILTERED_REREADS = 3  # times a filtered listing that shrank while read is read again before giving up
 
     def track_count(self) -> int | None:
         """Plex's count of tracks in the section (``totalSize``), or None when it gives none:
@@ -78,9 +77,7 @@ class TrackReads:
         listing, `verify_listing` checks it against Plex's counts. ``start`` skips that many
         tracks of the listing (a full sync resuming); when a page is yielded,
         ``page_end`` is the offset after it. A filtered listing whose total shrinks from
-        one page to the next (a track deleted meanwhile moves every later one back, so one
-        may fall between two pages) is read again from its start, up to
-        ``FILTERED_REREADS`` times, then PlexError."""
+        one page to the next is read again from its start (`ledger.ShrinkWatch`)."""
         if page_size < 1:
             raise ValueError("page_size must be >= 1")
         path = f"/library/sections/{self.section_id}/all"
@@ -102,8 +99,7 @@ class TrackReads:
         parse_page = TrackPageParser()
         start = max(0, int(start))
         ahead: Prefetch | None = None
-        last_total: int | None = None  # a filtered listing's total on the page before
-        rereads = 0
+        shrinking = None if whole else ShrinkWatch(noun)  # a whole listing's counts are checked instead
 
         def what(at: int) -> str:
             page_no = at // page_size + 1
@@ -136,24 +132,13 @@ class TrackReads:
                 page_total = to_int(container.get("totalSize"))
                 if whole:
                     ledger.note_total(f"on page {start // page_size + 1}", page_total)
-                elif page_total is not None and last_total is not None and page_total < last_total:
-                    # A track left the listing while we paged (Plex deleted it): every later one
-                    # moved back by one, and one may have fallen between two pages. Read it again
-                    # (the rows already yielded come again; the caller keeps one per key).
-                    rereads += 1
-                    if rereads > self.FILTERED_REREADS:
-                        raise PlexError(f"Plex's {noun} kept changing while they were read "
-                                        f"({self.FILTERED_REREADS + 1} times): tracks are being deleted")
-                    log.info("Plex's %s went from %d to %d while read: reading them again", noun,
-                             last_total, page_total)
+                elif shrinking.moved(page_total):  # read again (the rows yielded come again; callers keep one per key)
                     if ahead is not None:  # its pages may be from before the change
                         ahead.close()
                         ahead = None
-                    start, total, last_total = 0, None, None
+                    start, total = 0, None
                     self.ledger = ledger = KeyLedger()
                     continue
-                if not whole:
-                    last_total = page_total
                 if page_total is not None:
                     total = page_total
                 elif total is None and len(rows) < page_size:

@@ -192,6 +192,9 @@ class PlexEmulator:
     def delete_track(self, rating_key: str) -> None:
         self.library.delete_track(rating_key)
 
+    def delete_album(self, album_key: str) -> None:
+        self.library.delete_album(album_key)
+
     def edit_track(self, rating_key: str, **fields) -> int:
         return self.library.edit_track(rating_key, **fields)
 

@@ -377,6 +377,22 @@ class Library:
             entry = self._entry(rating_key, TYPE_TRACK, STATE_DELETED, now)
         self._notify([entry])
 
+    def delete_album(self, album_key: str) -> None:
+        """Delete an album and its tracks: Plex drops an album once its last track is gone (a
+        track deleted alone leaves its album listed here, with one track less)."""
+        album_key = str(album_key)
+        for rk in list(self.album_tracks.get(album_key, ())):
+            self.delete_track(rk)
+        with self.lock:
+            self.albums.pop(album_key)
+            self.album_tracks.pop(album_key, None)
+            self._forget_album(album_key)
+            self._album_order = self._artist_order = self._albums_by_updated = None
+            now = self.clock()
+            self._touch_section(now)
+            entry = self._entry(album_key, TYPE_ALBUM, STATE_DELETED, now)
+        self._notify([entry])
+
     def edit_track(self, rating_key: str, **fields) -> int:
         """Edit track fields (see _TRACK_FIELDS for names); bumps the track's updatedAt.
 
