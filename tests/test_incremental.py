@@ -104,6 +104,38 @@ async def test_an_unreported_addition_in_a_new_album_is_found_by_the_key_listing
     assert "reconciled with Plex's track list" in synced_daemon.log()
 
 
+async def test_a_track_plex_lists_is_never_deleted_by_the_album_or_key_listing(synced_daemon, plex_emulator):
+    """Whatever took a track for deleted (a deletion notified for a track Plex has again, back
+    from its trash; an album an album listing missed): once Plex lists it in its album, or in
+    the whole key listing, it stays. The two steps, run by the worker's own code against the
+    synced cache and the emulator (the daemon idle)."""
+    from mediasaged.plex.client import PlexLibrary
+    from mediasaged.store import InPlaceWriter
+    from mediasaged.sync.increment import ChangeSet, list_albums, list_every_key
+
+    emu = plex_emulator
+    lib = expected_library(emu)
+    album = lib[min(lib, key=int)]["album_rating_key"]
+    in_album = sorted(k for k, t in lib.items() if t["album_rating_key"] == album)
+    elsewhere = sorted((k for k, t in lib.items() if t["album_rating_key"] != album), key=int)
+    emu.delete_track(elsewhere[0])  # really gone
+    with closing(sqlite3.connect(f"file:{synced_daemon.db}?mode=ro", uri=True)) as db:
+        slot, generation = db.execute("SELECT live_slot, generation FROM sync_state").fetchone()
+    writer = InPlaceWriter(synced_daemon.db, slot, generation)
+    try:
+        with PlexLibrary.connect(emu.url, emu.token, "Music", timeout=5) as plex:
+            changes = ChangeSet(plex, lambda rows: rows, {})
+            changes.delete([in_album[0]])
+            list_albums(plex, writer.live, changes, [album], {album: len(in_album)})
+            assert changes.deleted == set()
+
+            changes.delete([in_album[0], elsewhere[1]])
+            list_every_key(plex, {"page_size": 1000}, writer.live, changes)
+            assert changes.deleted == {elsewhere[0]}
+    finally:
+        writer.close()
+
+
 def live_slot(daemon) -> str:
     with closing(sqlite3.connect(f"file:{daemon.db}?mode=ro", uri=True)) as db:
         return db.execute("SELECT live_slot FROM sync_state").fetchone()[0]

@@ -94,6 +94,10 @@ class LiveSlot:
         self.c.executemany("INSERT OR IGNORE INTO temp.listed VALUES (?)", [(k,) for k in keys])
         return set(keys) - set(self.albums_of(keys))
 
+    def listed(self, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` Plex listed since `begin_listing`."""
+        return {row[0] for row in self._where_in("SELECT rating_key FROM temp.listed", "rating_key", keys)}
+
     def unlisted_keys(self) -> list[str]:
         """The slot's keys Plex did not list since `begin_listing` (the tracks it deleted)."""
         return [r[0] for r in self.c.execute(f"SELECT rating_key FROM {self.t['tracks']} WHERE rating_key NOT IN "

@@ -143,6 +143,9 @@ def list_albums(plex: Any, live: Any, changes: ChangeSet, differ: list[str], lea
     """The tracks of albums ``differ`` as Plex lists them (``/children``, ``concurrent_pages`` at a time)."""
     listed = dict(plex.tracks_of_albums([a for a in differ if a in leaf]))
     on_plex = {album: [r for r in rows if r.get("rating_key")] for album, rows in listed.items()}
+    # A track Plex lists is not deleted, whatever told us it was (a deletion notified for a track
+    # Plex has again, say one back from its trash).
+    changes.deleted -= {r["rating_key"] for rows in on_plex.values() for r in rows}
     cached_album = live.albums_of([r["rating_key"] for rows in on_plex.values() for r in rows])
     # A track the cache holds in this album and the "changed since" listings did not
     # report is unchanged; the others (added, or moved here) are written.
@@ -165,6 +168,9 @@ def list_every_key(plex: Any, spec: dict, live: Any, changes: ChangeSet) -> None
         missing.extend(row for row in rows if row["rating_key"] in unknown and row["rating_key"] not in changes.rows)
     plex.verify_listing()
     changes.skipped.update(plex.ledger.skipped)
+    # The listing decides: a track Plex lists is not deleted, whatever an earlier step took it for
+    # (an album an album listing missed reads as gone, with its tracks).
+    changes.deleted -= live.listed(changes.deleted)
     changes.delete(k for k in live.unlisted_keys() if k not in changes.rows)
     if missing:
         changes.add(missing)
