@@ -106,12 +106,12 @@ async def test_an_unreported_addition_in_a_new_album_is_found_by_the_key_listing
 
 async def test_a_track_plex_lists_is_never_deleted_by_the_album_or_key_listing(synced_daemon, plex_emulator):
     """Whatever took a track for deleted (a deletion notified for a track Plex has again, back
-    from its trash; an album an album listing missed): once Plex lists it in its album, or in
-    the whole key listing, it stays. The two steps, run by the worker's own code against the
-    synced cache and the emulator (the daemon idle)."""
+    from its trash; an album an album listing missed): once Plex lists it in its album, in the
+    whole key listing, or in the batched lookup of the suspects, it stays. The steps, run by the
+    worker's own code against the synced cache and the emulator (the daemon idle)."""
     from mediasaged.plex.client import PlexLibrary
     from mediasaged.store import InPlaceWriter
-    from mediasaged.sync.increment import ChangeSet, list_albums, list_every_key
+    from mediasaged.sync.increment import ChangeSet, find_deletions, list_albums, list_every_key
 
     emu = plex_emulator
     lib = expected_library(emu)
@@ -132,6 +132,14 @@ async def test_a_track_plex_lists_is_never_deleted_by_the_album_or_key_listing(s
             changes.delete([in_album[0], elsewhere[1]])
             list_every_key(plex, {"page_size": 1000}, writer.live, changes)
             assert changes.deleted == {elsewhere[0]}
+
+            # the batched lookup of the suspects is evidence too: no album needs listing then
+            changes = ChangeSet(plex, lambda rows: rows, {})
+            changes.delete(in_album[:2])  # two, so the count check does not cancel them against the real one
+            emu.request_log.clear()
+            assert find_deletions(plex, writer.live, len(lib), changes)
+            assert changes.deleted == {elsewhere[0]}
+            assert not [p for p in emu.request_log if "/children" in p]
     finally:
         writer.close()
 

@@ -65,6 +65,12 @@ class ChangeSet:
             self.rows.pop(key, None)
             self.deleted.add(key)
 
+    def on_plex(self, keys: Any) -> None:
+        """Plex has these tracks: none of them is deleted, whatever took it for deleted before (a
+        deletion notified for a track back from Plex's trash; an album an album listing missed).
+        What Plex lists or looks up is the evidence; what led to the check is not."""
+        self.deleted.difference_update(keys)
+
     def __len__(self) -> int:
         return len(self.rows) + len(self.deleted)
 
@@ -114,6 +120,7 @@ def find_deletions(plex: Any, live: Any, live_count: int, changes: ChangeSet) ->
     suspects = {album: [k for k in keys if k not in changes.rows]
                 for album, keys in live.keys_of_albums(differ).items()}
     on_plex = plex.tracks_present(sorted(k for album, keys in suspects.items() if album in leaf for k in keys))
+    changes.on_plex(on_plex)
     changes.delete([k for album, keys in suspects.items() for k in keys
                     if album not in leaf or k not in on_plex])
     expected, present = count_after(live, live_count, changes)
@@ -143,9 +150,7 @@ def list_albums(plex: Any, live: Any, changes: ChangeSet, differ: list[str], lea
     """The tracks of albums ``differ`` as Plex lists them (``/children``, ``concurrent_pages`` at a time)."""
     listed = dict(plex.tracks_of_albums([a for a in differ if a in leaf]))
     on_plex = {album: [r for r in rows if r.get("rating_key")] for album, rows in listed.items()}
-    # A track Plex lists is not deleted, whatever told us it was (a deletion notified for a track
-    # Plex has again, say one back from its trash).
-    changes.deleted -= {r["rating_key"] for rows in on_plex.values() for r in rows}
+    changes.on_plex(r["rating_key"] for rows in on_plex.values() for r in rows)
     cached_album = live.albums_of([r["rating_key"] for rows in on_plex.values() for r in rows])
     # A track the cache holds in this album and the "changed since" listings did not
     # report is unchanged; the others (added, or moved here) are written.
@@ -168,9 +173,7 @@ def list_every_key(plex: Any, spec: dict, live: Any, changes: ChangeSet) -> None
         missing.extend(row for row in rows if row["rating_key"] in unknown and row["rating_key"] not in changes.rows)
     plex.verify_listing()
     changes.skipped.update(plex.ledger.skipped)
-    # The listing decides: a track Plex lists is not deleted, whatever an earlier step took it for
-    # (an album an album listing missed reads as gone, with its tracks).
-    changes.deleted -= live.listed(changes.deleted)
+    changes.on_plex(live.listed(changes.deleted))
     changes.delete(k for k in live.unlisted_keys() if k not in changes.rows)
     if missing:
         changes.add(missing)
