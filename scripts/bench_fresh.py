@@ -17,7 +17,9 @@ With ``--large N`` the 10-edit and notified cases are repeated on N tracks (the
 full sync is measured there too). ``--render-us-per-track`` makes every track
 listing page wait that long per track, as in scripts/bench_scale.py (default 0 here:
 the emulator's pre-rendered pages; with a render cost the incremental's own listing
-pages wait too, and its shares of the full sync grow, see docs/PERFORMANCE.md).
+pages wait too, and its shares of the full sync grow, see docs/PERFORMANCE.md). Before
+each case the emulator renders the tracks and albums the edits changed, as it rendered
+the whole library before the full sync: no case pays for rendering the others do not.
 Prints a table; the numbers go into docs/PERFORMANCE.md.
 """
 
@@ -44,7 +46,12 @@ from tests.emulator.render import prerender  # noqa: E402
 
 
 def timed_sync(rpc: Rpc, mode: str, emu: PlexEmulator) -> tuple[float, int]:
-    """(seconds from sync.start to the job's end, requests the emulator served meanwhile)."""
+    """(seconds from sync.start to the job's end, requests the emulator served meanwhile).
+
+    What the case's edits changed is rendered first, as the whole library was before the
+    full sync: the emulator then answers every case at the same pace (only
+    ``--render-us-per-track`` stands for the time a server takes to render a track)."""
+    prerender(emu.library)
     emu.request_log.clear()
     t0 = time.perf_counter()
     job = wait_job(rpc, rpc.call("sync.start", mode=mode)["job_id"], interval=0.005)
