@@ -43,6 +43,28 @@ async def test_edits_additions_and_album_edits_are_read_as_changes_only(synced_d
     assert (await synced_daemon.call("library.status"))["generation"] == 2
 
 
+async def test_the_genres_of_a_change_set_are_read_in_one_batched_pass(synced_daemon, plex_emulator):
+    """The albums' genres that changed tracks inherit are asked once for the whole change set
+    (100 albums a request), not once per page of the "changed since" listing."""
+    emu = plex_emulator
+    before = expected_library(emu)
+    # albums with a year: their tracks' listing has parentYear, so no album year is fetched either
+    albums = sorted({row["album_rating_key"] for row in before.values()
+                     if emu.library.albums[row["album_rating_key"]].year is not None}, key=int)[:40]
+    edited = [k for k, row in before.items() if row["album_rating_key"] in albums]
+    assert len(edited) > 250, "the changes span more than one listing page"
+    for key in edited:
+        emu.edit_track(key, user_rating=9.0)
+    emu.request_log.clear()
+
+    job = await incremental(synced_daemon)
+
+    assert job["updated"] == len(edited)
+    assert_mirror(await cached_library(synced_daemon), expected_library(emu))
+    metadata = [p for p in emu.request_log if p.startswith("/library/metadata/") and "/children" not in p]
+    assert len(metadata) == 1, metadata
+
+
 async def test_an_artist_rename_reaches_all_its_tracks(synced_daemon, plex_emulator):
     emu = plex_emulator
     before = expected_library(emu)

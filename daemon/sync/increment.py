@@ -26,6 +26,7 @@ the live one (the old way) and flipped. See docs/DESIGN.md, "Incremental syncs".
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
@@ -42,27 +43,64 @@ INPLACE_MAX = 20_000
 
 
 class ChangeSet:
-    """Track rows to upsert and keys to delete, decorated as they arrive."""
+    """Track rows to upsert and keys to delete. Rows are kept as Plex lists them and decorated
+    (genres, live flag) once, by `ready`: the genres of all their albums come in one batched
+    pass, which `fetch_genres` starts in a thread while the deletions are looked for."""
 
     def __init__(self, plex: Any, decorate: Callable[[list[dict]], list[dict]], genres: dict):
         self._plex = plex
         self._decorate = decorate
         self._genres = genres  # album key -> genres, shared with `decorate`
         self.rows: dict[str, dict] = {}
+        self._raw: dict[str, dict] = {}  # the rows `ready` has yet to decorate
+        self._fetching: tuple[threading.Thread, list] | None = None  # `fetch_genres`: its thread, its result
         self.deleted: set[str] = set()
         self.skipped: Counter = Counter()  # reason -> items Plex listed that could not be mirrored
 
     def add(self, rows: list[dict]) -> None:
-        rows = [r for r in rows if r.get("rating_key")]
-        albums = {r["album_rating_key"] for r in rows if r.get("album_rating_key")}
-        self._genres.update(self._plex.genres_of_albums(sorted(albums - self._genres.keys())))
-        for row in self._decorate(rows):
-            self.rows[row["rating_key"]] = row
-            self.deleted.discard(row["rating_key"])
+        for row in rows:
+            key = row.get("rating_key")
+            if key:
+                self.rows[key] = self._raw[key] = row
+                self.deleted.discard(key)
+
+    def _albums_without_genres(self) -> list[str]:
+        return sorted({r["album_rating_key"] for r in self._raw.values() if r.get("album_rating_key")}
+                      - self._genres.keys())
+
+    def fetch_genres(self) -> None:
+        """Start fetching the genres the rows so far need, in a thread (`ready` takes them)."""
+        albums, result = self._albums_without_genres(), []
+
+        def fetch() -> None:
+            try:
+                result.append(self._plex.genres_of_albums(albums))
+            except BaseException as exc:  # noqa: BLE001 - re-raised by `ready`
+                result.append(exc)
+
+        if albums and self._fetching is None:
+            self._fetching = (threading.Thread(target=fetch, name="album-genres", daemon=True), result)
+            self._fetching[0].start()
+
+    def ready(self) -> list[dict]:
+        """Every row, decorated (the genres still missing fetched first, in one batched pass)."""
+        if self._fetching is not None:
+            thread, result = self._fetching
+            thread.join()
+            self._fetching = None
+            if isinstance(result[0], BaseException):
+                raise result[0]
+            self._genres.update(result[0])
+        if self._raw:
+            self._genres.update(self._plex.genres_of_albums(self._albums_without_genres()))
+            self._decorate(list(self._raw.values()))
+            self._raw.clear()
+        return list(self.rows.values())
 
     def delete(self, keys: Any) -> None:
         for key in keys:
             self.rows.pop(key, None)
+            self._raw.pop(key, None)
             self.deleted.add(key)
 
     def on_plex(self, keys: Any) -> None:
@@ -199,7 +237,7 @@ def reconcile_resumed(connect: Callable[[], Any], decorate_for: Callable[[dict, 
             still_wanted()
             writer.delete_tracks(changes.deleted)
             if changes.rows:  # tracks of the albums listed that the slot lacked
-                writer.write_tracks(list(changes.rows.values()))
+                writer.write_tracks(changes.ready())
             log.info("the resumed slot: %d tracks Plex deleted while the sync was cut taken out, %d written",
                      len(changes.deleted), len(changes.rows))
             return plex.track_count()
@@ -222,6 +260,7 @@ def run_incremental(spec: dict, plex: Any, decorate_for: Callable[[dict], Any], 
     emit("progress", phase="changes", current=0, total=None)
     read_changes(plex, spec, changes, lambda n: emit("progress", phase="changes", current=n, total=None))
     took("changes")
+    changes.fetch_genres()  # while the deletions are looked for
     writer = InPlaceWriter(Path(spec["db_path"]), spec["live_slot"], spec["generation"])
     try:
         # the daemon's count of the live slot at this generation (a count(*) reads every page)
@@ -236,7 +275,7 @@ def run_incremental(spec: dict, plex: Any, decorate_for: Callable[[dict], Any], 
             return {**rebuild(changes), "skipped": dict(changes.skipped)}
         emit("progress", phase="applying", current=len(changes), total=len(changes))
         try:
-            summary = writer.apply(list(changes.rows.values()), changes.deleted, synced_at=now())
+            summary = writer.apply(changes.ready(), changes.deleted, synced_at=now())
             took("apply")
         except NoRoom:
             log.info("no room left in the default order's ranks: rebuilding the slot")

@@ -144,7 +144,7 @@ def read_changes_since(plex: Any, spec: dict, since: int, out: Any) -> dict[str,
     genres: dict = {}
     changes = ChangeSet(plex, Decorate(spec, genres, plex), genres)
     read_changes(plex, {**spec, "since": since}, changes, lambda n: None)
-    rows = list(changes.rows.values())
+    rows = changes.ready()
     for i in range(0, len(rows), spec["page_size"]):
         out.send(("rows", rows[i:i + spec["page_size"]]))
     return dict(changes.skipped)

@@ -67,7 +67,7 @@ def run_in_place(spec: dict) -> dict | None:
         try:
             writer.copy_from(spec["live_slot"])
             writer.delete_tracks(changes.deleted)
-            writer.write_tracks(list(changes.rows.values()))
+            writer.write_tracks(changes.ready())
             emit("progress", phase="indexing", current=writer.track_count, total=writer.track_count)
             summary = writer.finish(spec["live_slot"])
         finally:
