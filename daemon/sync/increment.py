@@ -26,7 +26,6 @@ the live one (the old way) and flipped. See docs/DESIGN.md, "Incremental syncs".
 from __future__ import annotations
 
 import logging
-import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
@@ -45,7 +44,7 @@ INPLACE_MAX = 20_000
 class ChangeSet:
     """Track rows to upsert and keys to delete. Rows are kept as Plex lists them and decorated
     (genres, live flag) once, by `ready`: the genres of all their albums come in one batched
-    pass, which `fetch_genres` starts in a thread while the deletions are looked for."""
+    pass then, not one pass per page of changes."""
 
     def __init__(self, plex: Any, decorate: Callable[[list[dict]], list[dict]], genres: dict):
         self._plex = plex
@@ -53,7 +52,6 @@ class ChangeSet:
         self._genres = genres  # album key -> genres, shared with `decorate`
         self.rows: dict[str, dict] = {}
         self._raw: dict[str, dict] = {}  # the rows `ready` has yet to decorate
-        self._fetching: tuple[threading.Thread, list] | None = None  # `fetch_genres`: its thread, its result
         self.deleted: set[str] = set()
         self.skipped: Counter = Counter()  # reason -> items Plex listed that could not be mirrored
 
@@ -64,35 +62,11 @@ class ChangeSet:
                 self.rows[key] = self._raw[key] = row
                 self.deleted.discard(key)
 
-    def _albums_without_genres(self) -> list[str]:
-        return sorted({r["album_rating_key"] for r in self._raw.values() if r.get("album_rating_key")}
-                      - self._genres.keys())
-
-    def fetch_genres(self) -> None:
-        """Start fetching the genres the rows so far need, in a thread (`ready` takes them)."""
-        albums, result = self._albums_without_genres(), []
-
-        def fetch() -> None:
-            try:
-                result.append(self._plex.genres_of_albums(albums))
-            except BaseException as exc:  # noqa: BLE001 - re-raised by `ready`
-                result.append(exc)
-
-        if albums and self._fetching is None:
-            self._fetching = (threading.Thread(target=fetch, name="album-genres", daemon=True), result)
-            self._fetching[0].start()
-
     def ready(self) -> list[dict]:
         """Every row, decorated (the genres still missing fetched first, in one batched pass)."""
-        if self._fetching is not None:
-            thread, result = self._fetching
-            thread.join()
-            self._fetching = None
-            if isinstance(result[0], BaseException):
-                raise result[0]
-            self._genres.update(result[0])
         if self._raw:
-            self._genres.update(self._plex.genres_of_albums(self._albums_without_genres()))
+            albums = {r["album_rating_key"] for r in self._raw.values() if r.get("album_rating_key")}
+            self._genres.update(self._plex.genres_of_albums(sorted(albums - self._genres.keys())))
             self._decorate(list(self._raw.values()))
             self._raw.clear()
         return list(self.rows.values())
@@ -260,7 +234,6 @@ def run_incremental(spec: dict, plex: Any, decorate_for: Callable[[dict], Any], 
     emit("progress", phase="changes", current=0, total=None)
     read_changes(plex, spec, changes, lambda n: emit("progress", phase="changes", current=n, total=None))
     took("changes")
-    changes.fetch_genres()  # while the deletions are looked for
     writer = InPlaceWriter(Path(spec["db_path"]), spec["live_slot"], spec["generation"])
     try:
         # the daemon's count of the live slot at this generation (a count(*) reads every page)
