@@ -51,11 +51,24 @@ async def incremental_is_exact(daemon, emu) -> dict:
     return job
 
 
+def test_a_malloc_arena_cap_of_the_environment_wins(monkeypatch):
+    from mediasaged.sync.spec import worker_env
+
+    monkeypatch.setenv("MEDIASAGE_PLEX_TOKEN", "secret")
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    env = worker_env()
+    assert env["MALLOC_ARENA_MAX"] == "4" and "MEDIASAGE_PLEX_TOKEN" not in env
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    assert worker_env()["MALLOC_ARENA_MAX"] == "2"
+
+
 async def test_an_incremental_sync_runs_in_the_spare_and_a_new_one_replaces_it(synced_daemon, plex_emulator):
     spare = await spare_of(synced_daemon)
     status = open(f"/proc/{spare}/status").read()
     assert "--spare" in cmdline(spare) and plex_emulator.token not in cmdline(spare)
-    assert b"MEDIASAGE_PLEX_TOKEN" not in open(f"/proc/{spare}/environ", "rb").read()
+    environ = open(f"/proc/{spare}/environ", "rb").read().split(b"\0")
+    assert not [v for v in environ if v.startswith(b"MEDIASAGE_PLEX_TOKEN=")]
+    assert b"MALLOC_ARENA_MAX=2" in environ  # sync/spec.py: the reader's memory
 
     async def niced():  # background work, also while importing (from its first lines on)
         return os.getpriority(os.PRIO_PROCESS, spare) == 10
