@@ -19,7 +19,7 @@ listing page wait that long per track, as in scripts/bench_scale.py (default 0 h
 the emulator's pre-rendered pages; with a render cost the incremental's own listing
 pages wait too, and its shares of the full sync grow, see docs/PERFORMANCE.md). Before
 each case the emulator renders the tracks and albums the edits changed, as it rendered
-the whole library before the full sync: no case pays for rendering the others do not.
+the whole library before the full sync: no case pays for rendering the full sync did not.
 Prints a table; the numbers go into docs/PERFORMANCE.md.
 """
 
