@@ -67,7 +67,8 @@ class ChangeSet:
         if self._raw:
             albums = {r["album_rating_key"] for r in self._raw.values() if r.get("album_rating_key")}
             self._genres.update(self._plex.genres_of_albums(sorted(albums - self._genres.keys())))
-            self._decorate(list(self._raw.values()))
+            for row in self._decorate(list(self._raw.values())):
+                self.rows[row["rating_key"]] = row
             self._raw.clear()
         return list(self.rows.values())
 
