@@ -143,8 +143,7 @@ async def test_a_track_plex_lists_is_never_deleted_by_the_album_or_key_listing(s
     emu.delete_track(elsewhere[0])  # really gone
     with closing(sqlite3.connect(f"file:{synced_daemon.db}?mode=ro", uri=True)) as db:
         slot, generation = db.execute("SELECT live_slot, generation FROM sync_state").fetchone()
-    writer = InPlaceWriter(synced_daemon.db, slot, generation)
-    try:
+    with InPlaceWriter(synced_daemon.db, slot, generation) as writer:
         with PlexLibrary.connect(emu.url, emu.token, "Music", timeout=5) as plex:
             changes = ChangeSet(plex, lambda rows: rows, {})
             changes.delete([in_album[0]])
@@ -162,8 +161,6 @@ async def test_a_track_plex_lists_is_never_deleted_by_the_album_or_key_listing(s
             assert find_deletions(plex, writer.live, len(lib), changes)
             assert changes.deleted == {elsewhere[0]}
             assert not [p for p in emu.request_log if "/children" in p]
-    finally:
-        writer.close()
 
 
 def live_slot(daemon) -> str:

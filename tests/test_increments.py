@@ -54,11 +54,8 @@ async def disk_state(store: Store):
 
 async def apply(store: Store, rows: list[dict], deleted: list[str]) -> dict:
     state = await disk_state(store)
-    writer = InPlaceWriter(store.path, state.live_slot, state.generation)
-    try:
+    with InPlaceWriter(store.path, state.live_slot, state.generation) as writer:
         return writer.apply(rows, deleted, synced_at=1_900_000_000)
-    finally:
-        writer.close()
 
 
 QUERIES = [
@@ -176,13 +173,10 @@ async def test_a_change_set_is_refused_when_the_library_moved_on(stores):
     store = await stores("s")
     await full_sync(store, [random_row(rng, str(k)) for k in range(20)])
     state = await disk_state(store)
-    writer = InPlaceWriter(store.path, state.live_slot, state.generation)
-    try:
+    with InPlaceWriter(store.path, state.live_slot, state.generation) as writer:
         await full_sync(store, [random_row(rng, str(k)) for k in range(20)])  # a full sync flipped meanwhile
         with pytest.raises(StoreError, match="changed while this sync ran"):
             writer.apply([random_row(rng, "x")], [], synced_at=1)
-    finally:
-        writer.close()
     assert (await disk_state(store)).track_count == 20
 
 

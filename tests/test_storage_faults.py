@@ -80,6 +80,32 @@ async def test_a_full_disk_fails_the_sync_naming_the_cause(disk, daemon_factory,
     assert_mirror(await cached_library(daemon), expected_library(plex_emulator))
 
 
+async def test_a_full_disk_fails_a_change_in_place_naming_the_cause(disk, daemon_factory, plex_emulator):
+    """An incremental sync writes into the live slot itself: on a full disk its one transaction
+    rolls back, the error names the cause and the file as a full sync's does, and the library
+    is the old one, whole. (More additions than the WAL left by the full sync can hold: writes
+    into its existing pages need no new space.)"""
+    emu = plex_emulator
+    daemon = await daemon_factory(plex_url=emu.url, cache={"path": str(disk / "cache.db")})
+    assert (await daemon.sync())["state"] == "succeeded"
+    before, status = await cached_library(daemon), await daemon.call("library.status")
+    fill(disk)
+    for i in range(4000):
+        emu.add_track(title=f"Added on a full disk {i}", album_title=f"Full {i % 300}", artist=f"Disk {i % 40}")
+    job = await daemon.sync(mode="incremental")
+    assert (job["state"], job["mode"], job["phase"]) == ("failed", "incremental", "applying"), job
+    assert "disk full" in job["error"] and names(job["error"], disk / "cache.db"), job
+    assert "internal error" not in job["error"]
+    after = await daemon.call("library.status")
+    assert after["error"] == job["error"]
+    assert (after["generation"], after["track_count"]) == (status["generation"], status["track_count"])
+    assert await cached_library(daemon) == before
+    (disk / "filler").unlink()
+    job = await daemon.sync(mode="incremental")
+    assert (job["state"], job["mode"], job["added"]) == ("succeeded", "incremental", 4000), job
+    assert_mirror(await cached_library(daemon), expected_library(emu))
+
+
 async def test_a_read_only_file_system_fails_the_sync_naming_the_cause(disk, daemon_factory, plex_emulator):
     daemon = await daemon_factory(plex_url=plex_emulator.url, cache={"path": str(disk / "cache.db")})
     assert (await daemon.sync())["state"] == "succeeded"

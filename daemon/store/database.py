@@ -356,12 +356,12 @@ class Store:
                             albums: dict[str, set[str]], synced_at: int) -> dict:
         """A change set written into the live slot on the writer thread (see store/increments.py)."""
         def run() -> dict:
-            done = apply_changes(self._wconn, slot=slot, generation=generation, rows=rows, deleted=deleted,
-                                 albums=albums, synced_at=synced_at)
             try:
+                done = apply_changes(self._wconn, slot=slot, generation=generation, rows=rows, deleted=deleted,
+                                     albums=albums, synced_at=synced_at)
                 self._state = read_state(self._wconn)
             except sqlite3.Error as exc:
-                raise StoreError(f"cache database read failed: {exc}") from None
+                raise storage_error(exc, self.path, f"changing slot {slot} in place") from None
             return done
         return await self._on(self._writer, run)
 

@@ -25,6 +25,7 @@ from typing import Iterable, Iterator
 
 from ..track import KEY_COLUMNS, STORED_COLUMNS, RowEncoder
 from .connection import StoreError, Transaction, connect_worker, read_state
+from .files import storage_error
 from .schema import RANK_LIMIT, slot_tables
 from .stats import STATS_COLUMNS, StatsDelta
 
@@ -331,45 +332,50 @@ def apply_changes(conn: sqlite3.Connection, *, slot: str, generation: int, rows:
     ``albums`` maps album keys to every track key Plex has in them: cached tracks of
     those albums that are neither there nor in ``rows`` are deleted too. Refuses
     (StoreError) when the live slot or generation is no longer the one the change
-    set was computed against. Returns the counts, the track count and the new
+    set was computed against; a storage fault raises sqlite3.Error (the caller names the
+    file, `files.storage_error`). Returns the counts, the track count and the new
     generation (+1 only if something changed)."""
-    try:
-        with Transaction(conn):
-            state = read_state(conn)
-            if state.live_slot != slot or state.generation != generation:
-                raise StoreError("the cached library changed while this sync ran; it was not applied")
-            live = LiveSlot(conn, slot)
-            deleted = set(deleted)
-            upserted = {r.get("rating_key") for r in rows}
-            albums = albums or {}
-            for album, cached in live.keys_of_albums(albums).items():
-                deleted |= cached - albums[album] - upserted
-            added, updated, removed = live.apply(rows, deleted)
-            changed = 1 if (added or updated or removed) else 0
-            count = state.track_count + added - removed
-            conn.execute("UPDATE sync_state SET generation = generation + ?, synced_at = ?, track_count = ?, "
-                         "last_error = NULL WHERE id = 1", (changed, synced_at, count))
-    except sqlite3.Error as exc:
-        raise StoreError(f"applying changes to slot {slot} failed: {exc}") from None
+    with Transaction(conn):
+        state = read_state(conn)
+        if state.live_slot != slot or state.generation != generation:
+            raise StoreError("the cached library changed while this sync ran; it was not applied")
+        live = LiveSlot(conn, slot)
+        deleted = set(deleted)
+        upserted = {r.get("rating_key") for r in rows}
+        albums = albums or {}
+        for album, cached in live.keys_of_albums(albums).items():
+            deleted |= cached - albums[album] - upserted
+        added, updated, removed = live.apply(rows, deleted)
+        changed = 1 if (added or updated or removed) else 0
+        count = state.track_count + added - removed
+        conn.execute("UPDATE sync_state SET generation = generation + ?, synced_at = ?, track_count = ?, "
+                     "last_error = NULL WHERE id = 1", (changed, synced_at, count))
     return {"added": added, "updated": updated, "removed": removed, "track_count": count,
             "generation": generation + changed}
 
 
 class InPlaceWriter:
     """The sync worker's handle for an incremental sync in place: reads of the live slot, then one
-    `apply` (`apply_changes` on the worker's own connection)."""
+    `apply` (`apply_changes` on the worker's own connection). A context manager: closed at the
+    end, and a storage fault in its block (a full disk, an I/O error) leaves it as a StoreError
+    naming the cause and the file, as a full sync's does (`files.storage_error`)."""
 
     def __init__(self, db_path: Path, slot: str, generation: int):
-        self.slot, self.generation = slot, generation
+        self.path, self.slot, self.generation = Path(db_path), slot, generation
         try:
-            self._conn = connect_worker(Path(db_path))
+            self._conn = connect_worker(self.path)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the cache {db_path}: {exc}") from None
+            raise storage_error(exc, self.path, "opening the cache database") from None
         self.live = LiveSlot(self._conn, slot)
+
+    def __enter__(self) -> "InPlaceWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._conn.close()
+        if isinstance(exc, sqlite3.Error):
+            raise storage_error(exc, self.path, f"changing slot {self.slot} in place") from None
 
     def apply(self, rows: list[dict], deleted: Iterable[str], synced_at: int) -> dict:
         return apply_changes(self._conn, slot=self.slot, generation=self.generation, rows=rows,
                              deleted=deleted, synced_at=synced_at)
-
-    def close(self) -> None:
-        self._conn.close()

@@ -235,8 +235,7 @@ def run_incremental(spec: dict, plex: Any, decorate_for: Callable[[dict], Any], 
     emit("progress", phase="changes", current=0, total=None)
     read_changes(plex, spec, changes, lambda n: emit("progress", phase="changes", current=n, total=None))
     took("changes")
-    writer = InPlaceWriter(Path(spec["db_path"]), spec["live_slot"], spec["generation"])
-    try:
+    with InPlaceWriter(Path(spec["db_path"]), spec["live_slot"], spec["generation"]) as writer:
         # the daemon's count of the live slot at this generation (a count(*) reads every page)
         live_count = spec["live_count"] if spec.get("live_count") is not None else writer.live.count()
         emit("progress", phase="checking", current=len(changes), total=None)
@@ -254,8 +253,6 @@ def run_incremental(spec: dict, plex: Any, decorate_for: Callable[[dict], Any], 
         except NoRoom:
             log.info("no room left in the default order's ranks: rebuilding the slot")
             return {**rebuild(changes), "skipped": dict(changes.skipped)}
-    finally:
-        writer.close()
     log.info("incremental sync: %d changes, %d requests to Plex; %s", len(changes), plex.request_count, took)
     return {**summary, "slot": spec["live_slot"], "mode": "incremental", "applied": True,
             "skipped": dict(changes.skipped)}
