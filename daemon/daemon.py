@@ -69,14 +69,19 @@ class Daemon:
 
     # -- what RPC handlers use --------------------------------------------
 
-    def next_sync_at(self, synced_at: int | None) -> int | None:
+    def next_sync_at(self) -> int | None:
         """When the schedule or the retry of an owed sync starts the next sync (None: neither)."""
-        interval = self.config.sync.interval
-        times = [] if interval is None else [max(synced_at or 0, self.syncer.last_attempt or 0,
-                                                 self.started_at) + interval]
-        if self.retry.retry_at is not None:
-            times.append(self.retry.retry_at)
+        times = [t for t in (self.scheduled_at(), self.retry.retry_at) if t is not None]
         return int(min(times)) if times else None
+
+    def scheduled_at(self) -> float | None:
+        """When the schedule's next sync (a full one) is due: ``sync.interval`` after the later of
+        the last full sync that succeeded, the last full sync attempted and the daemon's start.
+        Incremental syncs do not put it off: it is the safety net for what they cannot see."""
+        interval = self.config.sync.interval
+        if interval is None:
+            return None
+        return max(self.syncer.last_full_sync or 0, self.syncer.last_full_attempt or 0, self.started_at) + interval
 
     def syncs_on_its_own(self) -> bool:
         """Whether the daemon starts syncs by itself at all (and so retries owed ones)."""
@@ -121,6 +126,7 @@ class Daemon:
             await self.store.open()
         except StoreError as exc:
             raise StartupError(f"database unusable: {exc}") from None
+        self.syncer.last_full_sync = await self.store.last_full_sync()
         interrupted = await self.store.fail_interrupted_jobs("interrupted: the daemon stopped during the sync")
         if interrupted:
             log.warning("marked %d sync job(s) left running by a previous daemon as failed", interrupted)
@@ -282,9 +288,7 @@ class Daemon:
                       self.store.path)
             await self.store.recover_wal()
         state = await self.store.state()
-        interval = self.config.sync.interval
-        scheduled = None if interval is None else \
-            max(state.synced_at or 0, self.syncer.last_attempt or 0, self.started_at) + interval
+        scheduled = self.scheduled_at()
         if scheduled is not None and now() >= scheduled and not self.syncer.running:
             # Full: the safety net for what incremental syncs cannot see (a rating
             # or play count Plex may not timestamp, an edit missed while down).

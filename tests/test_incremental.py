@@ -6,12 +6,13 @@ import asyncio
 import re
 import signal
 import sqlite3
+import time
 from contextlib import closing
 
 import pytest
 import yaml
 
-from tests.mirror import assert_mirror, cached_library, expected_library, full_track_listings
+from tests.mirror import assert_mirror, cached_library, expected_library, full_track_listings, iso_to_unix
 from tests.support import wait_until
 
 
@@ -242,6 +243,24 @@ async def test_scheduled_syncs_are_full(daemon_factory, plex_emulator):
     jobs = await wait_until(two_scheduled, timeout=40, interval=0.2)
 
     assert {(j["mode"], j["state"]) for j in jobs} == {("full", "succeeded")}
+
+
+async def test_incremental_syncs_do_not_put_the_scheduled_full_sync_off(daemon_factory, plex_emulator):
+    """The schedule counts from the last full sync: it is the safety net for what incremental
+    syncs cannot see, so a library whose changes keep them busy still gets it."""
+    daemon = await daemon_factory(plex_url=plex_emulator.url, token=plex_emulator.token, sync={"interval": "1h"})
+    full = await daemon.sync()
+    assert (full["state"], full["mode"]) == ("succeeded", "full"), full
+
+    async def a_second_later():
+        return int(time.time()) > iso_to_unix(full["started_at"])
+    await wait_until(a_second_later)
+    plex_emulator.edit_track(sorted(expected_library(plex_emulator), key=int)[0], title="Edited later")
+    incremental = await daemon.sync(mode="incremental")
+    assert (incremental["state"], incremental["updated"]) == ("succeeded", 1), incremental
+
+    status = await daemon.call("library.status")
+    assert iso_to_unix(status["next_sync_at"]) == iso_to_unix(full["started_at"]) + 3600, (status, full)
 
 
 def album_counts_from(emu, server: str) -> None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
+import urllib.parse
+from contextlib import contextmanager
 
-from tests.mirror import assert_mirror, cached_library, expected_library, full_track_listings
+from tests.mirror import assert_mirror, cached_library, expected_library, full_track_listings, iso_to_unix
 from tests.support import wait_until
 
 
@@ -165,3 +168,68 @@ async def test_an_unclear_notification_falls_back_to_an_incremental_sync(daemon_
     assert (job["state"], job["updated"]) == ("succeeded", 1), job
     assert len([p for p in emu.request_log if "updatedAt" in p]) > 0, "the fallback read Plex's changes"
     assert_mirror(await cached_library(daemon), expected_library(emu))
+
+
+@contextmanager
+def unheard(emu):
+    """Library changes Plex makes without notifying us (our socket was down, a message lost)."""
+    listeners, emu.library.listeners = emu.library.listeners, []
+    try:
+        yield
+    finally:
+        emu.library.listeners = listeners
+
+
+def changes_asked_since(emu) -> set[int]:
+    """The times the "changed since" track listings asked for (``track.updatedAt>>=T``)."""
+    asked = [urllib.parse.parse_qs(urllib.parse.urlsplit(p).query) for p in emu.request_log]
+    return {int(v) for q in asked for v in q.get("track.updatedAt>>", [])}
+
+
+async def test_changes_applied_from_notifications_alone_do_not_move_where_incremental_syncs_read_from(
+        daemon_factory, plex_emulator):
+    """A notified change set reads only what Plex named. The next incremental sync still reads
+    every change since the start of the last sync that read them all, minus the overlap: an
+    edit Plex did not notify is not left behind however long ago the notified one came."""
+    emu = plex_emulator
+    daemon = await following_daemon(daemon_factory, emu)
+    full = (await daemon.call("sync.status"))["started_at"]
+    keys = sorted(expected_library(emu), key=int)
+    with unheard(emu):
+        emu.edit_track(keys[1], title="Edited while nobody listened")
+
+    async def a_second_later():  # so that the notified job starts later than the full sync
+        return int(time.time()) > iso_to_unix(full)
+    await wait_until(a_second_later)
+    emu.edit_track(keys[2], title="Edited and notified")
+    notified = await finished_event_job(daemon)
+    assert (notified["state"], notified["updated"]) == ("succeeded", 1), notified
+    assert iso_to_unix(notified["started_at"]) > iso_to_unix(full)
+    emu.request_log.clear()
+
+    job = await daemon.sync(mode="incremental")
+
+    assert (job["state"], job["updated"]) == ("succeeded", 1), job
+    assert changes_asked_since(emu) == {iso_to_unix(full) - 3600}
+    assert_mirror(await cached_library(daemon), expected_library(emu))
+
+
+async def test_after_a_failed_sync_a_notified_change_reads_every_change(daemon_factory, plex_emulator):
+    """The named items alone would leave out what the failed sync did not apply: the notified
+    job reads every change since the last sync that succeeded instead."""
+    emu = plex_emulator
+    daemon = await following_daemon(daemon_factory, emu)
+    keys = sorted(expected_library(emu), key=int)
+    with unheard(emu):
+        emu.edit_track(keys[1], title="Edited while nobody listened")
+    emu.inject_fault("500", path_contains="/all", times=None)
+    assert (await daemon.sync(mode="incremental"))["state"] == "failed"
+    emu.clear_faults()
+
+    emu.edit_track(keys[2], title="Edited and notified")
+    job = await finished_event_job(daemon)
+
+    assert (job["state"], job["mode"], job["updated"]) == ("succeeded", "incremental", 2), job
+    assert any("updatedAt" in p for p in emu.request_log), "Plex's changes were read"
+    assert_mirror(await cached_library(daemon), expected_library(emu))
+    assert (await daemon.call("library.status"))["error"] is None

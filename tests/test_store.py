@@ -270,6 +270,7 @@ async def test_migration_7_forgets_partial_slots_of_the_old_shape(tmp_path):
     await s.close()
     conn = sqlite3.connect(db)
     conn.execute("INSERT INTO slot_progress VALUES ('b', 1, 1, 'srv', '{}', 1000, 5000, 1)")
+    conn.execute("ALTER TABLE sync_state DROP COLUMN changes_through")  # back to the shape of version 6
     conn.execute("PRAGMA user_version = 6")
     conn.commit()
     conn.close()
@@ -280,6 +281,30 @@ async def test_migration_7_forgets_partial_slots_of_the_old_shape(tmp_path):
     assert conn.execute("SELECT count(*) FROM slot_progress").fetchone()[0] == 0
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
+
+
+async def test_migration_8_starts_incremental_syncs_where_they_started_before(tmp_path):
+    """``changes_through`` begins as what incremental syncs read from until then: the start of
+    the last job that succeeded."""
+    db = tmp_path / "cache.db"
+    s = Store(db)
+    await s.open()
+    await s.close()
+    conn = sqlite3.connect(db)
+    conn.executemany("INSERT INTO sync_jobs (state, mode, trigger, started_at) VALUES (?, 'full', 'manual', ?)",
+                     [("succeeded", 100), ("succeeded", 200), ("failed", 300)])
+    conn.execute("UPDATE sync_state SET synced_at = 210")
+    conn.execute("ALTER TABLE sync_state DROP COLUMN changes_through")  # back to the shape of version 7
+    conn.execute("PRAGMA user_version = 7")
+    conn.commit()
+    conn.close()
+    s = Store(db)
+    await s.open()
+    try:
+        assert (await s.state()).changes_through == 200
+        assert await s.changes_since(60) == 140
+    finally:
+        await s.close()
 
 
 async def test_slot_writer_refuses_the_live_slot_and_an_unmigrated_file(store, tmp_path):

@@ -103,7 +103,7 @@ class Services(Protocol):
     def is_stale(self, state: State) -> bool:
         """Whether the cache is older than ``sync.stale_after`` (or empty)."""
 
-    def next_sync_at(self, synced_at: int | None) -> int | None:
+    def next_sync_at(self) -> int | None:
         """When the schedule or the retry of an owed sync starts the next sync (unix seconds), else None."""
 
 

@@ -121,7 +121,7 @@ async def library_status(ctx: CallContext, params: dict) -> dict:
         "stale": stale,
         "plex_reachable": s.syncer.plex_reachable,
         "server_changed": s.syncer.server_changed,
-        "next_sync_at": iso(s.next_sync_at(state.synced_at)),
+        "next_sync_at": iso(s.next_sync_at()),
         "sync_owed": owed_view(s.retry.view()),
     }
 

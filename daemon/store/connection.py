@@ -34,10 +34,14 @@ class State:
     track_count: int
     last_error: str | None
     sync_settings: str | None = None  # what the live library was built with (see Syncer)
+    # the start of the last sync that read every change Plex made since the one before it (a
+    # full sync, an incremental one reading Plex's listings or counts; not a change set applied
+    # from notifications alone): where the next incremental sync starts reading
+    changes_through: int | None = None
 
 
 _STATE_SQL = ("SELECT live_slot, generation, synced_at, plex_server_id, plex_server_name, sync_duration_ms, "
-              "track_count, last_error, sync_settings FROM sync_state WHERE id = 1")
+              "track_count, last_error, sync_settings, changes_through FROM sync_state WHERE id = 1")
 
 
 def inactive_slot(state: State) -> str:

@@ -220,15 +220,21 @@ class Store:
     async def changes_since(self, overlap: int) -> int | None:
         """Where an incremental sync starts reading Plex's changes (unix seconds).
 
-        The start of the last successful sync minus ``overlap`` seconds, which
-        covers Plex comparing strictly or not and a clock difference between
-        Plex's host and ours (re-applying a change is harmless). None when the
-        cache holds no complete library.
+        The start of the last sync that read every change since the one before it
+        (``State.changes_through``: not a change set applied from notifications alone,
+        which reads only what Plex named) minus ``overlap`` seconds, which covers Plex
+        comparing strictly or not and a clock difference between Plex's host and ours
+        (re-applying a change is harmless). None when the cache holds no complete library.
         """
-        def since(ctx: ReadContext) -> int | None:
-            started = ctx.run("SELECT max(started_at) FROM sync_jobs WHERE state = 'succeeded'")[0][0]
-            return None if started is None or ctx.state.synced_at is None else started - overlap
-        return await self.read(since, require_synced=False)
+        state = await self.state()
+        through = state.changes_through
+        return None if through is None or state.synced_at is None else through - overlap
+
+    async def last_full_sync(self) -> int | None:
+        """The start of the last full sync that succeeded (unix seconds), or None."""
+        def last(ctx: ReadContext) -> int | None:
+            return ctx.run("SELECT max(started_at) FROM sync_jobs WHERE mode = 'full' AND state = 'succeeded'")[0][0]
+        return await self.read(last, require_synced=False)
 
     async def partial_slot(self) -> dict | None:
         """What a full sync cut short left in the inactive slot (its progress row), or None."""
@@ -281,7 +287,7 @@ class Store:
 
     async def activate_slot(self, slot: str, *, server_id: str | None, server_name: str | None, synced_at: int,
                             duration_ms: int | None, track_count: int, changed: bool,
-                            sync_settings: str | None = None) -> State:
+                            sync_settings: str | None = None, changes_through: int | None = None) -> State:
         """Make ``slot`` (finished by a SlotWriter) the live one, in one short transaction.
 
         ``slot`` may be the live one: an incremental sync that found nothing to
@@ -299,9 +305,10 @@ class Store:
             c.execute("UPDATE sync_state SET generation = generation + (CASE WHEN ? OR synced_at IS NULL "
                       "THEN 1 ELSE 0 END), live_slot = ?, synced_at = ?, "
                       "plex_server_id = coalesce(?, plex_server_id), plex_server_name = coalesce(?, plex_server_name), "
-                      "sync_duration_ms = ?, track_count = ?, last_error = NULL, sync_settings = ? WHERE id = 1",
+                      "sync_duration_ms = ?, track_count = ?, last_error = NULL, sync_settings = ?, "
+                      "changes_through = ? WHERE id = 1",
                       (bool(changed), slot, synced_at, server_id, server_name, duration_ms, track_count,
-                       sync_settings))
+                       sync_settings, changes_through))
             c.execute("DELETE FROM slot_progress WHERE slot = ?", (slot,))  # complete now: nothing to resume
             return read_state(c)
         return await self._write(tx)
@@ -366,14 +373,18 @@ class Store:
         return await self._on(self._writer, run)
 
     async def record_sync(self, *, server_id: str | None, server_name: str | None, duration_ms: int | None,
-                          sync_settings: str | None, synced_at: int | None = None) -> State:
+                          sync_settings: str | None, synced_at: int | None = None,
+                          changes_through: int | None = None) -> State:
         """Record an incremental sync that wrote the live slot itself (generation and synced_at
-        included), or found nothing to change (``synced_at``: when it found that)."""
+        included), or found nothing to change (``synced_at``: when it found that).
+        ``changes_through``: its start, if it read every change since the last one (None
+        leaves it, for a change set applied from notifications alone)."""
         def tx(c: sqlite3.Connection) -> State:
             c.execute("UPDATE sync_state SET plex_server_id = coalesce(?, plex_server_id), "
                       "plex_server_name = coalesce(?, plex_server_name), sync_duration_ms = ?, last_error = NULL, "
-                      "sync_settings = ?, synced_at = coalesce(?, synced_at) WHERE id = 1",
-                      (server_id, server_name, duration_ms, sync_settings, synced_at))
+                      "sync_settings = ?, synced_at = coalesce(?, synced_at), "
+                      "changes_through = coalesce(?, changes_through) WHERE id = 1",
+                      (server_id, server_name, duration_ms, sync_settings, synced_at, changes_through))
             return read_state(c)
         return await self._write(tx)
 

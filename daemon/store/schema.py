@@ -207,8 +207,19 @@ def _migrate_v7(conn: Any) -> None:
     conn.execute("DELETE FROM slot_progress")
 
 
+def _migrate_v8(conn: Any) -> None:
+    # Where the next incremental sync starts reading Plex's changes: the start of the last
+    # sync that read every change since the one before it (a full sync, or an incremental
+    # one that read Plex's listings or counts). Until now it was the start of the last
+    # successful job of any kind, which a change set applied from notifications alone moved
+    # past changes it never read (docs/DESIGN.md, "Incremental syncs").
+    conn.execute("ALTER TABLE sync_state ADD COLUMN changes_through INTEGER")
+    conn.execute("UPDATE sync_state SET changes_through = "
+                 "(SELECT max(started_at) FROM sync_jobs WHERE state = 'succeeded') WHERE id = 1")
+
+
 # Forward migrations: MIGRATIONS[i] takes user_version i to i + 1, inside one
 # write transaction. Adding one = appending one function.
 MIGRATIONS: list[Callable[[Any], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4, _migrate_v5, _migrate_v6,
-                                           _migrate_v7]
+                                           _migrate_v7, _migrate_v8]
 SCHEMA_VERSION = len(MIGRATIONS)

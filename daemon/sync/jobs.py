@@ -58,7 +58,10 @@ class Syncer:
         # Tracks Plex notified as deleted: the next incremental sync removes them
         # without listing every key (its count check still has the last word).
         self.deleted_on_plex: set[str] = set()
-        self.last_attempt: int | None = None
+        # the schedule's full syncs count from these (daemon.Daemon.scheduled_at); the attempt
+        # too, so that a failing database is not tried again at every tick
+        self.last_full_attempt: int | None = None
+        self.last_full_sync: int | None = None  # the start of the last full sync that succeeded
         # Plex answers as another server than the cached library's: the old library
         # keeps answering until a full sync of the new one replaces it (CONTRACT §3).
         self.server_changed = False
@@ -90,7 +93,9 @@ class Syncer:
                 state = await self._store.state()  # (a full sync cut short is finished first)
                 resumable = not restart and await self.resumable() is not None
                 effective = "incremental" if self._can_apply_changes(state) and not resumable else "full"
-            started = self.last_attempt = now()  # a failing database is not retried every tick
+            started = now()
+            if effective == "full":
+                self.last_full_attempt = started
             self.job = await self._store.create_job(mode=effective, trigger=trigger, started_at=started)
             self._job_server = None
             self._cancel_requested = False
@@ -210,7 +215,10 @@ class Syncer:
         """The notified items, fetched and written in place; None: run an incremental sync instead."""
         cfg = self._config()
         state = await self._store.state()
-        if not self._can_apply_changes(state):
+        # After a sync that failed, the named items alone would leave out what it did not
+        # apply (the next listing sync would find it, but no one may ask for one soon):
+        # the job reads every change since the last sync that read them all instead.
+        if not self._can_apply_changes(state) or state.last_error is not None:
             return None
         job.phase = "fetching"
         try:
@@ -230,7 +238,7 @@ class Syncer:
         log.info("applied %d notified items with %d requests to Plex", len(changes.rows) + len(changes.deleted),
                  changes.requests)
         return {"event": "done", "applied": True, "mode": "incremental", "slot": state.live_slot,
-                "settings": sync_settings(cfg), **done}
+                "settings": sync_settings(cfg), "notified_only": True, **done}
 
     def _can_apply_changes(self, state: Any) -> bool:
         """Whether the live library can be brought up to date incrementally.
@@ -336,10 +344,14 @@ class Syncer:
         job.current = job.total = done["track_count"]
         changed = bool(job.added or job.updated or job.removed)
         server_id, server_name = self._job_server or (None, None)
+        # A change set applied from notifications alone read only what Plex named: the next
+        # incremental sync still reads every change since the last sync that read them all.
+        through = None if done.get("notified_only") else job.started_at
         if done.get("applied"):  # written into the live slot, generation and synced_at included
             state = await self._store.record_sync(
                 server_id=server_id, server_name=server_name, synced_at=done.get("synced_at"),
-                duration_ms=int((time.monotonic() - t0) * 1000), sync_settings=done["settings"])
+                duration_ms=int((time.monotonic() - t0) * 1000), sync_settings=done["settings"],
+                changes_through=through)
         else:
             state = await self._store.activate_slot(
                 done["slot"],
@@ -350,8 +362,11 @@ class Syncer:
                 track_count=done["track_count"],
                 changed=changed,
                 sync_settings=done["settings"],
+                changes_through=through,
             )
         job.phase = "done"
+        if job.mode == "full":
+            self.last_full_sync = job.started_at
         self.server_changed = False
         if changed:
             self._publish("library.changed", {"generation": state.generation, "added": job.added,
