@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import threading
+from contextlib import closing
 from dataclasses import asdict, replace
 
 import pytest
@@ -261,19 +262,26 @@ async def test_a_key_written_again_in_a_later_batch_keeps_its_place_with_the_lat
     conn.close()
 
 
+async def older_cache(db, version: int, *sql: str) -> None:
+    """A cache database at schema ``version``: a new one, ``sql`` run on it, and what the later
+    migrations added (that these tests know of) taken out again."""
+    s = Store(db)
+    await s.open()
+    await s.close()
+    with closing(sqlite3.connect(db)) as conn:
+        for statement in sql:
+            conn.execute(statement)
+        if version < 8:
+            conn.execute("ALTER TABLE sync_state DROP COLUMN changes_through")
+        conn.execute(f"PRAGMA user_version = {version}")
+        conn.commit()
+
+
 async def test_migration_7_forgets_partial_slots_of_the_old_shape(tmp_path):
     """Before v7 a slot's rating keys were unique by a constraint of its table, which a resumed
     load (appending, with one page of overlap) cannot write into: such progress is dropped."""
     db = tmp_path / "cache.db"
-    s = Store(db)
-    await s.open()
-    await s.close()
-    conn = sqlite3.connect(db)
-    conn.execute("INSERT INTO slot_progress VALUES ('b', 1, 1, 'srv', '{}', 1000, 5000, 1)")
-    conn.execute("ALTER TABLE sync_state DROP COLUMN changes_through")  # back to the shape of version 6
-    conn.execute("PRAGMA user_version = 6")
-    conn.commit()
-    conn.close()
+    await older_cache(db, 6, "INSERT INTO slot_progress VALUES ('b', 1, 1, 'srv', '{}', 1000, 5000, 1)")
     s = Store(db)
     await s.open()
     await s.close()
@@ -287,17 +295,10 @@ async def test_migration_8_starts_incremental_syncs_where_they_started_before(tm
     """``changes_through`` begins as what incremental syncs read from until then: the start of
     the last job that succeeded."""
     db = tmp_path / "cache.db"
-    s = Store(db)
-    await s.open()
-    await s.close()
-    conn = sqlite3.connect(db)
-    conn.executemany("INSERT INTO sync_jobs (state, mode, trigger, started_at) VALUES (?, 'full', 'manual', ?)",
-                     [("succeeded", 100), ("succeeded", 200), ("failed", 300)])
-    conn.execute("UPDATE sync_state SET synced_at = 210")
-    conn.execute("ALTER TABLE sync_state DROP COLUMN changes_through")  # back to the shape of version 7
-    conn.execute("PRAGMA user_version = 7")
-    conn.commit()
-    conn.close()
+    await older_cache(db, 7, *(f"INSERT INTO sync_jobs (state, mode, trigger, started_at) VALUES ('{state}', 'full', "
+                               f"'manual', {at})" for state, at in [("succeeded", 100), ("succeeded", 200),
+                                                                    ("failed", 300)]),
+                      "UPDATE sync_state SET synced_at = 210")
     s = Store(db)
     await s.open()
     try:
