@@ -63,6 +63,7 @@ class Daemon:
         self._listener: NotificationListener | None = None
         self._plex_changed_at: float | None = None  # monotonic time of the last change Plex notified
         self._notified: list[dict] = []  # timeline entries Plex sent since the last notified sync
+        self._catch_up = False  # the next notified sync reads every change (the socket was down)
         self.retry = RetryPlan()  # the owed sync (README, "Recovering by itself")
         self._retry_mode = "auto"
         self._listener_wanted = False  # follow Plex once no sync is still connecting with an untried token
@@ -178,18 +179,26 @@ class Daemon:
             p.url, p.token, verify_ssl=p.verify_ssl, timeout=p.timeout,
             on_change=lambda entries: loop.call_soon_threadsafe(self._plex_changed, entries),
             section_id=lambda: self.syncer.section_id,
-            on_connect=lambda: loop.call_soon_threadsafe(self._plex_answered),
+            on_connect=lambda: loop.call_soon_threadsafe(self._plex_answered, listener),
             on_rejected=lambda: loop.call_soon_threadsafe(self._plex_rejected_token, listener))
         listener.start()
 
-    def _plex_answered(self) -> None:
-        """Plex's notifications connected: an owed sync that found Plex unreachable runs now."""
-        if self.syncer.plex_reachable is True:
+    def _plex_answered(self, listener: NotificationListener) -> None:
+        """Plex's notifications connected: an owed sync that found Plex unreachable runs now. After
+        a drop, what Plex changed while the socket was down was not notified: it is read (the
+        next notified sync is an incremental one, started as if Plex had notified a change)."""
+        if listener is not self._listener:  # a reload replaced it meanwhile
             return
-        self.syncer.plex_reachable = True
-        if not self.syncer.running and self.retry.plex_is_back(now()):
-            log.info("Plex answers again: starting the owed sync now")
-            self._wake.set()
+        if self.syncer.plex_reachable is not True:
+            self.syncer.plex_reachable = True
+            if not self.syncer.running and self.retry.plex_is_back(now()):
+                log.info("Plex answers again: starting the owed sync now")
+                self._wake.set()
+                return
+        if listener.connections > 1:
+            log.info("following Plex's notifications again: reading what changed while they were down")
+            self._catch_up = True
+            self._plex_changed([])
 
     def _plex_rejected_token(self, listener: NotificationListener) -> None:
         """The notification socket got HTTP 401: say so, and leave retries to the interval."""
@@ -300,7 +309,8 @@ class Daemon:
         if changed is not None and time.monotonic() - changed >= PLEX_QUIET and not self.syncer.running:
             self._plex_changed_at = None  # changes notified from here on get a sync of their own
             notified, self._notified = self._notified, []
-            await self.syncer.start("auto", "plex_event", notified=notified)
+            catch_up, self._catch_up = self._catch_up, False
+            await self.syncer.start("auto", "plex_event", notified=None if catch_up else notified)
         progress = self.syncer.progress()
         if progress:
             of = f" / {progress['total']:,}" if progress["total"] else ""

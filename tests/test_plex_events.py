@@ -233,3 +233,20 @@ async def test_after_a_failed_sync_a_notified_change_reads_every_change(daemon_f
     assert any("updatedAt" in p for p in emu.request_log), "Plex's changes were read"
     assert_mirror(await cached_library(daemon), expected_library(emu))
     assert (await daemon.call("library.status"))["error"] is None
+
+
+async def test_what_plex_changed_while_the_socket_was_down_is_read_when_it_is_back(daemon_factory, plex_emulator):
+    """Plex does not repeat what it notified while our socket was down: once it reconnects, the
+    daemon reads every change since the last sync that read them all (trigger plex_event)."""
+    emu = plex_emulator
+    daemon = await following_daemon(daemon_factory, emu)
+    keys = sorted(expected_library(emu), key=int)
+    with unheard(emu):
+        await asyncio.to_thread(emu.drop_websockets)
+        emu.edit_track(keys[1], title="Edited while the socket was down")
+
+    job = await finished_event_job(daemon)
+
+    assert (job["state"], job["mode"], job["updated"]) == ("succeeded", "incremental", 1), job
+    assert_mirror(await cached_library(daemon), expected_library(emu))
+    assert "reading what changed while they were down" in daemon.log()

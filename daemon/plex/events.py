@@ -57,6 +57,7 @@ class NotificationListener:
         self._backoff = Backoff(1.0, MAX_BACKOFF, sleep=self._stop.wait)  # a stop ends the wait
         self._thread = threading.Thread(target=self._run, name="plex-notifications", daemon=True)
         self.connected = threading.Event()
+        self.connections = 0  # made so far (a second one follows a drop)
 
     def start(self) -> None:
         self._thread.start()
@@ -107,6 +108,7 @@ class NotificationListener:
         try:
             ws.settimeout(RECV_TIMEOUT)
             self.connected.set()
+            self.connections += 1
             log.info("following Plex notifications at %s", where)
             self._on_connect()
             while not self._stop.is_set():
