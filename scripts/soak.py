@@ -16,9 +16,10 @@ Runs the Plex emulator in this process and the real mediasaged as a child (with
 
 Meanwhile clients query (``tracks.query``, ``library.stats``, ``library.status``)
 on their own connections and one subscribes to every event. The daemon's
-memory is sampled throughout. At the end, faults are cleared and a full sync
-run: the cache must equal the emulator's library exactly (no missing, phantom
-or wrong track). Prints the figures as JSON (docs/RELIABILITY.md has a run's).
+memory is sampled throughout. At the end, faults are cleared, and an incremental
+sync, then a full one, run: after each the cache must equal the emulator's library
+exactly (no missing, phantom or wrong track; the incremental one's figures are
+``incremental_*``). Prints the figures as JSON (docs/RELIABILITY.md has a run's).
 Exit status 0 when every check held, 1 otherwise.
 """
 
@@ -346,6 +347,9 @@ class Soak:
                 self.problem(f"{getattr(action, '__name__', 'action')}: {exc!r}")
             time.sleep(self.rng.uniform(0.2, 1.5))
         self.emu.clear_faults()
+        # Every edit of the run is stamped: an incremental sync alone must bring the cache level
+        # with the emulator, whatever the failed, cut and notified syncs before it left behind.
+        self.check_mirror(self.wait_job(self.start_until_started("incremental")), "incremental_")
         job = self.wait_job(self.start_sync("full") or self.rpc("sync.status")["job_id"])
         self.count(job)
         self.stop.set()
@@ -355,13 +359,25 @@ class Soak:
         self.figures["syncs_all_triggers"] = len(jobs)  # with the incremental ones Plex's notifications started
         self.figures["syncs_by_trigger"] = {t: sum(1 for j in jobs if j["trigger"] == t)
                                             for t in sorted({j["trigger"] for j in jobs})}
-        self.check_mirror(job)
+        self.check_mirror(job, "")
         self.report_memory()
         return self.finish()
 
-    def check_mirror(self, job: dict) -> None:
+    def start_until_started(self, mode: str) -> int:
+        """A sync of ``mode`` that starts after every edit (one Plex's notifications start first is
+        waited for, and the start asked again)."""
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            job_id = self.start_sync(mode)
+            if job_id is not None:
+                return job_id
+        raise RuntimeError(f"no {mode} sync could start within 300 s")
+
+    def check_mirror(self, job: dict, figure: str) -> None:
+        """The cache against the emulator after ``job``, as figures named ``figure`` + ..."""
+        which = f"the {figure.rstrip('_') or 'final'} sync"
         if job["state"] != "succeeded":
-            self.problem(f"the final sync did not succeed: {job}")
+            self.problem(f"{which} did not succeed: {job}")
             return
         expected = expected_library(self.emu)
         cached = {}
@@ -380,10 +396,12 @@ class Soak:
         missing = expected.keys() - cached.keys()
         phantom = cached.keys() - expected.keys()
         wrong = [k for k in expected.keys() & cached.keys() if expected[k] != cached[k]]
-        self.figures.update(final_tracks=len(cached), emulator_tracks=len(expected), lost_tracks=len(missing),
-                            phantom_tracks=len(phantom), wrong_tracks=len(wrong))
+        self.figures.update({f"{figure}final_tracks": len(cached), f"{figure}emulator_tracks": len(expected),
+                             f"{figure}lost_tracks": len(missing), f"{figure}phantom_tracks": len(phantom),
+                             f"{figure}wrong_tracks": len(wrong)})
         if missing or phantom or wrong:
-            self.problem(f"cache differs: {len(missing)} missing, {len(phantom)} phantom, {len(wrong)} wrong")
+            self.problem(f"cache differs after {which}: {len(missing)} missing, {len(phantom)} phantom, "
+                         f"{len(wrong)} wrong")
 
     def report_memory(self) -> None:
         if len(self.rss) < 10:
