@@ -19,6 +19,7 @@ import pytest
 
 from tests.mirror import assert_mirror, cached_library, expected_library
 from tests.processes import plex_reader, state, sync_worker
+from tests.test_plex_events import connected, event_jobs, finished_event_job
 from tests.support import DaemonProcess, wait_until
 
 
@@ -103,6 +104,37 @@ async def test_a_full_disk_fails_a_change_in_place_naming_the_cause(disk, daemon
     (disk / "filler").unlink()
     job = await daemon.sync(mode="incremental")
     assert (job["state"], job["mode"], job["added"]) == ("succeeded", "incremental", 4000), job
+    assert_mirror(await cached_library(daemon), expected_library(emu))
+
+
+async def test_a_full_disk_fails_notified_changes_and_the_next_notification_applies_them(
+        disk, daemon_factory, plex_emulator):
+    """Notified items are written by the daemon's own writer: on a full disk the job falls back
+    to an incremental sync, which fails naming the cause and the file, and the library stays.
+    The next notification, once there is room, reads every change since the last sync that
+    read them all, not only the item it names."""
+    emu = plex_emulator
+    daemon = await daemon_factory(plex_url=emu.url, token=emu.token, cache={"path": str(disk / "cache.db")},
+                                  sync={"plex_events": True})
+    assert (await daemon.sync())["state"] == "succeeded"
+    await connected(emu)
+    before = await cached_library(daemon)
+    fill(disk)
+    for i in range(4000):
+        emu.add_track(title=f"Notified on a full disk {i}", album_title=f"Full {i % 300}", artist=f"Disk {i % 40}")
+    job = await finished_event_job(daemon)
+    assert (job["state"], job["mode"]) == ("failed", "incremental"), job
+    assert "disk full" in job["error"] and names(job["error"], disk / "cache.db"), job
+    assert await cached_library(daemon) == before
+
+    (disk / "filler").unlink()
+    emu.edit_track(sorted(expected_library(emu), key=int)[0], title="Edited once there was room")
+
+    async def next_job():
+        jobs = await event_jobs(daemon)
+        return len(jobs) >= 2 and jobs[0]["state"] != "running" and jobs[0]
+    job = await wait_until(next_job, timeout=60, interval=0.1)
+    assert (job["state"], job["added"], job["updated"]) == ("succeeded", 4000, 1), job
     assert_mirror(await cached_library(daemon), expected_library(emu))
 
 
