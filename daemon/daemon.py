@@ -32,6 +32,10 @@ log = logging.getLogger("mediasaged")
 
 TICK = 1.0  # seconds between main-loop housekeeping passes
 PLEX_QUIET = 2.0  # seconds Plex must be quiet after a change it notified before the sync starts
+# Notified entries kept for one sync. Past this many (Plex scanning a large new folder sends
+# one per item), the sync reads every change instead: the cheaper tool for that much, and
+# the entries stop taking memory.
+MAX_NOTIFIED = 10_000
 
 
 class StartupError(Exception):
@@ -213,8 +217,15 @@ class Daemon:
     def _plex_changed(self, entries: list[dict]) -> None:
         """Plex notified changes: they are applied once Plex has been quiet for PLEX_QUIET."""
         self._plex_changed_at = time.monotonic()
-        self._notified.extend(entries)
-        self.syncer.deleted_on_plex.update(e["item_id"] for e in entries if e["type"] == 10 and e["state"] == 9)
+        if not self._catch_up:  # (a sync that reads every change needs no entries)
+            self._notified.extend(entries)
+            self.syncer.deleted_on_plex.update(e["item_id"] for e in entries if e["type"] == 10 and e["state"] == 9)
+            if len(self._notified) > MAX_NOTIFIED:
+                log.info("Plex notified more than %d changes: the next sync reads every change instead",
+                         MAX_NOTIFIED)
+                self._catch_up = True
+                self._notified = []
+                self.syncer.deleted_on_plex.clear()  # its count check finds them
         asyncio.get_running_loop().call_later(PLEX_QUIET + 0.01, self._wake.set)
 
     def is_stale(self, state) -> bool:

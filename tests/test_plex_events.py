@@ -8,6 +8,7 @@ import time
 import urllib.parse
 from contextlib import contextmanager
 
+from tests.emulator.model import MUSIC_SECTION_ID
 from tests.mirror import assert_mirror, cached_library, expected_library, full_track_listings, iso_to_unix
 from tests.support import wait_until
 
@@ -250,3 +251,25 @@ async def test_what_plex_changed_while_the_socket_was_down_is_read_when_it_is_ba
     assert (job["state"], job["mode"], job["updated"]) == ("succeeded", "incremental", 1), job
     assert_mirror(await cached_library(daemon), expected_library(emu))
     assert "reading what changed while they were down" in daemon.log()
+
+
+async def test_past_ten_thousand_notified_changes_the_sync_reads_every_change(daemon_factory, plex_emulator):
+    """Plex scanning a large new folder notifies each item: past 10,000 entries they are not kept,
+    and the sync reads Plex's changes instead of fetching each item."""
+    emu = plex_emulator
+    daemon = await following_daemon(daemon_factory, emu)
+    keys = sorted(expected_library(emu), key=int)
+    with unheard(emu):
+        emu.edit_track(keys[1], title="Edited during the scan")
+    entries = [{"identifier": "com.plexapp.plugins.library", "sectionID": MUSIC_SECTION_ID, "itemID": keys[i % len(keys)],
+                "type": 10, "state": 5, "updatedAt": int(time.time())} for i in range(10_001)]
+    emu.request_log.clear()
+    emu.send_notification({"type": "timeline", "size": len(entries), "TimelineEntry": entries})
+
+    job = await finished_event_job(daemon)
+
+    assert (job["state"], job["mode"], job["updated"]) == ("succeeded", "incremental", 1), job
+    assert changes_asked_since(emu), "Plex's changes were read"
+    assert not any(p.startswith("/library/metadata/") and "," in p for p in emu.request_log), "no item fetched"
+    assert "the next sync reads every change instead" in daemon.log()
+    assert_mirror(await cached_library(daemon), expected_library(emu))
