@@ -67,7 +67,7 @@ class Daemon:
         self._listener: NotificationListener | None = None
         self._plex_changed_at: float | None = None  # monotonic time of the last change Plex notified
         self._notified: list[dict] = []  # timeline entries Plex sent since the last notified sync
-        self._catch_up = False  # the next notified sync reads every change (the socket was down)
+        self._catch_up = False  # the next notified sync reads every change (socket was down, or past MAX_NOTIFIED)
         self.retry = RetryPlan()  # the owed sync (README, "Recovering by itself")
         self._retry_mode = "auto"
         self._listener_wanted = False  # follow Plex once no sync is still connecting with an untried token
