@@ -71,6 +71,8 @@ class Daemon:
         self.retry = RetryPlan()  # the owed sync (README, "Recovering by itself")
         self._retry_mode = "auto"
         self._listener_wanted = False  # follow Plex once no sync is still connecting with an untried token
+        self._startup_listener: NotificationListener | None = None  # its first connection needs no catch-up
+        self._startup_listener_due = False  # the listener started next is the startup's
 
     # -- what RPC handlers use --------------------------------------------
 
@@ -158,9 +160,9 @@ class Daemon:
         systemd.ready()
         await self._start_owed_sync()
         self.syncer.keep_spare()  # a sync worker with its imports done, for the next incremental sync
-        self._follow_plex()
+        self._follow_plex(at_startup=True)
 
-    def _follow_plex(self) -> None:
+    def _follow_plex(self, at_startup: bool = False) -> None:
         """(Re)start following Plex's notifications if ``sync.plex_events`` is on.
 
         The new listener starts at once, or -- while a sync is still connecting
@@ -170,6 +172,7 @@ class Daemon:
             self._listener.stop()
             self._listener = None
         self._listener_wanted = self.config.sync.plex_events
+        self._startup_listener_due = at_startup and self.config.sync.plex_events
         self._start_listener_when_due()
 
     def _start_listener_when_due(self) -> None:
@@ -185,12 +188,16 @@ class Daemon:
             section_id=lambda: self.syncer.section_id,
             on_connect=lambda: loop.call_soon_threadsafe(self._plex_answered, listener),
             on_rejected=lambda: loop.call_soon_threadsafe(self._plex_rejected_token, listener))
+        if self._startup_listener_due:
+            self._startup_listener, self._startup_listener_due = listener, False
         listener.start()
 
     def _plex_answered(self, listener: NotificationListener) -> None:
-        """Plex's notifications connected: an owed sync that found Plex unreachable runs now. After
-        a drop, what Plex changed while the socket was down was not notified: it is read (the
-        next notified sync is an incremental one, started as if Plex had notified a change)."""
+        """Plex's notifications connected: an owed sync that found Plex unreachable runs now. What
+        Plex changed while nobody followed it was not notified: unless this is the startup's
+        first connection (``sync.stale_after`` decides there), it is read -- after a drop, a
+        reload that replaced the listener, notifications turned on by a reload (the next
+        notified sync is an incremental one, started as if Plex had notified a change)."""
         if listener is not self._listener:  # a reload replaced it meanwhile
             return
         if self.syncer.plex_reachable is not True:
@@ -199,8 +206,9 @@ class Daemon:
                 log.info("Plex answers again: starting the owed sync now")
                 self._wake.set()
                 return
-        if listener.connections > 1:
-            log.info("following Plex's notifications again: reading what changed while they were down")
+        at_startup = listener is self._startup_listener and listener.connections == 1
+        if not at_startup and self.retry.retry_at is None:  # (an owed sync to come reads every change)
+            log.info("following Plex's notifications again: reading what changed while they were not followed")
             self._catch_up = True
             self._plex_changed([])
 

@@ -8,6 +8,8 @@ import time
 import urllib.parse
 from contextlib import contextmanager
 
+import pytest
+
 from tests.emulator.model import MUSIC_SECTION_ID
 from tests.mirror import assert_mirror, cached_library, expected_library, full_track_listings, iso_to_unix
 from tests.support import wait_until
@@ -250,7 +252,49 @@ async def test_what_plex_changed_while_the_socket_was_down_is_read_when_it_is_ba
 
     assert (job["state"], job["mode"], job["updated"]) == ("succeeded", "incremental", 1), job
     assert_mirror(await cached_library(daemon), expected_library(emu))
-    assert "reading what changed while they were down" in daemon.log()
+    assert "reading what changed while they were not followed" in daemon.log()
+
+
+@pytest.mark.parametrize("edit", ["plex.timeout changed", "plex_events turned on"])
+async def test_what_plex_changed_before_a_reload_started_following_it_again_is_read(
+        daemon_factory, plex_emulator, edit):
+    """A reload that replaces the listener (Plex's settings changed), or turns notifications on,
+    leaves a time nobody followed Plex: its first connection reads every change, as after a drop."""
+    emu = plex_emulator
+    on = edit == "plex_events turned on"
+    daemon = await daemon_factory(plex_url=emu.url, token=emu.token, sync={"plex_events": not on})
+    assert (await daemon.sync())["state"] == "succeeded"
+    if not on:
+        await connected(emu)
+    keys = sorted(expected_library(emu), key=int)
+    with unheard(emu):
+        emu.edit_track(keys[1], title="Edited while nobody followed Plex")
+    text = daemon.config.read_text()
+    old, new = ("plex_events: false", "plex_events: true") if on else ("timeout: 5", "timeout: 6")
+    assert old in text
+    daemon.config.write_text(text.replace(old, new))
+    daemon.proc.send_signal(signal.SIGHUP)
+
+    job = await finished_event_job(daemon)
+
+    assert (job["state"], job["mode"], job["updated"]) == ("succeeded", "incremental", 1), job
+    assert_mirror(await cached_library(daemon), expected_library(emu))
+
+
+async def test_the_startup_connection_starts_no_sync(daemon_factory, plex_emulator):
+    """At startup ``sync.stale_after`` decides (off here): following Plex starts nothing by itself."""
+    emu = plex_emulator
+    daemon = await daemon_factory(plex_url=emu.url, token=emu.token, sync={"plex_events": True})
+    assert (await daemon.sync())["state"] == "succeeded"
+    await connected(emu)
+    emu.request_log.clear()
+    emu.edit_track(sorted(expected_library(emu), key=int)[1], title="Notified")  # (after the connection's news)
+
+    job = await finished_event_job(daemon)
+
+    assert (job["state"], job["updated"]) == ("succeeded", 1), job
+    assert not changes_asked_since(emu), "the named item only: no catch-up"
+    assert "reading what changed while they were not followed" not in daemon.log()
 
 
 async def test_past_ten_thousand_notified_changes_the_sync_reads_every_change(daemon_factory, plex_emulator):
