@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.mirror import assert_mirror, cached_library, expected_library, full_track_listings, iso_to_unix
-from tests.support import wait_until
+from tests.support import DaemonProcess, wait_until
 
 
 async def incremental(daemon) -> dict:
@@ -182,6 +182,27 @@ async def test_nothing_changed_keeps_the_snapshot_and_generation(synced_daemon, 
     assert after["synced_at"] >= before["synced_at"] and after["stale"] is False
     assert live_slot(synced_daemon) == slot, "nothing to change: no new snapshot was built"
     assert_mirror(await cached_library(synced_daemon), expected_library(plex_emulator))
+
+
+async def test_after_the_clock_went_back_an_incremental_sync_reads_every_track(synced_daemon, plex_emulator):
+    """The last complete sync's start lies in the future: our clock went back since (one ahead at
+    boot, corrected later) by an amount nothing tells, so no "changed since" time is right."""
+    emu = plex_emulator
+    await synced_daemon.stop()
+    with closing(sqlite3.connect(synced_daemon.db)) as db, db:  # the recorded start moved as the clock's step would
+        db.execute("UPDATE sync_state SET changes_through = changes_through + 7200")
+    daemon = DaemonProcess(synced_daemon.dir, synced_daemon.config)
+    try:
+        await daemon.start()
+        emu.edit_track(sorted(expected_library(emu), key=int)[0], title="Edited after the clock's step")
+
+        job = await daemon.sync(mode="incremental")
+
+        assert (job["state"], job["mode"]) == ("succeeded", "full"), job
+        assert "the clock went back since" in daemon.log()
+        assert_mirror(await cached_library(daemon), expected_library(emu))
+    finally:
+        await daemon.close()
 
 
 async def test_auto_is_full_on_an_empty_cache_then_incremental(plex_daemon, plex_emulator):

@@ -166,7 +166,7 @@ def test_service_directives():
     for key, value in expect.items():
         assert one(u, "Service", key) == value, key
     assert values(u, "Service", "SystemCallFilter") == ["@system-service", "~@privileged"]
-    assert one(u, "Unit", "After") == "network-online.target"
+    assert one(u, "Unit", "After") == "network-online.target time-sync.target"
     assert one(u, "Unit", "Wants") == "network-online.target"
     # PrivateUsers would map peers' uids to nobody and break SO_PEERCRED checks.
     assert values(u, "Service", "PrivateUsers") == []

@@ -32,7 +32,7 @@ from .increments import apply_changes
 from .reads import ReadContext, SnapshotMemo
 from .schema import MIGRATIONS, SCHEMA_VERSION, finished_marker, slot_tables
 from ..syncjob import COLUMNS as JOB_COLUMNS, SyncJob
-from ..timeutil import now
+from ..timeutil import iso, now
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -224,11 +224,19 @@ class Store:
         (``State.changes_through``: not a change set applied from notifications alone,
         which reads only what Plex named) minus ``overlap`` seconds, which covers Plex
         comparing strictly or not and a clock difference between Plex's host and ours
-        (re-applying a change is harmless). None when the cache holds no complete library.
+        (re-applying a change is harmless). None when the cache holds no complete library, or
+        when that start lies in the future: our clock went back since (a clock ahead at boot,
+        corrected later), by an amount nothing tells, so only reading every track is exact.
         """
         state = await self.state()
         through = state.changes_through
-        return None if through is None or state.synced_at is None else through - overlap
+        if through is None or state.synced_at is None:
+            return None
+        if through > now():
+            log.warning("the last complete sync started at %s, later than now: the clock went back since; "
+                        "a full sync reads every track", iso(through))
+            return None
+        return through - overlap
 
     async def last_full_sync(self) -> int | None:
         """The start of the last full sync that succeeded (unix seconds), or None."""

@@ -153,8 +153,10 @@ class Syncer:
         RESUME_WITHIN old. The worker also checks it is the same Plex server.
         """
         partial = await self._store.partial_slot()
-        if partial is None or partial["settings"] != sync_settings(self._config()) \
-                or now() - partial["updated_at"] > RESUME_WITHIN:
+        if partial is None or partial["settings"] != sync_settings(self._config()):
+            return None
+        if now() - partial["updated_at"] > RESUME_WITHIN \
+                or max(partial["updated_at"], partial["first_started_at"]) > now():  # the clock went back since
             return None
         return {**partial, "since": partial["first_started_at"] - CHANGES_OVERLAP}
 
