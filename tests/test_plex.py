@@ -600,6 +600,37 @@ def test_notification_listener_waits_what_a_503_handshake_asks(plex_emulator, ca
     assert TOKEN not in caplog.text
 
 
+def test_notification_listener_reopens_a_socket_that_went_silent(plex_emulator, caplog):
+    """Plex's host lost power, a NAT forgot the connection: nothing arrives and nothing says so.
+    A ping that gets no answer finds it, and the socket is opened again."""
+    import logging
+    import threading
+    import time
+
+    from mediasaged.plex.events import NotificationListener
+    from tests.netfaults import MutingProxy
+
+    connected = threading.Semaphore(0)
+    with MutingProxy(plex_emulator.host, plex_emulator.port) as proxy:
+        listener = NotificationListener(proxy.url, TOKEN, verify_ssl=True, timeout=5, on_change=lambda d: None,
+                                        on_connect=connected.release, ping_after=0.2, pong_within=0.5)
+        with caplog.at_level(logging.WARNING, logger="mediasaged.plex.events"):
+            listener.start()
+            try:
+                assert connected.acquire(timeout=10)
+                deadline = time.monotonic() + 10  # quiet, but alive: pings answered keep it open
+                while proxy.answers < 3 and time.monotonic() < deadline:  # the handshake's and two pongs
+                    time.sleep(0.02)
+                assert proxy.answers >= 3 and listener.connections == 1 and "ping" not in caplog.text
+                proxy.mute()
+                assert connected.acquire(timeout=10), "the silent socket was not given up"
+            finally:
+                listener.stop()
+                listener.join()
+    assert listener.connections == 2
+    assert "no answer to a ping within 0.5 s; reconnecting in 1 s" in caplog.text
+
+
 def test_each_thread_parses_with_a_parser_of_its_own(plex_emulator):
     """The sync's reader parses album genres on a thread while its main thread parses track
     pages. One lxml parser shared by both corrupted the reader's heap now and then: of 2,700

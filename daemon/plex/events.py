@@ -4,7 +4,11 @@ Plex pushes a "timeline" frame when a library item is created, edited
 (state 5) or deleted (state 9). A `NotificationListener` runs in its own
 thread, keeps one websocket open -- Plex restarts and network drops are
 normal, so it reconnects with backoff (`retry`: 1 s doubling to 60 s, or what
-a 429/503's Retry-After asks) -- and calls
+a 429/503's Retry-After asks). A connection that died without a word (Plex's
+host lost power, a NAT forgot it: nothing ever arrives again, and nothing says
+so) is found by a websocket ping after ``PING_AFTER`` quiet seconds, which Plex
+answers (home automation's Plex integration pings it every 15 s): no answer
+within ``PONG_WITHIN`` and the socket is dropped and reopened. It calls
 ``on_change(deleted)`` for every frame that names a music item (artist, album,
 track) of our section, with the rating keys of the tracks it says were deleted. The daemon turns those calls into one incremental
 sync once Plex has been quiet for a moment (see ``daemon.py``); the periodic
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable
 
 import websocket
@@ -37,6 +42,8 @@ MUSIC_TYPES = frozenset({8, 9, 10})  # artist, album, track
 CHANGE_STATES = frozenset({0, 5, 9})  # created, done (also after edits), deleted
 RECV_TIMEOUT = 1.0  # seconds; how quickly stop() is noticed
 MAX_BACKOFF = 60.0
+PING_AFTER = 30.0  # seconds without a frame from Plex before we ping it
+PONG_WITHIN = 15.0  # seconds it has to answer (any frame counts) before the socket is taken for dead
 
 
 class NotificationListener:
@@ -44,7 +51,8 @@ class NotificationListener:
 
     def __init__(self, url: str, token: str, *, verify_ssl: bool, timeout: float,
                  on_change: Callable[[list[dict]], None], section_id: Callable[[], str | None] = lambda: None,
-                 on_connect: Callable[[], None] = lambda: None, on_rejected: Callable[[], None] = lambda: None):
+                 on_connect: Callable[[], None] = lambda: None, on_rejected: Callable[[], None] = lambda: None,
+                 ping_after: float = PING_AFTER, pong_within: float = PONG_WITHIN):
         self._url = url
         self._token = token
         self._verify_ssl = verify_ssl
@@ -53,6 +61,7 @@ class NotificationListener:
         self._section_id = section_id
         self._on_connect = on_connect
         self._on_rejected = on_rejected
+        self._ping_after, self._pong_within = ping_after, pong_within
         self._stop = threading.Event()
         self._backoff = Backoff(1.0, MAX_BACKOFF, sleep=self._stop.wait)  # a stop ends the wait
         self._thread = threading.Thread(target=self._run, name="plex-notifications", daemon=True)
@@ -111,13 +120,23 @@ class NotificationListener:
             self.connections += 1
             log.info("following Plex notifications at %s", where)
             self._on_connect()
+            heard, pinged = time.monotonic(), None
             while not self._stop.is_set():
                 try:
-                    frame = ws.recv()
+                    opcode, frame = ws.recv_data(control_frame=True)
                 except websocket.WebSocketTimeoutException:
+                    quiet = time.monotonic()
+                    if pinged is not None and quiet - pinged >= self._pong_within:
+                        raise TimeoutError(f"no answer to a ping within {self._pong_within:g} s") from None
+                    if pinged is None and quiet - heard >= self._ping_after:
+                        ws.ping()
+                        pinged = quiet
                     continue
-                if not frame:  # closed by Plex
+                heard, pinged = time.monotonic(), None
+                if opcode == websocket.ABNF.OPCODE_CLOSE:  # closed by Plex
                     return
+                if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+                    continue  # a ping (answered by websocket-client) or pong: Plex is there
                 entries = [e for e in timeline_entries(frame, self._section_id())
                            if e["type"] in MUSIC_TYPES and e["state"] in CHANGE_STATES]
                 if entries:
