@@ -631,6 +631,40 @@ def test_notification_listener_reopens_a_socket_that_went_silent(plex_emulator, 
     assert "no answer to a ping within 0.5 s; reconnecting in 1 s" in caplog.text
 
 
+def test_notification_listener_gives_up_a_message_too_large(plex_emulator, caplog):
+    """A frame's length is Plex's to say: past the bound the socket is dropped and reopened, and
+    the message is not kept (a wrong length must not fill the daemon's memory)."""
+    import logging
+    import threading
+    import time
+
+    from mediasaged.plex.events import NotificationListener
+    from tests.emulator.model import MUSIC_SECTION_ID
+
+    connected, changes = threading.Semaphore(0), []
+    listener = NotificationListener(plex_emulator.url, TOKEN, verify_ssl=True, timeout=5,
+                                    on_change=changes.append, section_id=lambda: MUSIC_SECTION_ID,
+                                    on_connect=connected.release, max_message=100_000)
+    entry = {"identifier": "com.plexapp.plugins.library", "sectionID": MUSIC_SECTION_ID, "itemID": "1",
+             "type": 10, "state": 5}
+    with caplog.at_level(logging.WARNING, logger="mediasaged.plex.events"):
+        listener.start()
+        try:
+            assert connected.acquire(timeout=10)
+            plex_emulator.send_notification({"type": "timeline", "size": 1, "TimelineEntry": [entry],
+                                             "padding": "x" * 100_000})
+            assert connected.acquire(timeout=10), "the socket was not reopened"
+            plex_emulator.send_notification({"type": "timeline", "size": 1, "TimelineEntry": [entry]})
+            deadline = time.monotonic() + 10
+            while not changes and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            listener.stop()
+            listener.join()
+    assert "a message of over 100,000 bytes; reconnecting in 1 s" in caplog.text
+    assert len(changes) == 1, "the message within the bound, only"
+
+
 def test_each_thread_parses_with_a_parser_of_its_own(plex_emulator):
     """The sync's reader parses album genres on a thread while its main thread parses track
     pages. One lxml parser shared by both corrupted the reader's heap now and then: of 2,700

@@ -116,6 +116,23 @@ async def test_a_rejected_token_is_logged_briefly_and_never_shown(daemon_factory
     assert "<html>" not in daemon.log()
 
 
+async def test_an_answer_too_large_for_the_daemon_is_left_to_an_incremental_sync(daemon_factory, plex_emulator):
+    """The daemon reads at most 8 MiB of one answer to a targeted fetch; past that, the sync worker
+    reads Plex's changes page by page instead (and the cache still ends exact)."""
+    emu = plex_emulator
+    daemon = await following_daemon(daemon_factory, emu)
+    emu.inject_fault("rewrite", path_contains="/library/metadata/", times=1,
+                     rewrite=lambda body: body.replace(b"</MediaContainer>", b" " * (8 << 20) + b"</MediaContainer>"))
+    emu.edit_track(sorted(expected_library(emu), key=int)[3], title="Edited, and answered at length")
+
+    job = await finished_event_job(daemon)
+
+    assert (job["state"], job["mode"], job["updated"]) == ("succeeded", "incremental", 1), job
+    assert changes_asked_since(emu), "the worker read Plex's changes"
+    assert "is over 8 MiB" in daemon.log()
+    assert_mirror(await cached_library(daemon), expected_library(emu))
+
+
 def listings(emu) -> list[str]:
     return [p for p in emu.request_log if "/all" in p]
 

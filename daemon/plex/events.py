@@ -44,6 +44,9 @@ RECV_TIMEOUT = 1.0  # seconds; how quickly stop() is noticed
 MAX_BACKOFF = 60.0
 PING_AFTER = 30.0  # seconds without a frame from Plex before we ping it
 PONG_WITHIN = 15.0  # seconds it has to answer (any frame counts) before the socket is taken for dead
+# bytes of one message from Plex: a timeline frame is a few KB (10,000 entries ~1.3 MB), and a
+# frame's length is Plex's to say: a wrong one must not fill the daemon's memory
+MAX_MESSAGE = 16 << 20
 
 
 class NotificationListener:
@@ -52,7 +55,7 @@ class NotificationListener:
     def __init__(self, url: str, token: str, *, verify_ssl: bool, timeout: float,
                  on_change: Callable[[list[dict]], None], section_id: Callable[[], str | None] = lambda: None,
                  on_connect: Callable[[], None] = lambda: None, on_rejected: Callable[[], None] = lambda: None,
-                 ping_after: float = PING_AFTER, pong_within: float = PONG_WITHIN):
+                 ping_after: float = PING_AFTER, pong_within: float = PONG_WITHIN, max_message: int = MAX_MESSAGE):
         self._url = url
         self._token = token
         self._verify_ssl = verify_ssl
@@ -61,7 +64,7 @@ class NotificationListener:
         self._section_id = section_id
         self._on_connect = on_connect
         self._on_rejected = on_rejected
-        self._ping_after, self._pong_within = ping_after, pong_within
+        self._ping_after, self._pong_within, self._max_message = ping_after, pong_within, max_message
         self._stop = threading.Event()
         self._backoff = Backoff(1.0, MAX_BACKOFF, sleep=self._stop.wait)  # a stop ends the wait
         self._thread = threading.Thread(target=self._run, name="plex-notifications", daemon=True)
@@ -116,6 +119,7 @@ class NotificationListener:
                                          sslopt=sslopt, enable_multithread=True)
         try:
             ws.settimeout(RECV_TIMEOUT)
+            taken = ws.frame_buffer.recv = _Taken(ws.frame_buffer.recv, self._max_message)
             self.connected.set()
             self.connections += 1
             log.info("following Plex notifications at %s", where)
@@ -125,14 +129,14 @@ class NotificationListener:
                 try:
                     opcode, frame = ws.recv_data(control_frame=True)
                 except websocket.WebSocketTimeoutException:
-                    quiet = time.monotonic()
-                    if pinged is not None and quiet - pinged >= self._pong_within:
+                    at = time.monotonic()
+                    if pinged is not None and at - pinged >= self._pong_within:
                         raise TimeoutError(f"no answer to a ping within {self._pong_within:g} s") from None
-                    if pinged is None and quiet - heard >= self._ping_after:
+                    if pinged is None and at - heard >= self._ping_after:
                         ws.ping()
-                        pinged = quiet
+                        pinged = at
                     continue
-                heard, pinged = time.monotonic(), None
+                heard, pinged, taken.bytes = time.monotonic(), None, 0
                 if opcode == websocket.ABNF.OPCODE_CLOSE:  # closed by Plex
                     return
                 if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
@@ -143,3 +147,18 @@ class NotificationListener:
                     self._on_change(entries)
         finally:
             ws.close()
+
+
+class _Taken:
+    """websocket-client's frame reader takes bytes off the socket through this: past ``limit``
+    since the last whole message, the connection is given up (`MAX_MESSAGE`)."""
+
+    def __init__(self, recv: Callable[[int], bytes], limit: int):
+        self._recv, self._limit, self.bytes = recv, limit, 0
+
+    def __call__(self, n: int) -> bytes:
+        data = self._recv(n)
+        self.bytes += len(data)
+        if self.bytes > self._limit:
+            raise websocket.WebSocketPayloadException(f"a message of over {self._limit:,} bytes")
+        return data

@@ -24,6 +24,9 @@ from .body import clean_xml
 from .rows import GENRES_KEY, track_row
 
 BATCH = 100  # keys per /library/metadata request
+# bytes of one answer read in the daemon (100 tracks' metadata are ~0.5 MB, an album of 4,000
+# tracks ~8 MB): a larger one is left to an incremental sync, whose worker reads pages of it
+MAX_ANSWER = 8 << 20
 
 
 class FetchFailed(Exception):
@@ -49,13 +52,15 @@ class ItemFetcher:
         self.requests += 1
         try:
             with urllib.request.urlopen(request, timeout=self._timeout, context=self._context) as resp:
-                body = resp.read()
+                body = resp.read(MAX_ANSWER + 1)
         except urllib.error.HTTPError as exc:
             if exc.code == 404 and missing_ok:
                 return None
             raise FetchFailed(f"Plex returned HTTP {exc.code} for {path}") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise FetchFailed(redact(f"Plex unreachable at {self._base} for {path}: {exc}", self._token)) from None
+        if len(body) > MAX_ANSWER:
+            raise FetchFailed(f"Plex's answer for {path} is over {MAX_ANSWER >> 20} MiB")
         try:
             root = ET.fromstring(body)
         except ET.ParseError as exc:
