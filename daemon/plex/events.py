@@ -118,7 +118,7 @@ class NotificationListener:
         ws = websocket.create_connection(notifications_url(self._url, self._token), timeout=self._timeout,
                                          sslopt=sslopt, enable_multithread=True)
         try:
-            ws.settimeout(RECV_TIMEOUT)
+            ws.settimeout(min(RECV_TIMEOUT, self._ping_after / 2, self._pong_within / 2))
             taken = ws.frame_buffer.recv = _Taken(ws.frame_buffer.recv, self._max_message)
             self.connected.set()
             self.connections += 1
@@ -131,6 +131,7 @@ class NotificationListener:
                 except websocket.WebSocketTimeoutException:
                     at = time.monotonic()
                     if pinged is not None and at - pinged >= self._pong_within:
+                        ws.shutdown()  # (no close handshake with a peer that is not there)
                         raise TimeoutError(f"no answer to a ping within {self._pong_within:g} s") from None
                     if pinged is None and at - heard >= self._ping_after:
                         ws.ping()
