@@ -51,6 +51,14 @@ def fill(directory) -> None:
             pass
 
 
+def add_tracks(emu, n: int, title: str) -> None:
+    """``n`` new tracks in 20 new albums of 4 new artists."""
+    albums = [emu.library.tracks[emu.add_track(title=f"{title} {i}", album_title=f"Full {i}", artist=f"Disk {i % 4}")
+                                 ].album_key for i in range(20)]
+    for i in range(20, n):
+        emu.add_track(title=f"{title} {i}", album_key=albums[i % 20])
+
+
 async def start_or_fail(daemon) -> dict:
     """sync.start; a failure to even record the job counts as the job's error."""
     conn = await daemon.connect()
@@ -91,8 +99,7 @@ async def test_a_full_disk_fails_a_change_in_place_naming_the_cause(disk, daemon
     assert (await daemon.sync())["state"] == "succeeded"
     before, status = await cached_library(daemon), await daemon.call("library.status")
     fill(disk)
-    for i in range(4000):
-        emu.add_track(title=f"Added on a full disk {i}", album_title=f"Full {i % 300}", artist=f"Disk {i % 40}")
+    add_tracks(emu, 4000, "Added on a full disk")
     job = await daemon.sync(mode="incremental")
     assert (job["state"], job["mode"], job["phase"]) == ("failed", "incremental", "applying"), job
     assert "disk full" in job["error"] and names(job["error"], disk / "cache.db"), job
@@ -120,8 +127,7 @@ async def test_a_full_disk_fails_notified_changes_and_the_next_notification_appl
     await connected(emu)
     before = await cached_library(daemon)
     fill(disk)
-    for i in range(4000):
-        emu.add_track(title=f"Notified on a full disk {i}", album_title=f"Full {i % 300}", artist=f"Disk {i % 40}")
+    add_tracks(emu, 4000, "Notified on a full disk")
     job = await finished_event_job(daemon)
     assert (job["state"], job["mode"]) == ("failed", "incremental"), job
     assert "disk full" in job["error"] and names(job["error"], disk / "cache.db"), job
