@@ -95,8 +95,8 @@ def read_changes(plex: Any, spec: dict, changes: ChangeSet, progress: Callable[[
         changes.add(rows)
         progress(len(changes))
     changes.skipped.update(plex.ledger.skipped)
-    for album_key in plex.changed_album_keys(since):
-        changes.add(plex.album_tracks(album_key))
+    for _, rows in plex.tracks_of_albums(plex.changed_album_keys(since)):  # concurrent_pages at a time
+        changes.add(rows)
         progress(len(changes))
     for artist_key in plex.changed_artist_keys(since):
         for rows in plex.iter_track_pages(spec["page_size"], artist_key=artist_key):
