@@ -7,6 +7,8 @@ Runs the Plex emulator in this process and the real mediasaged as a child (with
 
 * the emulator's library changes (tracks added, deleted, edited; album genres;
   artist renames), which Plex's notifications turn into incremental syncs;
+* Plex's notification socket drops, and the library changes before it is back
+  (Plex does not notify those changes again: the daemon's catch-up sync reads them);
 * a fault is injected into Plex's pages (500, drop, truncate, cut, short, slow)
   and a full sync started: it must fail with the fault's cause, or survive it;
 * a sync's worker (or its reader) is killed with SIGKILL: the job must fail
@@ -73,7 +75,8 @@ class Soak:
         self.proc: subprocess.Popen | None = None
         self.figures = {"syncs_started": 0, "syncs_succeeded": 0, "syncs_failed": 0, "syncs_cancelled": 0,
                         "faults_injected": 0, "faults_reported": 0, "faults_survived": 0, "library_edits": 0,
-                        "worker_kills": 0, "reader_kills": 0, "daemon_kills": 0, "resumes_refused": 0, "queries": 0,
+                        "worker_kills": 0, "reader_kills": 0, "daemon_kills": 0, "resumes_refused": 0, "socket_drops": 0,
+                        "queries": 0,
                         "query_errors": 0, "queries_refused_while_restarting": 0, "events_received": 0,
                         "problems": []}
         self.rss: list[tuple[float, int, int]] = []  # (seconds, VmRSS KiB, RssAnon KiB) of the daemon
@@ -176,6 +179,18 @@ class Soak:
             else:
                 emu.edit_artist(lib.albums[lib.tracks[rng.choice(keys)].album_key].artist_key, title=f"Renamed {rng.randrange(10**6)}")
             self.figures["library_edits"] += 1
+
+    def drop_socket(self) -> None:
+        """Plex drops the notification socket and the library changes before it is back: nobody
+        is told (the emulator's listeners are off for the edits)."""
+        library = self.emu.library
+        listeners, library.listeners = library.listeners, []
+        try:
+            self.emu.drop_websockets()
+            self.edit_library()
+        finally:
+            library.listeners = listeners
+        self.figures["socket_drops"] += 1
 
     def fault(self) -> None:
         kind = self.rng.choice(FAULTS)
@@ -337,7 +352,8 @@ class Soak:
                     threading.Thread(target=self.sampler, daemon=True)]
         for t in threads:
             t.start()
-        actions = [(self.edit_library, 4), (self.fault, 3), (lambda: self.kill_sync_process("worker"), 2),
+        actions = [(self.edit_library, 4), (self.drop_socket, 1), (self.fault, 3),
+                   (lambda: self.kill_sync_process("worker"), 2),
                    (lambda: self.kill_sync_process("reader"), 1), (self.kill_daemon, 1)]
         while time.monotonic() < t_end:
             action = self.rng.choices([a for a, _ in actions], [w for _, w in actions])[0]
