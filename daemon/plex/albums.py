@@ -120,10 +120,6 @@ class AlbumReads:
             out.update((rk, album) for rk, album in items if rk)
         return out
 
-    def album_tracks(self, album_key: str) -> list[dict]:
-        """The track rows of one album (``/library/metadata/{key}/children``)."""
-        return next(self.tracks_of_albums([album_key]))[1]
-
     def tracks_of_albums(self, album_keys: list[str]) -> Iterator[tuple[str, list[dict]]]:
         """(album key, its track rows) for each of ``album_keys``, in order, ``concurrent_pages``
         ``/library/metadata/{key}/children`` requests in flight."""

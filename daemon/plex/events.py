@@ -151,8 +151,9 @@ class NotificationListener:
 
 
 class _Taken:
-    """websocket-client's frame reader takes bytes off the socket through this: past ``limit``
-    since the last whole message, the connection is given up (`MAX_MESSAGE`)."""
+    """websocket-client's frame reader takes bytes off the socket through this (its
+    ``frame_buffer.recv``; tests/test_plex.py checks the bound on the version installed): past
+    ``limit`` since the last whole message, the connection is given up (`MAX_MESSAGE`)."""
 
     def __init__(self, recv: Callable[[int], bytes], limit: int):
         self._recv, self._limit, self.bytes = recv, limit, 0
