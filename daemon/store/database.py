@@ -73,6 +73,7 @@ class Store:
         self._quick_idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._memo = SnapshotMemo()
         self._state: State | None = None  # the sync_state row as the last write left it
+        self._future_start_logged: int | None = None  # (`changes_since` says so once per such start)
 
     @property
     def readers(self) -> int:
@@ -220,21 +221,21 @@ class Store:
     async def changes_since(self, overlap: int) -> int | None:
         """Where an incremental sync starts reading Plex's changes (unix seconds).
 
-        The start of the last sync that read every change since the one before it
-        (``State.changes_through``: not a change set applied from notifications alone,
-        which reads only what Plex named) minus ``overlap`` seconds, which covers Plex
-        comparing strictly or not and a clock difference between Plex's host and ours
-        (re-applying a change is harmless). None when the cache holds no complete library, or
-        when that start lies in the future: our clock went back since (a clock ahead at boot,
-        corrected later), by an amount nothing tells, so only reading every track is exact.
+        ``State.changes_through`` (not moved by notified items alone) minus ``overlap`` seconds,
+        which covers Plex comparing strictly or not and a clock difference between Plex's host
+        and ours (re-applying a change is harmless). None when the cache holds no complete
+        library, or when that start lies in the future: our clock went back since, by an amount
+        nothing tells, so only reading every track is exact.
         """
         state = await self.state()
         through = state.changes_through
         if through is None or state.synced_at is None:
             return None
         if through > now():
-            log.warning("the last complete sync started at %s, later than now: the clock went back since; "
-                        "a full sync reads every track", iso(through))
+            if self._future_start_logged != through:  # (a job asks twice: its count check, its worker)
+                self._future_start_logged = through
+                log.warning("the last complete sync started at %s, later than now: the clock went back since; "
+                            "a full sync reads every track", iso(through))
             return None
         return through - overlap
 
