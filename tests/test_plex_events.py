@@ -67,6 +67,25 @@ async def test_notified_deletions_are_applied_without_listing_every_track(daemon
     assert full_track_listings(emu) == 0, "the notification named the deleted tracks: no listing at all"
 
 
+async def test_deletions_notified_without_their_kind_are_found_by_an_incremental_sync(daemon_factory, plex_emulator):
+    """Servers that report a deleted item with ``type`` -1 (its kind no longer known): the
+    notification can't say what to delete, so it starts an incremental sync, whose deletion
+    check finds the tracks (a track listing paged in full is not needed for it)."""
+    emu = plex_emulator
+    emu.library.deleted_entry_type = -1
+    daemon = await following_daemon(daemon_factory, emu)
+    emu.request_log.clear()
+    for key in sorted(expected_library(emu), key=int)[:2]:
+        emu.delete_track(key)
+
+    job = await finished_event_job(daemon)
+
+    assert (job["state"], job["mode"], job["removed"]) == ("succeeded", "incremental", 2), job
+    assert_mirror(await cached_library(daemon), expected_library(emu))
+    assert full_track_listings(emu) == 2, "the track count (the daemon's check, the worker's): no paging"
+    assert "deleted, of a kind Plex did not say" in daemon.log()
+
+
 async def test_it_reconnects_when_plex_drops_the_socket(daemon_factory, plex_emulator):
     emu = plex_emulator
     daemon = await following_daemon(daemon_factory, emu)

@@ -32,7 +32,7 @@ from typing import Callable
 
 import websocket
 
-from .frames import notifications_url, timeline_entries
+from .frames import UNKNOWN_KIND, notifications_url, timeline_entries
 from .redact import redact, safe_url
 from .retry import Backoff, retry_after
 
@@ -143,7 +143,8 @@ class NotificationListener:
                 if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
                     continue  # a ping (answered by websocket-client) or pong: Plex is there
                 entries = [e for e in timeline_entries(frame, self._section_id())
-                           if e["type"] in MUSIC_TYPES and e["state"] in CHANGE_STATES]
+                           if (e["type"] in MUSIC_TYPES or e["type"] == UNKNOWN_KIND)
+                           and e["state"] in CHANGE_STATES]
                 if entries:
                     self._on_change(entries)
         finally:

@@ -11,6 +11,12 @@ from .attrs import to_int
 from .redact import safe_url
 
 
+# The type of a deleted item's entry on servers that no longer say what it was (clients written
+# against current servers report it; captures of 2018-2019 show the item's own type). Followed
+# too: it falls back to an incremental sync, which finds what was deleted (sync/targeted.py).
+UNKNOWN_KIND = -1
+
+
 def notifications_url(url: str, token: str) -> str:
     """The websocket URL of Plex's notification stream. It carries the token in its query
     string (Plex takes it only there): never log or show it — log ``safe_url(url)``."""

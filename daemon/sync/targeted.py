@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from ..plex.frames import UNKNOWN_KIND
 from ..plex.items import FetchFailed, ItemFetcher
 from .live import Decorate
 
@@ -52,6 +53,8 @@ class Notified:
                 (n.albums if deleted else n.deleted_albums).discard(key)
             elif kind == ARTIST and not deleted:
                 n.artists.add(key)
+            elif kind == UNKNOWN_KIND:  # deleted, of a kind Plex no longer says: a track, an album?
+                raise Unclear(f"item {key} deleted, of a kind Plex did not say")
             else:  # an artist deleted (we keep no artist keys), or a type we don't know
                 raise Unclear(f"a notification of type {kind}, state {e['state']}")
         return n

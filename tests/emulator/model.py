@@ -124,6 +124,10 @@ class Library:
         self.listeners: list[Listener] = []
         self.strict_since_filters = False  # Plex's >>= strictness is unknown; inclusive here
         self._listing_leaf_counts = False
+        # The ``type`` of a deletion's timeline entry: None = the deleted item's own (10, 9, 8), as
+        # captures of 2018-2019 show for other kinds (tests/fixtures/plex/SOURCES.md); -1 as
+        # clients written against current servers report (the kind no longer known).
+        self.deleted_entry_type: int | None = None
 
     @property
     def listing_leaf_counts(self) -> bool:
@@ -317,6 +321,9 @@ class Library:
              "queueSize": 0}
         if state == STATE_DELETED:
             e.pop("mediaState")
+            e["metadataState"] = "deleted"
+            if self.deleted_entry_type is not None:
+                e["type"] = self.deleted_entry_type
         return e
 
     def add_track(self, *, title: str, album_key: str | None = None, album_title: str | None = None,
