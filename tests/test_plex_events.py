@@ -67,23 +67,57 @@ async def test_notified_deletions_are_applied_without_listing_every_track(daemon
     assert full_track_listings(emu) == 0, "the notification named the deleted tracks: no listing at all"
 
 
-async def test_deletions_notified_without_their_kind_are_found_by_an_incremental_sync(daemon_factory, plex_emulator):
-    """Servers that report a deleted item with ``type`` -1 (its kind no longer known): the
-    notification can't say what to delete, so it starts an incremental sync, whose deletion
-    check finds the tracks (a track listing paged in full is not needed for it)."""
+@pytest.mark.parametrize("listings", ["answer", "fail"])
+@pytest.mark.parametrize("what", ["tracks", "album"])
+async def test_deletions_notified_without_their_kind_are_applied_by_targeted_fetch(
+        daemon_factory, plex_emulator, what, listings):
+    """Servers that report a deleted item with ``type`` -1 (its kind no longer said): Plex is
+    asked whether the items are gone, the cache says what they were (a track, an album and its
+    tracks), and they are deleted in place: no listing, so also while every listing fails."""
     emu = plex_emulator
     emu.library.deleted_entry_type = -1
     daemon = await following_daemon(daemon_factory, emu)
     emu.request_log.clear()
-    for key in sorted(expected_library(emu), key=int)[:2]:
-        emu.delete_track(key)
+    if listings == "fail":
+        emu.inject_fault("500", path_contains="/all")
+    if what == "tracks":
+        for key in sorted(expected_library(emu), key=int)[:2]:
+            emu.delete_track(key)
+    else:
+        emu.delete_album(sorted(emu.library.albums, key=int)[0])
 
     job = await finished_event_job(daemon)
 
-    assert (job["state"], job["mode"], job["removed"]) == ("succeeded", "incremental", 2), job
+    emu.clear_faults()
+    assert (job["state"], job["mode"]) == ("succeeded", "incremental"), job
+    assert job["removed"] > 0 and not [p for p in emu.request_log if "/all" in p], job
     assert_mirror(await cached_library(daemon), expected_library(emu))
-    assert full_track_listings(emu) == 2, "the track count (the daemon's check, the worker's): no paging"
-    assert "deleted, of a kind Plex did not say" in daemon.log()
+
+
+@pytest.mark.parametrize("item, words", [
+    ("999999", "item 999999 Plex deleted is neither a track nor an album of the cache"),
+    ("first track", "notified as deleted is still on Plex"),
+])
+async def test_a_deletion_without_its_kind_that_cannot_be_placed_falls_back_to_an_incremental_sync(
+        daemon_factory, plex_emulator, item, words):
+    """An item deleted with ``type`` -1 that is no cached track or album (an artist: we keep no
+    artist keys), or that Plex still has: the job reads Plex's changes instead, and the album
+    deleted meanwhile without a word is found."""
+    emu = plex_emulator
+    daemon = await following_daemon(daemon_factory, emu)
+    if item == "first track":
+        item = sorted(expected_library(emu), key=int)[0]
+    with unheard(emu):
+        emu.delete_album(sorted(emu.library.albums, key=int)[-1])
+    emu.send_notification({"type": "timeline", "size": 1, "TimelineEntry": [{
+        "identifier": "com.plexapp.plugins.library", "sectionID": MUSIC_SECTION_ID, "itemID": item,
+        "type": -1, "state": 9, "metadataState": "deleted"}]})
+
+    job = await finished_event_job(daemon)
+
+    assert (job["state"], job["mode"]) == ("succeeded", "incremental") and job["removed"] > 0, job
+    assert words in daemon.log()
+    assert_mirror(await cached_library(daemon), expected_library(emu))
 
 
 async def test_it_reconnects_when_plex_drops_the_socket(daemon_factory, plex_emulator):

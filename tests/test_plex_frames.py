@@ -72,3 +72,11 @@ async def test_the_daemon_follows_on_through_real_frames(daemon_factory, plex_em
     assert [(j["state"], j["updated"], j["removed"]) for j in jobs] == [("succeeded", 1, 0)], jobs
     assert not [p for p in emu.request_log if "updatedAt" in p], "applied by targeted fetch, not a fallback"
     assert_mirror(await cached_library(daemon), expected_library(emu))
+
+
+def test_the_last_word_on_an_item_wins_with_or_without_its_kind():
+    from mediasaged.sync.targeted import Notified
+
+    edit, gone = {"item_id": "5", "type": 10, "state": 5}, {"item_id": "5", "type": -1, "state": 9}
+    assert (Notified.of([edit, gone]).gone, Notified.of([edit, gone]).tracks) == ({"5"}, set())
+    assert (Notified.of([gone, edit]).gone, Notified.of([gone, edit]).tracks) == (set(), {"5"})

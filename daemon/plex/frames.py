@@ -13,7 +13,7 @@ from .redact import safe_url
 
 # The type of a deleted item's entry on servers that no longer say what it was (clients written
 # against current servers report it; captures of 2018-2019 show the item's own type). Followed
-# too: it falls back to an incremental sync, which finds what was deleted (sync/targeted.py).
+# too: the cache tells whether it was a track or an album (sync/targeted.py).
 UNKNOWN_KIND = -1
 
 

@@ -100,6 +100,16 @@ class ItemFetcher:
                     out[row["rating_key"]] = row
         return out
 
+    def present(self, keys: list[str]) -> set[str]:
+        """Which of ``keys`` Plex still has, of any kind (a track, an album, an artist)."""
+        out: set[str] = set()
+        for i in range(0, len(keys), BATCH):
+            chunk = keys[i:i + BATCH]
+            root = self._get(f"/library/metadata/{','.join(urllib.parse.quote(k, safe='') for k in chunk)}",
+                             missing_ok=True)
+            out.update(k for k in ([] if root is None else (el.get("ratingKey") for el in root)) if k in chunk)
+        return out
+
     def album_tracks(self, album_key: str) -> list[dict] | None:
         """The track rows of one album; None when Plex no longer has the album."""
         root = self._get(f"/library/metadata/{urllib.parse.quote(album_key, safe='')}/children", missing_ok=True)

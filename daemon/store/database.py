@@ -369,12 +369,12 @@ class Store:
             raise storage_error(exc, self.path, "saving the removed write-ahead log") from None
 
     async def apply_changes(self, *, slot: str, generation: int, rows: list[dict], deleted: Iterable[str],
-                            albums: dict[str, set[str]], synced_at: int) -> dict:
+                            albums: dict[str, set[str]], synced_at: int, gone: Iterable[str] = ()) -> dict:
         """A change set written into the live slot on the writer thread (see store/increments.py)."""
         def run() -> dict:
             try:
                 done = apply_changes(self._wconn, slot=slot, generation=generation, rows=rows, deleted=deleted,
-                                     albums=albums, synced_at=synced_at)
+                                     albums=albums, synced_at=synced_at, gone=gone)
                 self._state = read_state(self._wconn)
             except sqlite3.Error as exc:
                 raise storage_error(exc, self.path, f"changing slot {slot} in place") from None

@@ -326,11 +326,14 @@ def _sort_key(values: tuple) -> tuple:
 
 
 def apply_changes(conn: sqlite3.Connection, *, slot: str, generation: int, rows: list[dict],
-                  deleted: Iterable[str], synced_at: int, albums: dict[str, set[str]] | None = None) -> dict:
+                  deleted: Iterable[str], synced_at: int, albums: dict[str, set[str]] | None = None,
+                  gone: Iterable[str] = ()) -> dict:
     """`LiveSlot.apply` and the sync-state bump, in one write transaction.
 
     ``albums`` maps album keys to every track key Plex has in them: cached tracks of
-    those albums that are neither there nor in ``rows`` are deleted too. Refuses
+    those albums that are neither there nor in ``rows`` are deleted too. ``gone``: keys
+    Plex deleted without saying their kind; each must be a cached track's or album's (its
+    tracks go with it), or the change set is refused (StoreError). Refuses
     (StoreError) when the live slot or generation is no longer the one the change
     set was computed against; a storage fault raises sqlite3.Error (the caller names the
     file, `files.storage_error`). Returns the counts, the track count and the new
@@ -342,7 +345,14 @@ def apply_changes(conn: sqlite3.Connection, *, slot: str, generation: int, rows:
         live = LiveSlot(conn, slot)
         deleted = set(deleted)
         upserted = {r.get("rating_key") for r in rows}
-        albums = albums or {}
+        albums = dict(albums or {})
+        gone = set(gone)
+        tracks = live.albums_of(gone)  # those of them that are cached tracks
+        deleted |= tracks.keys()
+        for album, cached in live.keys_of_albums(gone - tracks.keys()).items():
+            if not cached:
+                raise StoreError(f"item {album} Plex deleted is neither a track nor an album of the cache")
+            albums[album] = set()
         for album, cached in live.keys_of_albums(albums).items():
             deleted |= cached - albums[album] - upserted
         added, updated, removed = live.apply(rows, deleted)

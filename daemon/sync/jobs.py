@@ -231,7 +231,7 @@ class Syncer:
             job.phase = "applying"
             done = await self._store.apply_changes(
                 slot=state.live_slot, generation=state.generation, rows=changes.rows, deleted=changes.deleted,
-                albums=changes.albums, synced_at=now())
+                albums=changes.albums, synced_at=now(), gone=changes.gone)
         except (Unclear, StoreError, NoRoom) as exc:
             log.info("notified changes need an incremental sync: %s", exc)
             job.phase = "starting"

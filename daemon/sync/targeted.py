@@ -8,7 +8,9 @@ and returns a change set that `Store.apply_changes` writes into the live slot in
 one transaction. No listing is paged, so it also works while Plex's listings fail.
 
 What it cannot decide (an artist that was deleted, a type we don't know, a
-failed request) raises `Unclear`, and the job falls back to an incremental sync.
+failed request) raises `Unclear`, and the job falls back to an incremental sync. An item
+deleted without its kind (``type`` -1) is checked gone on Plex here and looked up in the
+cache by the store, as a track or an album; anything else there falls back too.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Notified:
     albums: set[str] = field(default_factory=set)
     deleted_albums: set[str] = field(default_factory=set)
     artists: set[str] = field(default_factory=set)
+    gone: set[str] = field(default_factory=set)  # deleted, its kind not said (`UNKNOWN_KIND`)
 
     @classmethod
     def of(cls, entries: Iterable[dict]) -> "Notified":
@@ -45,6 +48,12 @@ class Notified:
         n = cls()
         for e in entries:
             key, kind, deleted = e["item_id"], e["type"], e["state"] == DELETED
+            if kind == UNKNOWN_KIND:  # deleted, a track or an album: the store tells which
+                for named in (n.tracks, n.deleted_tracks, n.albums, n.deleted_albums):
+                    named.discard(key)
+                n.gone.add(key)
+                continue
+            n.gone.discard(key)
             if kind == TRACK:
                 (n.deleted_tracks if deleted else n.tracks).add(key)
                 (n.tracks if deleted else n.deleted_tracks).discard(key)
@@ -53,8 +62,6 @@ class Notified:
                 (n.albums if deleted else n.deleted_albums).discard(key)
             elif kind == ARTIST and not deleted:
                 n.artists.add(key)
-            elif kind == UNKNOWN_KIND:  # deleted, of a kind Plex no longer says: a track, an album?
-                raise Unclear(f"item {key} deleted, of a kind Plex did not say")
             else:  # an artist deleted (we keep no artist keys), or a type we don't know
                 raise Unclear(f"a notification of type {kind}, state {e['state']}")
         return n
@@ -65,6 +72,7 @@ class ChangeSet:
     rows: list[dict]
     deleted: set[str]
     albums: dict[str, set[str]]  # album key -> every track key Plex has in it (an empty set: album gone)
+    gone: set[str] = field(default_factory=set)  # keys Plex deleted: a cached track's or album's
     requests: int = 0
 
 
@@ -91,11 +99,15 @@ def fetch_notified(notified: Notified, *, url: str, token: str, timeout: float, 
         found = fetch.tracks(wanted)
         rows.update(found)
         deleted = set(notified.deleted_tracks) | (set(wanted) - found.keys())  # notified, then gone
+        still_there = fetch.present(sorted(notified.gone))
+        if still_there:  # a deletion Plex's item contradicts: the listings decide
+            raise Unclear(f"item {min(still_there)} notified as deleted is still on Plex")
         fetch.albums(sorted({r["album_rating_key"] for r in rows.values() if r.get("album_rating_key")}))
     except FetchFailed as exc:
         raise Unclear(str(exc)) from None
     decorated = Decorate(spec, fetch.album_genres, fetch)(list(rows.values()))
-    return ChangeSet(rows=decorated, deleted=deleted - rows.keys(), albums=albums, requests=fetch.requests)
+    return ChangeSet(rows=decorated, deleted=deleted - rows.keys(), albums=albums,
+                     gone=notified.gone - rows.keys(), requests=fetch.requests)
 
 
 def nothing_changed(*, url: str, token: str, timeout: float, verify_ssl: bool, server_id: str, section_id: str,
