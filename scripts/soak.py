@@ -161,6 +161,8 @@ class Soak:
     def edit_library(self) -> None:
         lib, emu, rng = self.emu.library, self.emu, self.rng
         keys = sorted(lib.tracks)
+        # deletions notified with the item's type, or with -1 as current servers do (DESIGN.md)
+        lib.deleted_entry_type = rng.choice([None, -1])
         for _ in range(rng.randint(1, 20)):
             what = rng.random()
             if what < 0.35:
