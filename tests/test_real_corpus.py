@@ -6,8 +6,12 @@ never from the emulator's model or generator.
 """
 from __future__ import annotations
 
+import asyncio
+
 from tests.emulator.fixtures import CORPUS_TOKEN as TOKEN
+from tests.emulator.model import MUSIC_SECTION_ID
 from tests.mirror import assert_mirror, cached_library, plexapi_library
+from tests.support import wait_until
 
 
 def test_plexapi_reads_the_corpus_over_http(corpus):
@@ -42,3 +46,28 @@ async def test_full_sync_of_real_answers_equals_plexapi(corpus, daemon_factory):
     assert_mirror(await cached_library(daemon), expected)
     years = {k: t["year"] for k, t in expected.items()}
     assert years["3741"] == 2006 and years["158"] == 2013  # no parentYear: the album's year
+
+
+async def test_notified_items_of_real_answers_are_read_as_the_full_sync_reads_them(corpus, daemon_factory):
+    """The daemon reads notified items with its own small parser (plex/items.py, no lxml), not
+    the sync worker's. Every captured track notified as edited: each fetched again from
+    ``/library/metadata/{keys}`` must come out as the full sync wrote it (nothing updated), and
+    the cache must still be what plexapi reads."""
+    expected = plexapi_library(corpus)
+    daemon = await daemon_factory(plex_url=corpus.url, token=TOKEN, sync={"page_size": 5, "plex_events": True})
+    assert (await daemon.sync())["state"] == "succeeded"
+    assert await asyncio.to_thread(corpus.wait_for_ws_clients, 1, 20)
+    corpus.request_log.clear()
+    keys = sorted(corpus.library.tracks)
+    corpus.send_notification({"type": "timeline", "size": len(keys), "TimelineEntry": [
+        {"identifier": "com.plexapp.plugins.library", "sectionID": MUSIC_SECTION_ID, "itemID": key,
+         "type": 10, "state": 5} for key in keys]})
+
+    async def notified_job():
+        jobs = [j for j in (await daemon.call("sync.history"))["jobs"] if j["trigger"] == "plex_event"]
+        return jobs[0] if jobs and jobs[0]["state"] != "running" else None
+    job = await wait_until(notified_job, timeout=30, interval=0.1)
+
+    assert (job["state"], job["added"], job["updated"], job["removed"]) == ("succeeded", 0, 0, 0), (job, daemon.log())
+    assert not [p for p in corpus.request_log if "/all" in p], "read item by item, not by a fallback"
+    assert_mirror(await cached_library(daemon), expected)
