@@ -9,8 +9,8 @@ host lost power, a NAT forgot it: nothing ever arrives again, and nothing says
 so) is found by a websocket ping after ``PING_AFTER`` quiet seconds, which Plex
 answers (home automation's Plex integration pings it every 15 s): no answer
 within ``PONG_WITHIN`` and the socket is dropped and reopened. It calls
-``on_change(deleted)`` for every frame that names a music item (artist, album,
-track) of our section, with the rating keys of the tracks it says were deleted. The daemon turns those calls into one incremental
+``on_change(entries)`` for every frame that names a music item (artist, album,
+track) of our section, or an item deleted without its kind (``type`` -1). The daemon turns those calls into one incremental
 sync once Plex has been quiet for a moment (see ``daemon.py``); the periodic
 sync stays as the safety net. ``on_connect()`` is called each time the socket
 opens (Plex answers again: an owed sync need not wait for its retry time);
