@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from mediasaged.plex.frames import timeline_entries
+from mediasaged.sync.targeted import Notified
 from tests.emulator.model import MUSIC_SECTION_ID
 from tests.mirror import assert_mirror, cached_library, expected_library
-from tests.support import wait_until
+from tests.test_plex_events import event_jobs, finished_event_job
 
 CAPTURES = Path(__file__).parent / "fixtures" / "plex" / "captures"
 FRAMES = [(path.name, n, line.strip()) for path in sorted(CAPTURES.glob("*.jsonl"))
@@ -64,10 +65,8 @@ async def test_the_daemon_follows_on_through_real_frames(daemon_factory, plex_em
     key = sorted(expected_library(emu), key=int)[0]
     emu.edit_track(key, title="Edited after the real frames")
 
-    async def event_job():
-        jobs = [j for j in (await daemon.call("sync.history"))["jobs"] if j["trigger"] == "plex_event"]
-        return jobs if jobs and jobs[0]["state"] != "running" else None
-    jobs = await wait_until(event_job, timeout=30, interval=0.1)
+    await finished_event_job(daemon)
+    jobs = await event_jobs(daemon)
 
     assert [(j["state"], j["updated"], j["removed"]) for j in jobs] == [("succeeded", 1, 0)], jobs
     assert not [p for p in emu.request_log if "updatedAt" in p], "applied by targeted fetch, not a fallback"
@@ -75,8 +74,6 @@ async def test_the_daemon_follows_on_through_real_frames(daemon_factory, plex_em
 
 
 def test_the_last_word_on_an_item_wins_with_or_without_its_kind():
-    from mediasaged.sync.targeted import Notified
-
     edit, gone = {"item_id": "5", "type": 10, "state": 5}, {"item_id": "5", "type": -1, "state": 9}
     assert (Notified.of([edit, gone]).gone, Notified.of([edit, gone]).tracks) == ({"5"}, set())
     assert (Notified.of([gone, edit]).gone, Notified.of([gone, edit]).tracks) == (set(), {"5"})

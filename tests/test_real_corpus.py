@@ -11,7 +11,7 @@ import asyncio
 from tests.emulator.fixtures import CORPUS_TOKEN as TOKEN
 from tests.emulator.model import MUSIC_SECTION_ID
 from tests.mirror import assert_mirror, cached_library, plexapi_library
-from tests.support import wait_until
+from tests.test_plex_events import finished_event_job
 
 
 def test_plexapi_reads_the_corpus_over_http(corpus):
@@ -63,10 +63,7 @@ async def test_notified_items_of_real_answers_are_read_as_the_full_sync_reads_th
         {"identifier": "com.plexapp.plugins.library", "sectionID": MUSIC_SECTION_ID, "itemID": key,
          "type": 10, "state": 5} for key in keys]})
 
-    async def notified_job():
-        jobs = [j for j in (await daemon.call("sync.history"))["jobs"] if j["trigger"] == "plex_event"]
-        return jobs[0] if jobs and jobs[0]["state"] != "running" else None
-    job = await wait_until(notified_job, timeout=30, interval=0.1)
+    job = await finished_event_job(daemon)
 
     assert (job["state"], job["added"], job["updated"], job["removed"]) == ("succeeded", 0, 0, 0), (job, daemon.log())
     assert not [p for p in corpus.request_log if "/all" in p], "read item by item, not by a fallback"

@@ -39,6 +39,7 @@ from .retry import Backoff, retry_after
 log = logging.getLogger(__name__)
 
 MUSIC_TYPES = frozenset({8, 9, 10})  # artist, album, track
+FOLLOWED_TYPES = MUSIC_TYPES | {UNKNOWN_KIND}  # and an item deleted without its kind
 CHANGE_STATES = frozenset({0, 5, 9})  # created, done (also after edits), deleted
 RECV_TIMEOUT = 1.0  # seconds; how quickly stop() is noticed
 MAX_BACKOFF = 60.0
@@ -143,8 +144,7 @@ class NotificationListener:
                 if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
                     continue  # a ping (answered by websocket-client) or pong: Plex is there
                 entries = [e for e in timeline_entries(frame, self._section_id())
-                           if (e["type"] in MUSIC_TYPES or e["type"] == UNKNOWN_KIND)
-                           and e["state"] in CHANGE_STATES]
+                           if e["type"] in FOLLOWED_TYPES and e["state"] in CHANGE_STATES]
                 if entries:
                     self._on_change(entries)
         finally:

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
+from typing import Iterator
 
 from .attrs import to_int
 from .redact import redact, safe_url
@@ -88,13 +89,18 @@ class ItemFetcher:
         root = self._get("/identity")
         return root.get("machineIdentifier") or ""
 
-    def tracks(self, keys: list[str]) -> dict[str, dict]:
-        """rating key -> track row, for the keys Plex still has (the others are left out, as Plex does)."""
-        out: dict[str, dict] = {}
+    def _metadata(self, keys: list[str]) -> Iterator[tuple[list[str], ET.Element | None]]:
+        """(keys asked, answer) of batched ``/library/metadata/k1,k2,...`` requests, ``BATCH`` keys
+        each; the answer leaves out the keys Plex does not have (None: it has none of them)."""
         for i in range(0, len(keys), BATCH):
             chunk = keys[i:i + BATCH]
             quoted = ",".join(urllib.parse.quote(k, safe="") for k in chunk)
-            root = self._get(f"/library/metadata/{quoted}", missing_ok=True)
+            yield chunk, self._get(f"/library/metadata/{quoted}", missing_ok=True)
+
+    def tracks(self, keys: list[str]) -> dict[str, dict]:
+        """rating key -> track row, for the keys Plex still has (the others are left out, as Plex does)."""
+        out: dict[str, dict] = {}
+        for chunk, root in self._metadata(keys):
             for row in _track_rows(root):
                 if row["rating_key"] in chunk:
                     out[row["rating_key"]] = row
@@ -102,13 +108,8 @@ class ItemFetcher:
 
     def present(self, keys: list[str]) -> set[str]:
         """Which of ``keys`` Plex still has, of any kind (a track, an album, an artist)."""
-        out: set[str] = set()
-        for i in range(0, len(keys), BATCH):
-            chunk = keys[i:i + BATCH]
-            root = self._get(f"/library/metadata/{','.join(urllib.parse.quote(k, safe='') for k in chunk)}",
-                             missing_ok=True)
-            out.update(k for k in ([] if root is None else (el.get("ratingKey") for el in root)) if k in chunk)
-        return out
+        return {el.get("ratingKey") for chunk, root in self._metadata(keys) if root is not None
+                for el in root if el.get("ratingKey") in chunk}
 
     def album_tracks(self, album_key: str) -> list[dict] | None:
         """The track rows of one album; None when Plex no longer has the album."""
@@ -125,9 +126,7 @@ class ItemFetcher:
     def albums(self, keys: list[str]) -> None:
         """Fetch the full metadata of these albums: their genres and years (`album_genres`,
         `album_years`), for the albums Plex has."""
-        for i in range(0, len(keys), BATCH):
-            quoted = ",".join(urllib.parse.quote(k, safe="") for k in keys[i:i + BATCH])
-            root = self._get(f"/library/metadata/{quoted}", missing_ok=True)
+        for _, root in self._metadata(keys):
             for d in ([] if root is None else root.iter("Directory")):
                 key = d.get("ratingKey")
                 if key:

@@ -345,14 +345,14 @@ def apply_changes(conn: sqlite3.Connection, *, slot: str, generation: int, rows:
         live = LiveSlot(conn, slot)
         deleted = set(deleted)
         upserted = {r.get("rating_key") for r in rows}
-        albums = dict(albums or {})
+        albums = albums or {}
         gone = set(gone)
         tracks = live.albums_of(gone)  # those of them that are cached tracks
         deleted |= tracks.keys()
         for album, cached in live.keys_of_albums(gone - tracks.keys()).items():
             if not cached:
                 raise StoreError(f"item {album} Plex deleted is neither a track nor an album of the cache")
-            albums[album] = set()
+            deleted |= cached - upserted  # an album gone: its tracks with it
         for album, cached in live.keys_of_albums(albums).items():
             deleted |= cached - albums[album] - upserted
         added, updated, removed = live.apply(rows, deleted)
