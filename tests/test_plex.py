@@ -88,6 +88,28 @@ def test_unreachable_names_the_url():
     assert url in str(e) and "refused" in str(e)
 
 
+@pytest.mark.parametrize("bypass", [False, True])
+def test_the_proxy_variables_are_honoured_on_every_connection(plex_emulator, monkeypatch, bypass):
+    """The sessions read the environment once (plex/fetchers.py, ``plex_session``), not for each
+    request as requests does: ``http_proxy`` must still take every request there, the concurrent
+    ones' connections too, and ``no_proxy`` must still exempt Plex's host."""
+    with socket.socket() as s:  # a proxy nobody runs
+        s.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("http_proxy", proxy)
+    monkeypatch.setenv("no_proxy", "127.0.0.1" if bypass else "")
+    if not bypass:
+        e = expect_error(PlexUnreachable, lambda: connect(plex_emulator, retries=0))
+        assert "refused" in str(e)
+        return
+    with connect(plex_emulator, concurrent_pages=3) as p:
+        p.COUNT_BATCH = 10
+        keys = sorted(plex_emulator.library.tracks, key=int)[:40]
+        assert sorted(p.tracks_present(keys), key=int) == keys
+        monkeypatch.setenv("no_proxy", "")  # read once: later requests keep what the session read
+        assert p.track_count() == len(plex_emulator.library.tracks)
+
+
 def test_https_to_a_plain_http_server(plex_emulator):
     url = plex_emulator.url.replace("http://", "https://")
     e = expect_error(PlexUnreachable, lambda: PlexLibrary.connect(

@@ -40,7 +40,7 @@ from . import retry  # noqa: E402
 from .ledger import KeyLedger, PlexCountMismatch  # noqa: E402
 from .redact import redact, safe_url  # noqa: E402
 from .xml import strict_parser  # noqa: E402
-from .fetchers import Fetchers  # noqa: E402
+from .fetchers import Fetchers, plex_session  # noqa: E402
 
 plexapi.CONFIG.data = {}  # in case plexapi was imported before us with a user config
 
@@ -83,6 +83,8 @@ class PlexLibrary(TrackReads, AlbumReads):
         self.ledger = KeyLedger()  # the last track listing's accounting
         self.concurrent_pages = max(1, int(concurrent_pages))
         self._slim = True  # False once a server refused the slim listing parameters
+        self._pool: Fetchers | None = None  # `_fetch_each`'s threads, made at first use
+        self._pool_lock = threading.Lock()
         self.request_count = 0
         self.bytes_received = 0
         self.server_id: str = server.machineIdentifier or ""
@@ -104,8 +106,7 @@ class PlexLibrary(TrackReads, AlbumReads):
                 or not urllib.parse.urlsplit(url).hostname:
             raise PlexError(f"Plex URL {safe!r} is not an http(s) URL (plex.url)")
         url = safe  # no userinfo, query or fragment: the token travels in a header only
-        session = requests.Session()
-        session.verify = verify_ssl
+        session = plex_session(url, verify_ssl)
         if not verify_ssl:
             import urllib3
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -172,6 +173,8 @@ class PlexLibrary(TrackReads, AlbumReads):
                                  f"{type(exc).__name__}", token))
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
         try:
             self._session.close()
         except Exception:  # noqa: BLE001
@@ -290,7 +293,7 @@ class PlexLibrary(TrackReads, AlbumReads):
             for path, what in paths:
                 yield fetch(path, what)
             return
-        pool = Fetchers(self, self.concurrent_pages)
+        pool = self._fetchers()
         pending: deque = deque()
         todo = iter(paths)
         try:
@@ -313,4 +316,12 @@ class PlexLibrary(TrackReads, AlbumReads):
         finally:
             for *_, future in pending:
                 future.cancel()
-            pool.close()
+
+    def _fetchers(self) -> Fetchers:
+        """The threads `_fetch_each` keeps its requests in flight on, each with its connection to
+        Plex: made at the first call and kept until `close` (an incremental sync makes four such
+        calls, each of which used to start its threads and open its connections anew)."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = Fetchers(self, self.concurrent_pages)
+            return self._pool
