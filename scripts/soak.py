@@ -172,9 +172,14 @@ class Soak:
                 key = rng.choice(keys)
                 keys.remove(key)
                 emu.delete_track(key)
-            elif what < 0.85:
+            elif what < 0.7:
                 emu.edit_track(rng.choice(keys), title=f"Edited {rng.randrange(10**6)}",
                                user_rating=float(rng.randint(0, 10)), view_count=rng.randint(0, 99))
+            elif what < 0.85:  # as Plex records them: no updatedAt moves, nothing is notified
+                if rng.random() < 0.5:
+                    emu.rate_track(rng.choice(keys), rng.choice([None, float(rng.randint(0, 10))]))
+                else:
+                    emu.play_track(rng.choice(keys))
             elif what < 0.95:
                 emu.set_album_genres(lib.tracks[rng.choice(keys)].album_key,
                                      rng.sample(["Rock", "Jazz", "Pop", "Ambient", "Folk", "Soul"], rng.randint(0, 3)))

@@ -69,4 +69,10 @@ def assert_mirror(cached: dict, expected: dict) -> None:
 
 def full_track_listings(emu) -> int:
     """Track listings without a "changed since" filter (a full paging, or the track count)."""
-    return sum(1 for p in emu.request_log if "/all?" in p and "type=10" in p and "updatedAt" not in p)
+    return sum(1 for p in emu.request_log if "/all?" in p and "type=10" in p and not changed_since(p))
+
+
+def changed_since(path: str) -> bool:
+    """Whether a track listing's path has an "edited / played / rated since" filter (the fields of
+    daemon/plex/rows.py's CHANGE_FIELDS, written here again)."""
+    return re.search(r"track\.(updatedAt|lastViewedAt|lastRatedAt)", path) is not None

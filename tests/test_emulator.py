@@ -91,6 +91,39 @@ def test_albums_of_a_genre_come_from_an_index_that_follows_changes():
     check()
 
 
+def test_ratings_and_plays_move_no_updated_at_and_have_listings_of_their_own(plex_emulator):
+    """As real servers do (tests/fixtures/plex/SOURCES.md): a rating sets userRating and
+    lastRatedAt, a play viewCount and lastViewedAt; updatedAt stays, and no timeline entry is
+    sent. "Rated since" and "played since" listings find them, from an index that follows them."""
+    from lxml import etree
+    emu, lib = plex_emulator, plex_emulator.library
+    keys = sorted(lib.tracks, key=int)
+    entries: list = []
+    lib.listeners.append(entries.extend)
+    stamps = {k: lib.tracks[k].updated_at for k in keys}
+    assert lib.tracks_timed_since("last_rated_at", 0) == []  # built before the marks: it must follow them
+    rated = emu.rate_track(keys[3], 6.0)
+    emu.play_track(keys[4])
+    played = emu.play_track(keys[4])
+    emu.rate_track(keys[5], None)
+    assert {k: lib.tracks[k].updated_at for k in keys} == stamps and entries == []
+
+    def listed(field: str, since: int) -> dict[str, dict]:
+        body = get(emu, f"/library/sections/3/all?type=10&track.{field}%3E%3E={since}").content
+        return {t.get("ratingKey"): dict(t.attrib) for t in etree.fromstring(body)}
+
+    rated_since = listed("lastRatedAt", rated)
+    assert sorted(rated_since, key=int) == [keys[3], keys[5]]
+    assert rated_since[keys[3]]["userRating"] == "6.0" and rated_since[keys[3]]["lastRatedAt"] == str(rated)
+    assert "userRating" not in rated_since[keys[5]]
+    played_since = listed("lastViewedAt", played)
+    assert list(played_since) == [keys[4]] and played_since[keys[4]]["lastViewedAt"] == str(played)
+    assert played_since[keys[4]]["viewCount"] == str(lib.tracks[keys[4]].view_count)
+    assert listed("updatedAt", max(stamps.values()) + 1) == {}
+    lib.rated_filter = False  # a server from before lastRatedAt
+    assert get(emu, f"/library/sections/3/all?type=10&track.lastRatedAt%3E%3E={rated}").status_code == 400
+
+
 def test_auth_and_content_type(plex_emulator):
     assert get(plex_emulator, "/", token=None).status_code == 401
     assert get(plex_emulator, "/", token="nope").status_code == 401

@@ -44,6 +44,56 @@ async def test_edits_additions_and_album_edits_are_read_as_changes_only(synced_d
     assert (await synced_daemon.call("library.status"))["generation"] == 2
 
 
+async def test_ratings_and_plays_which_move_no_updated_at_are_read(synced_daemon, plex_emulator):
+    """On a real server a rating moves only userRating and lastRatedAt, a play only viewCount and
+    lastViewedAt (tests/fixtures/plex/SOURCES.md): an incremental sync that read "updated since"
+    alone never saw them, and the daemon's check called the library unchanged."""
+    emu = plex_emulator
+    before = expected_library(emu)
+    keys = sorted(before, key=int)
+    stamps = {k: emu.library.tracks[k].updated_at for k in keys[:3]}
+    emu.rate_track(keys[0], 3.0 if before[keys[0]]["user_rating"] != 3.0 else 4.0)
+    emu.play_track(keys[1])
+    emu.play_track(keys[1])
+    emu.rate_track(keys[2], 9.0)
+    emu.play_track(keys[2])
+    assert {k: emu.library.tracks[k].updated_at for k in keys[:3]} == stamps, "as Plex: no updatedAt moved"
+    after = expected_library(emu)
+    assert sum(1 for k in before if before[k] != after[k]) == 3
+    emu.request_log.clear()
+
+    job = await incremental(synced_daemon)
+
+    assert (job["added"], job["updated"], job["removed"]) == (0, 3, 0), job
+    assert_mirror(await cached_library(synced_daemon), after)
+    assert full_track_listings(emu) == 1, "only the track count, no full paging"
+
+
+async def test_a_server_older_than_last_rated_at_still_syncs_what_it_can(synced_daemon, plex_emulator):
+    """A server that answers the lastRatedAt filter with HTTP 400: the edits and plays are read, the
+    log says ratings wait for the full sync, and the 400 does not turn the slim listings off."""
+    emu = plex_emulator
+    emu.library.rated_filter = False
+    keys = sorted(expected_library(emu), key=int)
+    emu.edit_track(keys[5], title="Edited on an old server")
+    emu.play_track(keys[6])
+    artist_of = lambda k: emu.library.albums[emu.library.tracks[k].album_key].artist_key  # noqa: E731
+    artist = artist_of(keys[-1])
+    assert artist not in (artist_of(keys[5]), artist_of(keys[6]))
+    emu.edit_artist(artist, title="Renamed on an old server")  # its tracks: a track listing after the 400
+    emu.request_log.clear()
+
+    job = await incremental(synced_daemon)
+
+    assert_mirror(await cached_library(synced_daemon), expected_library(emu))
+    assert job["updated"] >= 3, job
+    assert "refused to list the tracks rated since the last sync" in synced_daemon.log()
+    refused = [p for p in emu.request_log if "lastRatedAt" in p and "Container-Size=0" not in p]  # the worker's
+    assert len(refused) == 2 and "excludeElements" in refused[0] and "excludeElements" not in refused[1], refused
+    later = [p for p in emu.request_log if "type=10" in p and "artist.id=" in p]
+    assert later and all("excludeElements" in p for p in later), list(emu.request_log)
+
+
 async def test_the_genres_of_a_change_set_are_read_in_one_batched_pass(synced_daemon, plex_emulator):
     """The albums' genres that changed tracks inherit are asked once for the whole change set
     (100 albums a request), not once per page of the "changed since" listing."""
@@ -174,8 +224,8 @@ async def test_nothing_changed_keeps_the_snapshot_and_generation(synced_daemon, 
     slot = live_slot(synced_daemon)
     plex_emulator.request_log.clear()
     job = await incremental(synced_daemon)
-    assert "/library/sections" not in plex_emulator.request_log, "four counts told it: no worker connected"
-    assert len(plex_emulator.request_log) <= 6, list(plex_emulator.request_log)
+    assert "/library/sections" not in plex_emulator.request_log, "the counts told it: no worker connected"
+    assert len(plex_emulator.request_log) <= 8, list(plex_emulator.request_log)
     assert (job["added"], job["updated"], job["removed"]) == (0, 0, 0)
     after = await synced_daemon.call("library.status")
     assert after["generation"] == before["generation"] == 1

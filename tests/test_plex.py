@@ -374,7 +374,7 @@ def test_updated_since_sees_track_edits_not_album_edits(plex_emulator):
     plex_emulator.edit_track(rk, user_rating=9.0)
     plex_emulator.set_album_genres(album, ["Zydeco", "Ambient", "rock", "Blues"])
     with connect(plex_emulator) as p:
-        changed = all_rows(p, 100, updated_since=since)
+        changed = all_rows(p, 100, changed_since=since)
         assert [r["rating_key"] for r in changed] == [rk]
         assert changed[0]["user_rating"] == 9.0
         assert p.album_genres()[album] == ["Ambient", "Blues", "rock", "Zydeco"]
@@ -394,7 +394,7 @@ def test_a_changed_since_listing_comes_in_pages_of_its_own_size_and_skips_nothin
               plex_emulator.inject_fault("500", page=2, times=1)]
     plex_emulator.page_log.clear()
     with connect(plex_emulator, concurrent_pages=concurrent, retries=2) as p:
-        changed = all_rows(p, 1000, updated_since=since)
+        changed = all_rows(p, 1000, changed_since=since)
     assert sorted(r["rating_key"] for r in changed) == sorted(edited)
     sizes = {size for path, _, size in plex_emulator.page_log if "updatedAt" in path}
     assert sizes == {PlexLibrary.FILTERED_PAGE}
@@ -438,7 +438,7 @@ def test_a_track_deleted_while_the_changes_are_read_hides_no_other_change(plex_e
     since, edited, deleted = _changes_with_deletions(plex_emulator, 1)
     plex_emulator.page_log.clear()
     with connect(plex_emulator, concurrent_pages=concurrent) as p:
-        changed = {r["rating_key"] for r in all_rows(p, 1000, updated_since=since)}
+        changed = {r["rating_key"] for r in all_rows(p, 1000, changed_since=since)}
     assert len(deleted) == 1
     assert set(edited) - set(deleted) <= changed
     if concurrent == 1:
@@ -449,7 +449,7 @@ def test_a_track_deleted_while_the_changes_are_read_hides_no_other_change(plex_e
 def test_changes_that_keep_shrinking_while_read_fail_the_listing(plex_emulator):
     since, _, deleted = _changes_with_deletions(plex_emulator, None)
     with connect(plex_emulator, concurrent_pages=1) as p:
-        err = expect_error(PlexError, lambda: all_rows(p, 1000, updated_since=since))
+        err = expect_error(PlexError, lambda: all_rows(p, 1000, changed_since=since))
     assert "kept changing" in str(err) and len(deleted) == ShrinkWatch.REREADS + 1
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mirror import assert_mirror, expected_library, iso_to_unix
+from tests.mirror import assert_mirror, changed_since, expected_library, iso_to_unix
 from tests.support import wait_until
 
 pytestmark = pytest.mark.timeout(300)
@@ -73,7 +73,7 @@ async def cached_tracks(daemon) -> dict[str, dict]:
 def full_listing_starts(emu) -> list[int]:
     """X-Plex-Container-Start of every page of the whole track listing requested."""
     return [start or 0 for path, start, size in emu.page_log
-            if "/all?" in path and "type=10" in path and "updatedAt" not in path and "artist.id" not in path
+            if "/all?" in path and "type=10" in path and not changed_since(path) and "artist.id" not in path
             and size]
 
 

@@ -14,6 +14,14 @@ from .attrs import to_float, to_int
 
 GENRES_KEY = " genres"  # where a <Track>'s own <Genre> tags go in its attribute dict (no attribute has a space)
 
+# The attributes whose ``track.<name>>>=`` filters together list every track whose row changed
+# since a time. A metadata edit moves updatedAt; a play moves only viewCount and lastViewedAt, a
+# rating only userRating and lastRatedAt: real answers hold tracks played or rated weeks after
+# their updatedAt (tests/fixtures/plex/SOURCES.md). Servers from before about 2021 know no
+# lastRatedAt and answer its filter with HTTP 400.
+CHANGE_FIELDS = ("updatedAt", "lastViewedAt", "lastRatedAt")
+RATED_FIELD = "lastRatedAt"
+
 
 def track_row(a: dict, i=int, f=float) -> dict:
     """One track row from a <Track> element's attributes (a plain dict).

@@ -17,6 +17,7 @@ from .attrs import to_int
 from .errors import PlexHTTPError
 from .fetchers import Prefetch
 from .ledger import KeyLedger, ShrinkWatch
+from .rows import CHANGE_FIELDS, RATED_FIELD
 from .xml import TrackPageParser
 
 log = logging.getLogger("mediasaged.plex")
@@ -36,6 +37,9 @@ class TrackReads:
     # tracks in pages of 250 (the first alone, for the total; then ``concurrent_pages`` at a
     # time) waits for ~2 pages' rendering instead of one page of 1,000 (docs/PERFORMANCE.md).
     FILTERED_PAGE = 250
+    CHANGE_FIELDS = CHANGE_FIELDS  # what a "changed since" reads (`rows.CHANGE_FIELDS`)
+    _CHANGE_NOUNS = {"updatedAt": "changed tracks", "lastViewedAt": "tracks played since",
+                     "lastRatedAt": "tracks rated since"}
 
     def track_count(self) -> int | None:
         """Plex's count of tracks in the section (``totalSize``), or None when it gives none:
@@ -59,7 +63,7 @@ class TrackReads:
             return params
         return {**params, "excludeElements": self.SLIM_ELEMENTS, "excludeFields": self.SLIM_FIELDS}
 
-    def iter_track_pages(self, page_size: int, *, updated_since: int | None = None,
+    def iter_track_pages(self, page_size: int, *, changed_since: int | None = None, field: str = "updatedAt",
                          artist_key: str | None = None, start: int = 0) -> Iterator[list[dict]]:
         """Yield lists of track rows, ``page_size`` tracks per request.
 
@@ -69,8 +73,8 @@ class TrackReads:
         `KeyLedger` (``self.ledger``): items without a ratingKey are skipped, a key the
         previous page already yielded is dropped (the library may shift while we page;
         a row seen again further on replaces the first in the slot anyway); both are
-        counted. ``updated_since`` (unix seconds) adds Plex's ``track.updatedAt>>=``
-        filter, ``artist_key`` its ``artist.id=`` filter (their pages: at most ``FILTERED_PAGE``
+        counted. ``changed_since`` (unix seconds) adds Plex's ``track.updatedAt>>=``
+        filter (``field``: another of `CHANGE_FIELDS`), ``artist_key`` its ``artist.id=`` filter (their pages: at most ``FILTERED_PAGE``
         tracks). Once the listing's total is known (a whole one's before it, a filtered one's
         from its first page), it is fetched ``concurrent_pages`` requests ahead while pages are
         parsed. After a whole
@@ -83,13 +87,13 @@ class TrackReads:
         path = f"/library/sections/{self.section_id}/all"
         params = {"type": "10"}
         noun = "tracks"
-        if updated_since is not None:
-            params["track.updatedAt>>"] = str(int(updated_since))
-            noun = "changed tracks"
+        if changed_since is not None:
+            params[f"track.{field}>>"] = str(int(changed_since))
+            noun = self._CHANGE_NOUNS[field]
         if artist_key is not None:
             params["artist.id"] = artist_key
             noun = f"tracks of artist {artist_key}"
-        whole = updated_since is None and artist_key is None
+        whole = changed_since is None and artist_key is None
         total = self._last_total if whole else None
         if not whole:
             page_size = min(page_size, self.FILTERED_PAGE)
@@ -100,6 +104,7 @@ class TrackReads:
         start = max(0, int(start))
         ahead: Prefetch | None = None
         shrinking = None if whole else ShrinkWatch(noun)  # a whole listing's counts are checked instead
+        dropped_slim = False  # this listing turned the slim parameters off
 
         def what(at: int) -> str:
             page_no = at // page_size + 1
@@ -124,10 +129,14 @@ class TrackReads:
                         container, rows = self._fetch(path, params=query, what=what(start), parse=parse_page,
                                                       headers=self._page_headers(start, page_size))
                 except PlexHTTPError as exc:
-                    if exc.status != 400 or query is params:
+                    if exc.status != 400:
+                        raise
+                    if query is params:
+                        if dropped_slim:  # refused without them too: they were not the cause
+                            self._slim = True
                         raise
                     log.info("Plex refused the slim listing parameters (HTTP 400); asking for whole pages")
-                    self._slim = False
+                    self._slim, dropped_slim = False, True
                     continue
                 page_total = to_int(container.get("totalSize"))
                 if whole:
@@ -154,6 +163,19 @@ class TrackReads:
         finally:
             if ahead is not None:
                 ahead.close()
+
+    def iter_changed_pages(self, page_size: int, since: int, field: str) -> Iterator[list[dict]]:
+        """`iter_track_pages` of the tracks whose ``field`` (one of `CHANGE_FIELDS`) is at or after
+        ``since``. A server that refuses the lastRatedAt filter (HTTP 400: one from before about
+        2021) lists none, and the log says what that leaves out."""
+        try:
+            yield from self.iter_track_pages(page_size, changed_since=since, field=field)
+        except PlexHTTPError as exc:
+            if exc.status != 400 or field != RATED_FIELD:
+                raise
+            log.warning("Plex refused to list the tracks rated since the last sync (HTTP 400: a server "
+                        "older than lastRatedAt): a rating that moved no updatedAt arrives with the next "
+                        "full sync")
 
     def verify_listing(self) -> int:
         """After a whole listing: ask Plex for its count again and check the listing against

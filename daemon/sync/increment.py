@@ -2,8 +2,9 @@
 (and the same deletion check for a resumed full sync's slot, `reconcile_resumed`).
 
 What changed since ``spec["since"]`` comes from Plex's "changed since" listings
-(tracks, and the tracks of changed albums and artists: an album edit or an artist
-rename does not touch its tracks' ``updatedAt``). Deletions never show up there, so:
+(tracks edited, played or rated: a play or a rating moves no ``updatedAt``; and the
+tracks of changed albums and artists: an album edit or an artist rename does not touch
+its tracks' ``updatedAt``). Deletions never show up there, so:
 
 1. Plex's track count (one request for ``totalSize``) is compared with what the
    cache will hold after the changes. Equal: nothing else was deleted (an
@@ -89,12 +90,14 @@ class ChangeSet:
 
 
 def read_changes(plex: Any, spec: dict, changes: ChangeSet, progress: Callable[[int], None]) -> None:
-    """Everything Plex reports as changed since ``spec["since"]``."""
+    """Everything Plex reports as changed since ``spec["since"]``: the tracks edited, played or rated
+    since then (`TrackReads.CHANGE_FIELDS`), and the tracks of the albums and artists edited."""
     since = spec["since"]
-    for rows in plex.iter_track_pages(spec["page_size"], updated_since=since):
-        changes.add(rows)
-        progress(len(changes))
-    changes.skipped.update(plex.ledger.skipped)
+    for field in plex.CHANGE_FIELDS:
+        for rows in plex.iter_changed_pages(spec["page_size"], since, field):
+            changes.add(rows)
+            progress(len(changes))
+        changes.skipped.update(plex.ledger.skipped)
     for _, rows in plex.tracks_of_albums(plex.changed_album_keys(since)):  # concurrent_pages at a time
         changes.add(rows)
         progress(len(changes))

@@ -192,7 +192,7 @@ class Syncer:
         self.on_finished(self.job)
 
     async def _unchanged(self, job: SyncJob) -> dict | None:
-        """An incremental job on an unchanged library, told by four counts (`targeted.nothing_changed`):
+        """An incremental job on an unchanged library, told by a few counts (`targeted.nothing_changed`):
         it only records the sync. None: run the worker."""
         cfg = self._config()
         state = await self._store.state()

@@ -21,6 +21,7 @@ from typing import Iterable
 
 from ..plex.frames import UNKNOWN_KIND
 from ..plex.items import FetchFailed, ItemFetcher
+from ..plex.rows import CHANGE_FIELDS
 from .live import Decorate
 
 ARTIST, ALBUM, TRACK = 8, 9, 10
@@ -113,17 +114,20 @@ def fetch_notified(notified: Notified, *, url: str, token: str, timeout: float, 
 def nothing_changed(*, url: str, token: str, timeout: float, verify_ssl: bool, server_id: str, section_id: str,
                     since: int, track_count: int) -> bool:
     """True when Plex reports no change since ``since`` and the track count the cache holds:
-    four zero-size listings, so an incremental sync of an unchanged library needs no worker
-    (blocking: run it in a thread). The server's identity and the three "changed since"
-    counts are asked at once (urllib: a connection each), the track count only when they
-    say nothing changed. Any doubt, or a failed request, says False."""
+    zero-size listings, so an incremental sync of an unchanged library needs no worker
+    (blocking: run it in a thread). The server's identity and the "changed since" counts
+    (tracks edited, played, rated; albums, artists edited) are asked at once (urllib: a
+    connection each), the track count only when they say nothing changed. Any doubt, or a
+    failed request, says False (a server that refuses the rated-since filter, too: the
+    worker then reads what it can)."""
     fetch = ItemFetcher(url, token, timeout=timeout, verify_ssl=verify_ssl)
-    with ThreadPoolExecutor(4, thread_name_prefix="plex-check") as pool:  # one round trip, not four
+    changed = [(TRACK, f"track.{field}>>") for field in CHANGE_FIELDS] + [
+        (ALBUM, "album.updatedAt>>"), (ARTIST, "artist.updatedAt>>")]
+    with ThreadPoolExecutor(1 + len(changed), thread_name_prefix="plex-check") as pool:  # one round trip
         asked = [pool.submit(fetch.server_id)] + [
-            pool.submit(fetch.count, section_id, kind, **{f"{name}.updatedAt>>": str(int(since))})
-            for kind, name in ((TRACK, "track"), (ALBUM, "album"), (ARTIST, "artist"))]
+            pool.submit(fetch.count, section_id, kind, **{name: str(int(since))}) for kind, name in changed]
         try:
             answers = [a.result() for a in asked]
-            return answers == [server_id, 0, 0, 0] and fetch.count(section_id, TRACK) == track_count
+            return answers == [server_id] + [0] * len(changed) and fetch.count(section_id, TRACK) == track_count
         except FetchFailed:
             return False

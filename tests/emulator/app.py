@@ -198,6 +198,12 @@ class PlexEmulator:
     def edit_track(self, rating_key: str, **fields) -> int:
         return self.library.edit_track(rating_key, **fields)
 
+    def rate_track(self, rating_key: str, rating: float | None) -> int:
+        return self.library.rate_track(rating_key, rating)
+
+    def play_track(self, rating_key: str) -> int:
+        return self.library.play_track(rating_key)
+
     def set_album_genres(self, album_key: str, genres) -> int:
         return self.library.set_album_genres(album_key, genres)
 

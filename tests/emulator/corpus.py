@@ -170,7 +170,7 @@ def load_corpus(manifest: Path = MANIFEST) -> Library:
                             _int(a.get("index")), _int(a.get("parentIndex")), _int(a.get("duration")),
                             _float(a.get("userRating")), _int(a.get("viewCount")) or 0,
                             _int(a.get("lastViewedAt")), _int(a.get("addedAt")) or 0,
-                            _int(a.get("updatedAt")) or 0, _int(a.get("year"))))
+                            _int(a.get("updatedAt")) or 0, _int(a.get("year")), _int(a.get("lastRatedAt"))))
         lib.raw_xml[key] = serialize(el)
         if key in full:
             lib.raw_full_xml[key] = serialize(full[key])

@@ -16,9 +16,11 @@ _PLAIN = {"type", "includeGuids", "includeCollections", "includeMeta", "includeA
 _FILTER_RE = re.compile(r"^(?:(artist|album|track)\.)?([A-Za-z]+)(!|>>|<<)?$")
 _TYPE_NAMES = {8: "artist", 9: "album", 10: "track"}
 _ATTR = {"updatedAt": "updated_at", "addedAt": "added_at", "lastViewedAt": "last_viewed_at",
+         "lastRatedAt": "last_rated_at",
          "year": "year", "userRating": "user_rating", "viewCount": "view_count",
          "title": "title", "id": "rating_key", "index": "index"}
-_DATE_FIELDS = {"updatedAt", "addedAt", "lastViewedAt"}
+_DATE_FIELDS = {"updatedAt", "addedAt", "lastViewedAt", "lastRatedAt"}
+_TIMED = {"lastViewedAt": "last_viewed_at", "lastRatedAt": "last_rated_at"}  # `Library.tracks_timed_since`
 _REL = re.compile(r"^-(\d+)(mon|[smhdwy])$")
 _REL_SECS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "mon": 2592000, "y": 31536000}
 
@@ -61,6 +63,8 @@ def _build_filters(lib: Library, row_type: int, query) -> list:
         if not m:
             raise ListingError(400, f"unsupported filter {k!r}")
         prefix, field, op = m.group(1) or _TYPE_NAMES[row_type], m.group(2), m.group(3) or ""
+        if field == "lastRatedAt" and not lib.rated_filter:
+            raise ListingError(400, f"unsupported filter field {field!r}")
         if prefix == "track" and row_type != 10 or prefix == "album" and row_type == 8:
             raise ListingError(400, f"filter {k!r} not supported on type {row_type}")
         values = [v for v in raw.split(",") if v != ""]
@@ -113,16 +117,24 @@ def _album_genre_fast_path(lib: Library, row_type: int, query) -> list[str] | No
 
 
 def _changed_since_fast_path(lib: Library, row_type: int, query) -> list[str] | None:
-    """``type=10&track.updatedAt>>=T``, ``type=9&album.updatedAt>>=T`` or ``type=8&artist.updatedAt>>=T``
-    alone (every incremental sync asks them): Plex answers them from an index, and so do we
+    """``type=10&track.updatedAt>>=T``, ``type=9&album.updatedAt>>=T``, ``type=8&artist.updatedAt>>=T``,
+    ``type=10&track.lastViewedAt>>=T`` or ``type=10&track.lastRatedAt>>=T`` alone (every
+    incremental sync asks them): Plex answers them from an index, and so do we
     (`Library.changed_tracks` and its siblings): the cost is the answer's, not the library's."""
     keys = [k for k in query if k not in _PLAIN and not k.startswith("X-Plex-")]
-    if keys != [f"{_TYPE_NAMES.get(row_type)}.updatedAt>>"]:
+    if len(keys) != 1:
+        return None
+    key = keys[0]
+    field = key[len("track."):-len(">>")] if row_type == 10 and key.startswith("track.") and key.endswith(">>") else None
+    timed = _TIMED.get(field) if field != "lastRatedAt" or lib.rated_filter else None  # played or rated since
+    if key != f"{_TYPE_NAMES.get(row_type)}.updatedAt>>" and timed is None:
         return None
     try:
-        since = int(query[keys[0]])
+        since = int(query[key])
     except ValueError:
         return None
+    if timed is not None:
+        return lib.tracks_timed_since(timed, since)
     return {10: lib.changed_tracks, 9: lib.changed_albums, 8: lib.changed_artists}[row_type](since)
 
 

@@ -55,6 +55,7 @@ class Track:
     added_at: int
     updated_at: int
     year: int | None = None  # track-level year; Plex listings never carry it
+    last_rated_at: int | None = None  # when userRating was last set (`Library.rate_track`)
 
 
 # fields edit_track() accepts -> Track attribute
@@ -110,6 +111,11 @@ class Library:
         self._albums_by_updated: list[tuple[int, str]] | None = None  # (rebuilt after an album or
         self._artists_by_updated: list[tuple[int, str]] | None = None  # artist change: they are rare)
         self._with_albums: set[str] = set()  # the artists of artist_order()
+        # (lastViewedAt or lastRatedAt, ratingKey) of the tracks that have one, sorted: a play or a
+        # rating moves no updatedAt (`rate_track`, `play_track`), so "played/rated since" are
+        # listings of their own, answered from these (built on first use; an entry whose time is
+        # no longer the track's is stale and skipped)
+        self._by_time: dict[str, list[tuple[int, str]]] = {}
         # genre name -> its albums in listing order, for the album order and generation it was
         # built from (a sync asks every genre's albums, page by page: at a million tracks,
         # filtering every album for each page took seconds)
@@ -128,6 +134,9 @@ class Library:
         # captures of 2018-2019 show for other kinds (tests/fixtures/plex/SOURCES.md); -1 as
         # clients written against current servers report (the kind no longer known).
         self.deleted_entry_type: int | None = None
+        # Whether track listings filter by lastRatedAt (current servers: tracks carry it since
+        # about 2021); False: an older server, which answers such a filter with HTTP 400.
+        self.rated_filter = True
 
     @property
     def listing_leaf_counts(self) -> bool:
@@ -165,6 +174,7 @@ class Library:
         self.tracks[t.rating_key] = t
         self.album_tracks.setdefault(t.album_key, []).append(t.rating_key)
         self._order = self._by_updated = None
+        self._by_time = {}
 
     def genre_id(self, name: str) -> int:
         with self.lock:
@@ -217,6 +227,28 @@ class Library:
                 self._by_updated = sorted((t.updated_at, rk) for rk, t in self.tracks.items())
             return sorted(self._since(self._by_updated, since), key=self._track_key)
 
+    def tracks_timed_since(self, attr: str, since: int) -> list[str]:
+        """`changed_tracks` for ``last_viewed_at`` (played since) or ``last_rated_at`` (rated
+        since): tracks without one are never listed."""
+        with self.lock:
+            index = self._by_time.get(attr)
+            if index is None:
+                index = self._by_time[attr] = sorted(
+                    (getattr(t, attr), rk) for rk, t in self.tracks.items() if getattr(t, attr) is not None)
+            at = bisect.bisect_left(index, (since + 1 if self.strict_since_filters else since,))
+            hits = {rk for at_time, rk in index[at:] if rk in self.tracks and getattr(self.tracks[rk], attr) == at_time}
+            return sorted(hits, key=self._track_key)
+
+    def _retimed(self, rk: str) -> None:
+        """Track ``rk``'s play or rating time may be new: into the built indexes (`_by_time`) with it
+        (a copy: a caller may hold the old list)."""
+        t = self.tracks[rk]
+        for attr, index in list(self._by_time.items()):
+            if getattr(t, attr) is not None:
+                index = list(index)
+                bisect.insort(index, (getattr(t, attr), rk))
+                self._by_time[attr] = index
+
     def changed_albums(self, since: int) -> list[str]:
         """`changed_tracks` for albums."""
         with self.lock:
@@ -234,12 +266,14 @@ class Library:
                           key=self._artist_key)
 
     def warm(self) -> None:
-        """Build the listing orders and the updatedAt index now (seconds at a million tracks),
-        not in the first request that needs them."""
+        """Build the listing orders and the updatedAt, lastViewedAt and lastRatedAt indexes now
+        (seconds at a million tracks), not in the first request that needs them."""
         self.track_order()
         self.album_order()
         self.artist_order()
         self.changed_tracks(2**62)
+        self.tracks_timed_since("last_viewed_at", 2**62)
+        self.tracks_timed_since("last_rated_at", 2**62)
         self.changed_albums(2**62)
         self.changed_artists(2**62)
 
@@ -362,6 +396,7 @@ class Library:
             self.put_track(t)
             self._order, self._by_updated = order, by_updated
             self._track_moved(t.rating_key, None, reorder=False)
+            self._retimed(t.rating_key)
             self._forget_album(album_key)  # its leafCount changed
             created.append((t.rating_key, TYPE_TRACK))
             self._touch_section(now)
@@ -401,7 +436,9 @@ class Library:
         self._notify([entry])
 
     def edit_track(self, rating_key: str, **fields) -> int:
-        """Edit track fields (see _TRACK_FIELDS for names); bumps the track's updatedAt.
+        """Edit track fields (see _TRACK_FIELDS for names) as a metadata edit does (Plex Web's
+        edit dialog, an agent's refresh): bumps the track's updatedAt and sends a timeline entry.
+        A rating or a play alone does neither on a real server: `rate_track`, `play_track`.
 
         Returns the new updatedAt. ``updated_at=`` may be given to force a value."""
         rating_key = str(rating_key)
@@ -418,10 +455,37 @@ class Library:
             t.updated_at = forced if forced is not None else now
             self.track_xml.pop(rating_key, None)
             self._track_moved(rating_key, old, reorder=(t.disc, t.index) != placed)
+            self._retimed(rating_key)
             self._touch_section(now)
             entry = self._entry(rating_key, TYPE_TRACK, STATE_DONE, t.updated_at)
         self._notify([entry])
         return t.updated_at
+
+    # A rating or a play as real servers record them: in the track's own lastRatedAt, or viewCount
+    # and lastViewedAt, with its updatedAt left as it was (captures of 2016-2024: tracks rated or
+    # played weeks after their updatedAt, tests/fixtures/plex/SOURCES.md). No timeline entry is
+    # sent: no capture shows one for either.
+    def rate_track(self, rating_key: str, rating: float | None) -> int:
+        """Set (None: clear) a track's userRating as a user rating it does; returns lastRatedAt."""
+        now = self.clock()
+        self._user_mark(str(rating_key), user_rating=rating, last_rated_at=now)
+        return now
+
+    def play_track(self, rating_key: str) -> int:
+        """One play of a track to its end (viewCount + 1, lastViewedAt now); returns lastViewedAt."""
+        rating_key, now = str(rating_key), self.clock()
+        with self.lock:
+            self._user_mark(rating_key, view_count=self.tracks[rating_key].view_count + 1, last_viewed_at=now)
+        return now
+
+    def _user_mark(self, rating_key: str, **values) -> None:
+        with self.lock:
+            t = self.tracks[rating_key]
+            for attr, value in values.items():
+                setattr(t, attr, value)
+            self.track_xml.pop(rating_key, None)
+            self._retimed(rating_key)
+            self.generation += 1
 
     def edit_album(self, album_key: str, *, genres: Iterable[str] | None = None,
                    year: int | None | type(...) = ..., title: str | None = None) -> int:

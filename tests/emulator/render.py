@@ -63,7 +63,8 @@ def _render_track(lib: Library, rk: str) -> str:
         f'librarySectionID="{sid}" librarySectionKey="/library/sections/{sid}" '
         f'grandparentTitle="{gt}" parentTitle="{at}"{orig} summary=""'
         f'{_opt("index", t.index)}{_opt("parentIndex", t.disc)}'
-        f'{_opt("userRating", _rating(t.user_rating))}{_opt("viewCount", t.view_count or None)}'
+        f'{_opt("userRating", _rating(t.user_rating))}{_opt("lastRatedAt", t.last_rated_at)}'
+        f'{_opt("viewCount", t.view_count or None)}'
         f'{_opt("lastViewedAt", t.last_viewed_at)}{_opt("year", t.year)}'
         f'{_opt("parentYear", al.year)} thumb="/library/metadata/{ak}/thumb/{al.updated_at}"'
         f'{_opt("duration", t.duration)} addedAt="{t.added_at}" updatedAt="{t.updated_at}" '
@@ -243,6 +244,7 @@ def filter_meta() -> bytes:
                    ("track.userRating", "integer", "Track Rating"),
                    ("track.viewCount", "integer", "Track Plays"),
                    ("track.lastViewedAt", "date", "Track Last Played"),
+                   ("track.lastRatedAt", "date", "Track Last Rated"),
                    ("track.addedAt", "date", "Date Added")],
                   [("userRating", "integer", "Rating")]),
     ]
