@@ -370,6 +370,12 @@ class Soak:
                 self.problem(f"{getattr(action, '__name__', 'action')}: {exc!r}")
             time.sleep(self.rng.uniform(0.2, 1.5))
         self.emu.clear_faults()
+        # A last rating and play, which Plex neither stamps with updatedAt nor notifies (the run's own
+        # may all lie before its last full sync): the incremental sync below must read them too.
+        keys = sorted(self.emu.library.tracks)
+        rated = self.rng.choice(keys)
+        self.emu.rate_track(rated, 10.0 if self.emu.library.tracks[rated].user_rating != 10.0 else 2.0)
+        self.emu.play_track(self.rng.choice(keys))
         # Every edit of the run is stamped: an incremental sync alone must bring the cache level
         # with the emulator, whatever the failed, cut and notified syncs before it left behind.
         self.check_mirror(self.wait_job(self.start_until_started("incremental")), "incremental_")
