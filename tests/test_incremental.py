@@ -94,6 +94,21 @@ async def test_a_server_older_than_last_rated_at_still_syncs_what_it_can(synced_
     assert later and all("excludeElements" in p for p in later), list(emu.request_log)
 
 
+async def test_a_refused_played_since_listing_leaves_the_rest_of_the_sync_standing(synced_daemon, plex_emulator):
+    """No server is known to refuse the lastViewedAt filter; if one does (HTTP 400), the edits are
+    still read and applied, and the log says plays wait for the full sync."""
+    emu = plex_emulator
+    keys = sorted(expected_library(emu), key=int)
+    emu.edit_track(keys[9], title="Edited while plays can't be listed")
+    emu.inject_fault("400", path_contains="lastViewedAt", times=None)
+
+    job = await incremental(synced_daemon)
+
+    assert job["updated"] == 1, job
+    assert_mirror(await cached_library(synced_daemon), expected_library(emu))
+    assert "refused to list the tracks played since the last sync" in synced_daemon.log()
+
+
 async def test_the_genres_of_a_change_set_are_read_in_one_batched_pass(synced_daemon, plex_emulator):
     """The albums' genres that changed tracks inherit are asked once for the whole change set
     (100 albums a request), not once per page of the "changed since" listing."""

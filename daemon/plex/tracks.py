@@ -166,16 +166,17 @@ class TrackReads:
 
     def iter_changed_pages(self, page_size: int, since: int, field: str) -> Iterator[list[dict]]:
         """`iter_track_pages` of the tracks whose ``field`` (one of `CHANGE_FIELDS`) is at or after
-        ``since``. A server that refuses the lastRatedAt filter (HTTP 400: one from before about
-        2021) lists none, and the log says what that leaves out."""
+        ``since``. A server that refuses the played or rated filter (HTTP 400: lastRatedAt on one
+        from before about 2021) lists none, and the log says what that leaves out; a refused
+        updatedAt filter fails the sync, as any listing does."""
         try:
             yield from self.iter_track_pages(page_size, changed_since=since, field=field)
         except PlexHTTPError as exc:
-            if exc.status != 400 or field != RATED_FIELD:
+            if exc.status != 400 or field == "updatedAt":
                 raise
-            log.warning("Plex refused to list the tracks rated since the last sync (HTTP 400: a server "
-                        "older than lastRatedAt): a rating that moved no updatedAt arrives with the next "
-                        "full sync")
+            what = "rated" if field == RATED_FIELD else "played"
+            log.warning("Plex refused to list the tracks %s since the last sync (HTTP 400 to the %s filter): "
+                        "a track %s without a new updatedAt is read by the next full sync", what, field, what)
 
     def verify_listing(self) -> int:
         """After a whole listing: ask Plex for its count again and check the listing against
