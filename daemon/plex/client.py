@@ -319,7 +319,7 @@ class PlexLibrary(TrackReads, AlbumReads):
 
     def _fetchers(self) -> Fetchers:
         """The threads `_fetch_each` keeps its requests in flight on, each with its connection to
-        Plex: made at the first call and kept until `close` (an incremental sync makes four such
+        Plex: made at the first call and kept until `close` (an incremental sync makes several such
         calls, each of which used to start its threads and open its connections anew)."""
         with self._pool_lock:
             if self._pool is None:

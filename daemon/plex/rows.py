@@ -17,8 +17,8 @@ GENRES_KEY = " genres"  # where a <Track>'s own <Genre> tags go in its attribute
 # The attributes whose ``track.<name>>>=`` filters together list every track whose row changed
 # since a time. A metadata edit moves updatedAt; a play moves only viewCount and lastViewedAt, a
 # rating only userRating and lastRatedAt: real answers hold tracks played or rated weeks after
-# their updatedAt (tests/fixtures/plex/SOURCES.md). Servers from before about 2021 know no
-# lastRatedAt and answer its filter with HTTP 400.
+# their updatedAt (tests/fixtures/plex/SOURCES.md). lastRatedAt is in our captures from 2024
+# on, not before: an older server may refuse its filter (HTTP 400, `TrackReads.iter_changed_pages`).
 CHANGE_FIELDS = ("updatedAt", "lastViewedAt", "lastRatedAt")
 RATED_FIELD = "lastRatedAt"
 
