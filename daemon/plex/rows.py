@@ -20,7 +20,6 @@ GENRES_KEY = " genres"  # where a <Track>'s own <Genre> tags go in its attribute
 # their updatedAt (tests/fixtures/plex/SOURCES.md). lastRatedAt is in our captures from 2024
 # on, not before: an older server may refuse its filter (HTTP 400, `TrackReads.iter_changed_pages`).
 CHANGE_FIELDS = ("updatedAt", "lastViewedAt", "lastRatedAt")
-RATED_FIELD = "lastRatedAt"
 
 
 def track_row(a: dict, i=int, f=float) -> dict:

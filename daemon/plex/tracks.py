@@ -17,7 +17,6 @@ from .attrs import to_int
 from .errors import PlexHTTPError
 from .fetchers import Prefetch
 from .ledger import KeyLedger, ShrinkWatch
-from .rows import CHANGE_FIELDS, RATED_FIELD
 from .xml import TrackPageParser
 
 log = logging.getLogger("mediasaged.plex")
@@ -37,7 +36,7 @@ class TrackReads:
     # tracks in pages of 250 (the first alone, for the total; then ``concurrent_pages`` at a
     # time) waits for ~2 pages' rendering instead of one page of 1,000 (docs/PERFORMANCE.md).
     FILTERED_PAGE = 250
-    CHANGE_FIELDS = CHANGE_FIELDS  # what a "changed since" reads (`rows.CHANGE_FIELDS`)
+    # what a "changed since" listing of each of `rows.CHANGE_FIELDS` holds (in messages)
     _CHANGE_NOUNS = {"updatedAt": "changed tracks", "lastViewedAt": "tracks played since",
                      "lastRatedAt": "tracks rated since"}
 
@@ -74,8 +73,8 @@ class TrackReads:
         previous page already yielded is dropped (the library may shift while we page;
         a row seen again further on replaces the first in the slot anyway); both are
         counted. ``changed_since`` (unix seconds) adds Plex's ``track.updatedAt>>=``
-        filter (``field``: another of `CHANGE_FIELDS`), ``artist_key`` its ``artist.id=`` filter (their pages: at most ``FILTERED_PAGE``
-        tracks). Once the listing's total is known (a whole one's before it, a filtered one's
+        filter (``field``: another of `rows.CHANGE_FIELDS`), ``artist_key`` its ``artist.id=``
+        filter (their pages: at most ``FILTERED_PAGE`` tracks). Once the listing's total is known (a whole one's before it, a filtered one's
         from its first page), it is fetched ``concurrent_pages`` requests ahead while pages are
         parsed. After a whole
         listing, `verify_listing` checks it against Plex's counts. ``start`` skips that many
@@ -165,7 +164,7 @@ class TrackReads:
                 ahead.close()
 
     def iter_changed_pages(self, page_size: int, since: int, field: str) -> Iterator[list[dict]]:
-        """`iter_track_pages` of the tracks whose ``field`` (one of `CHANGE_FIELDS`) is at or after
+        """`iter_track_pages` of the tracks whose ``field`` (one of `rows.CHANGE_FIELDS`) is at or after
         ``since``. A server that refuses the played or rated filter (HTTP 400: lastRatedAt on one
         from before about 2021) lists none, and the log says what that leaves out; a refused
         updatedAt filter fails the sync, as any listing does."""
@@ -174,9 +173,8 @@ class TrackReads:
         except PlexHTTPError as exc:
             if exc.status != 400 or field == "updatedAt":
                 raise
-            what = "rated" if field == RATED_FIELD else "played"
-            log.warning("Plex refused to list the tracks %s since the last sync (HTTP 400 to the %s filter): "
-                        "a track %s without a new updatedAt is read by the next full sync", what, field, what)
+            log.warning("Plex refused to list the %s the last sync (HTTP 400 to the %s filter): where no "
+                        "updatedAt moved with them, the next full sync reads them", self._CHANGE_NOUNS[field], field)
 
     def verify_listing(self) -> int:
         """After a whole listing: ask Plex for its count again and check the listing against

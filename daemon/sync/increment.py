@@ -31,6 +31,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
+from ..plex.rows import CHANGE_FIELDS
 from ..steps import Steps
 from ..timeutil import now
 
@@ -91,9 +92,9 @@ class ChangeSet:
 
 def read_changes(plex: Any, spec: dict, changes: ChangeSet, progress: Callable[[int], None]) -> None:
     """Everything Plex reports as changed since ``spec["since"]``: the tracks edited, played or rated
-    since then (`TrackReads.CHANGE_FIELDS`), and the tracks of the albums and artists edited."""
+    since then (`plex.rows.CHANGE_FIELDS`), and the tracks of the albums and artists edited."""
     since = spec["since"]
-    for field in plex.CHANGE_FIELDS:
+    for field in CHANGE_FIELDS:
         for rows in plex.iter_changed_pages(spec["page_size"], since, field):
             changes.add(rows)
             progress(len(changes))
