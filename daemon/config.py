@@ -119,6 +119,7 @@ class SyncConfig:
     plex_events: bool = True
     separate_cpus: bool = True  # during a sync, the sync and the daemon use separate CPUs (cpus.py)
     concurrent_pages: int = 3  # listing/metadata requests a sync keeps in flight at once (plex/fetchers.py)
+    stalled_after: float | None = 900.0  # seconds a sync worker may do nothing before its job is stopped (sync/stall.py)
 
 
 @dataclass(frozen=True)
@@ -296,6 +297,7 @@ def load_config(path: str | os.PathLike | None = None,
     stale_after = c.duration("sync", "stale_after", d_sync.stale_after, allow_zero=True)
     retries = c.integer("sync", "retries", d_sync.retries, 0, 10)
     concurrent_pages = c.integer("sync", "concurrent_pages", d_sync.concurrent_pages, 1, 8)
+    stalled_after = c.duration("sync", "stalled_after", d_sync.stalled_after, allow_zero=False)
     kw = c.get("sync", "live_keywords", list(d_sync.live_keywords))
     live_keywords = d_sync.live_keywords
     if kw is None:
@@ -358,7 +360,8 @@ def load_config(path: str | os.PathLike | None = None,
         sync=SyncConfig(page_size=page_size, interval=interval, stale_after=stale_after,
                         retries=retries, live_keywords=live_keywords,
                         dated_titles_are_live=dated, plex_events=plex_events,
-                        separate_cpus=separate_cpus, concurrent_pages=concurrent_pages),
+                        separate_cpus=separate_cpus, concurrent_pages=concurrent_pages,
+                        stalled_after=stalled_after),
         daemon=DaemonConfig(socket=sock, socket_mode=socket_mode, allowed_uids=allowed,
                             read_only_uids=read_only, log_level=level, max_connections=max_connections,
                             max_connections_per_uid=per_uid, max_response_mib=max_response_mib),

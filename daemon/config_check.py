@@ -139,7 +139,8 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
     "plex": ("url", "token", "token_file", "library", "timeout", "verify_ssl"),
     "cache": ("path", "group"),
     "sync": ("page_size", "interval", "stale_after", "retries", "live_keywords",
-             "dated_titles_are_live", "plex_events", "separate_cpus", "concurrent_pages"),
+             "dated_titles_are_live", "plex_events", "separate_cpus", "concurrent_pages",
+             "stalled_after"),
     "daemon": ("socket", "socket_mode", "allowed_uids", "read_only_uids", "log_level",
                "max_connections", "max_connections_per_uid", "max_response_mib"),
 }

@@ -91,7 +91,7 @@ def test_shipped_config_has_exactly_the_contract_keys_and_our_additions():
         "cache": ["group", "path"],  # group: added by us (issue #10), documented in the README
         "sync": sorted(["page_size", "interval", "stale_after", "retries", "live_keywords",
                         "dated_titles_are_live", "plex_events",
-                        "separate_cpus", "concurrent_pages"]),  # added by us, documented in the README
+                        "separate_cpus", "concurrent_pages", "stalled_after"]),  # added by us, documented in the README
         "daemon": sorted(["socket", "socket_mode", "allowed_uids", "read_only_uids", "log_level",
                           "max_connections", "max_connections_per_uid", "max_response_mib"]),  # ours: README "Limits"
     }
@@ -150,6 +150,7 @@ def test_every_key_set(tmp_path):
           dated_titles_are_live: false
           plex_events: false
           separate_cpus: false
+          stalled_after: 1h
         daemon:
           socket: run/d.sock
           socket_mode: "0600"
@@ -164,7 +165,7 @@ def test_every_key_set(tmp_path):
     assert cfg.sync == SyncConfig(page_size=10000, interval=900.0, stale_after=0.0, retries=0,
                                   live_keywords=("Live", "en vivo"),
                                   dated_titles_are_live=False, plex_events=False,
-                                  separate_cpus=False)
+                                  separate_cpus=False, stalled_after=3600.0)
     assert cfg.daemon == DaemonConfig(socket=tmp_path / "run/d.sock", socket_mode=0o600,
                                       allowed_uids=(1000, 0), read_only_uids=(1001,),
                                       log_level="debug")
@@ -193,8 +194,9 @@ def test_parse_duration_bad(text):
 @pytest.mark.parametrize("yaml_value,seconds", [
     ("off", None), ('"off"', None), ("30s", 30), ("3600", 3600), ("7d", 604800)])
 def test_durations_in_yaml(tmp_path, yaml_value, seconds):
-    cfg = load_config(write(tmp_path, f"sync:\n  interval: {yaml_value}\n  stale_after: {yaml_value}\n"), {})
-    assert cfg.sync.interval == seconds and cfg.sync.stale_after == seconds
+    cfg = load_config(write(tmp_path, f"sync:\n  interval: {yaml_value}\n  stale_after: {yaml_value}\n"
+                                      f"  stalled_after: {yaml_value}\n"), {})
+    assert cfg.sync.interval == seconds and cfg.sync.stale_after == seconds and cfg.sync.stalled_after == seconds
 
 
 def test_bad_duration_names_key_and_value(tmp_path):
@@ -203,8 +205,9 @@ def test_bad_duration_names_key_and_value(tmp_path):
 
 
 def test_interval_zero_and_null_rejected(tmp_path):
-    probs = problems_of(write(tmp_path, "sync:\n  interval: 0\n  stale_after:\n"))
+    probs = problems_of(write(tmp_path, "sync:\n  interval: 0\n  stale_after:\n  stalled_after: 0\n"))
     assert any(p.startswith("sync.interval: must be greater than 0") for p in probs)
+    assert any(p.startswith("sync.stalled_after: must be greater than 0") for p in probs)
     assert any(p.startswith("sync.stale_after: expected a duration") for p in probs)
 
 

@@ -232,3 +232,47 @@ async def test_a_worker_outliving_its_daemon_stops_by_itself(synced_daemon, plex
         await next_sync_is_exact(restarted, plex_emulator)
     finally:
         await restarted.close()
+
+
+# ---- a worker that is not dead but stuck (`sync.stalled_after`, daemon/sync/stall.py) ----------
+
+STALLED_AFTER = 2  # seconds; with one attempt of 1 s a request the floor is below it
+
+
+@pytest.fixture
+async def watched(daemon_factory, plex_emulator, sdir):
+    """`stoppable`, with jobs stopped whose worker does nothing for STALLED_AFTER seconds."""
+    stop_at = sdir / "stop-at"
+    daemon = await daemon_factory(plex_url=plex_emulator.url, env={"MEDIASAGE_SYNC_STOP_AT": str(stop_at)},
+                                  plex={"timeout": 1}, sync={"stalled_after": STALLED_AFTER, "retries": 0})
+    assert (await daemon.sync())["state"] == "succeeded", daemon.log()
+    return daemon, stop_at
+
+
+@pytest.mark.parametrize("where", ["worker:tracks", "reader:tracks"])
+async def test_a_stuck_worker_is_stopped_and_the_next_sync_is_exact(watched, plex_emulator, where):
+    """Stopped for good (here by SIGSTOP; in the field a deadlock or a hung disk), a worker ends no
+    job by itself, and every later sync would wait behind it: the daemon kills it."""
+    daemon, stop_at = watched
+    before = await cached_library(daemon)
+    job_id, _, worker, reader = await stopped_at(daemon, stop_at, where)
+    t0 = time.monotonic()
+    job = await daemon.wait_sync(job_id, timeout=STALLED_AFTER + 10)
+    assert (job["state"], job["error"]) == (
+        "failed", f"the sync worker did nothing for {STALLED_AFTER} s (no CPU time, no I/O; "
+                  "sync.stalled_after): stopped it"), job
+    assert time.monotonic() - t0 < STALLED_AFTER + 3  # the limit, a sample, the kill
+    await gone(worker, reader)
+    assert await cached_library(daemon) == before
+    await next_sync_is_exact(daemon, plex_emulator)  # it resumes the stopped one's pages
+
+
+async def test_a_worker_waiting_on_a_slow_plex_answer_is_not_stopped(daemon_factory, plex_emulator):
+    """Waiting on Plex moves nothing either, so the limit is never less than what one request may
+    wait (its timeout here: 5 s): a page that takes 3 s is waited for, though stalled_after is 1 s."""
+    daemon = await daemon_factory(plex_url=plex_emulator.url, plex={"timeout": 5},
+                                  sync={"stalled_after": 1, "retries": 0, "concurrent_pages": 1})
+    fault = plex_emulator.inject_fault("slow", page=2, delay=3.0)
+    job = await daemon.sync()
+    assert fault.fired and job["state"] == "succeeded", (job, daemon.log()[-2000:])
+    assert_mirror(await cached_library(daemon), expected_library(plex_emulator))

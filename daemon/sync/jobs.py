@@ -22,9 +22,10 @@ from typing import Any, Callable
 
 from . import cpus
 from ..store import NoRoom, StoreError
-from .process import WorkerProcess, exit_reason
+from .process import WorkerProcess, exit_reason, stuck_reason
 from .spare import Spare
 from .spec import decoration, sync_settings, worker_env, worker_spec
+from .stall import quiet_limit
 from ..syncjob import SyncJob
 from ..timeutil import now
 from .targeted import Notified, Unclear, fetch_notified, nothing_changed
@@ -287,6 +288,9 @@ class Syncer:
         worker.begin(spec, sync_cpus)
         if self._cancel_requested:  # cancelled while the worker was starting
             worker.terminate(kill_after=CANCEL_GRACE)
+        cfg = self._config()
+        limit = quiet_limit(cfg.sync.stalled_after, cfg.plex.timeout, cfg.sync.retries)
+        watch = asyncio.create_task(worker.kill_if_stuck(limit)) if limit else None
         last: dict = {}
         last_push = 0.0
         heard = False
@@ -315,8 +319,12 @@ class Syncer:
                     if msg.get("unauthorized"):
                         self.rejected_token = spec["plex"]["token"]
         finally:  # also when reading it failed: its work is lost anyway
+            if watch is not None:
+                watch.cancel()
             await worker.stop(CANCEL_GRACE)
             self._worker = None
+        if worker.stuck_for is not None:
+            return {"event": "error", "message": stuck_reason(worker.stuck_for), "returncode": worker.returncode}
         if spare and not heard and not self._cancel_requested:
             return None
         return {**last, "returncode": worker.returncode}

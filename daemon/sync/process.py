@@ -23,6 +23,7 @@ import sys
 from typing import AsyncIterator
 
 from .cpus import pin_process
+from .stall import StallWatch
 
 DRAIN_WAIT = 1.0  # seconds to read what a dead worker left in the pipe
 EXIT_WAIT = 2.0  # seconds a worker whose output ended gets to exit by itself
@@ -50,6 +51,7 @@ class WorkerProcess:
         self._protocol = protocol
         self.pid: int = transport.get_pid()
         self.terminated = False
+        self.stuck_for: float | None = None  # set when `kill_if_stuck` killed it: seconds it did nothing
         self._kill_timer: asyncio.TimerHandle | None = None
 
     @classmethod
@@ -115,6 +117,17 @@ class WorkerProcess:
         finally:
             exited.cancel()
 
+    async def kill_if_stuck(self, limit: float) -> None:
+        """SIGKILL to the group once the worker has done nothing for ``limit`` seconds (`stall.py`):
+        stopped or blocked for good, no signal it could act on would end it."""
+        watch = StallWatch(self.pid, limit)
+        while not self.exited:
+            await asyncio.sleep(watch.interval)
+            if watch.stuck():
+                self.stuck_for = limit
+                self.signal_group(signal.SIGKILL)
+                return
+
     def signal_group(self, sig: int) -> None:
         """Signal the worker's whole process group (the worker, its reader, anything they started)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -163,3 +176,7 @@ def exit_reason(returncode: int | None) -> str:
         return f"sync worker died: signal {-returncode}"
     return f"sync worker exited with status {returncode} without a result"
 
+
+def stuck_reason(seconds: float) -> str:
+    """Why a worker `kill_if_stuck` killed has no result."""
+    return f"the sync worker did nothing for {seconds:g} s (no CPU time, no I/O; sync.stalled_after): stopped it"
