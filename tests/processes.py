@@ -4,19 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mediasaged.sync.stall import children  # the daemon's own rule: the direct children of a pid
 
-def children(pid: int) -> list[int]:
-    """The direct children of ``pid`` (every thread's list)."""
-    found: list[int] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            try:
-                found += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                pass
-    except OSError:
-        return []
-    return found
+__all__ = ["alive", "children", "cmdline", "plex_reader", "state", "sync_worker", "wchan"]
 
 
 def cmdline(pid: int) -> str:

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from mediasaged.sync.cpus import split
+from tests.processes import children
 from tests.support import start_stalled_sync, wait_until
 
 MINE = frozenset(os.sched_getaffinity(0))
@@ -32,17 +33,6 @@ def threads(pid: int) -> dict[int, frozenset[int]]:
         try:
             out[tid] = frozenset(os.sched_getaffinity(tid))
         except ProcessLookupError:  # the thread ended meanwhile
-            pass
-    return out
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                out += [int(c) for c in f.read().split()]
-        except FileNotFoundError:  # the thread ended meanwhile
             pass
     return out
 

@@ -28,6 +28,7 @@ from mediasaged.track import fold
 from tests.emulator import generate_library
 from tests.emulator.process import emulator_process
 from tests.mirror import expected_is_live, iso_to_unix
+from tests.processes import children
 from tests.rows import as_track
 
 pytestmark = [pytest.mark.large, pytest.mark.timeout(3 * 3600)]
@@ -45,11 +46,9 @@ def tree_rss_kib(pid: int, field: str = "VmRSS") -> int:
         try:
             with open(f"/proc/{p}/status") as f:
                 total += next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    stack.extend(int(c) for c in f.read().split())
         except (FileNotFoundError, ProcessLookupError, StopIteration):
             continue
+        stack += children(p)
     return total
 
 

@@ -32,7 +32,8 @@ def quiet_limit(stalled_after: float | None, timeout: float, retries: int) -> fl
     return max(stalled_after, (retries + 1) * timeout + retries * MAX_RETRY_AFTER)
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """The direct children of ``pid`` (every thread's list in /proc)."""
     found: list[int] = []
     try:
         for task in Path(f"/proc/{pid}/task").iterdir():
@@ -67,7 +68,7 @@ def activity(pid: int) -> tuple[int, int] | None:
                     moved += int(value)
         except (OSError, ValueError):
             pass
-        todo += _children(p)
+        todo += children(p)
     return ticks, moved
 
 
