@@ -1,17 +1,17 @@
 """Telling a stuck sync worker from a slow one.
 
 A worker that is merely slow keeps doing something: it spends CPU time (parsing,
-SQLite) or moves bytes (Plex's answers, the database, its progress lines). One that is
-stuck does neither: stopped (SIGSTOP) or blocked for good (a deadlock, a hung file
-system) -- and nothing else would ever end its job, so every later sync would wait
-behind it. Waiting on Plex is bounded apart: a request's own timeout, its retries and
-the waits between them.
+SQLite) or reads and writes files and pipes (the database, the reader's pages, its
+progress lines). One that is stuck does neither: stopped (SIGSTOP) or blocked for good
+(a deadlock, a hung file system) -- and nothing else would ever end its job, so every
+later sync would wait behind it. Waiting on Plex is bounded apart: a request's own
+timeout, its retries and the waits between them.
 
 So while a job runs the daemon samples the worker's process tree through /proc (CPU
-time from ``stat``, bytes read and written from ``io``; its Plex reader included) and
-stops the job when none of it moved for ``sync.stalled_after`` -- never less than one
-Plex request with all its retries may wait without a byte (`quiet_limit`). Linux only:
-where /proc can't tell, nothing is stopped.
+time from ``stat``; bytes read and written from ``io``, which counts files and pipes but
+not sockets; its Plex reader included) and stops the job when none of it moved for
+``sync.stalled_after`` -- never less than one Plex request with all its retries may wait
+without a byte (`quiet_limit`). Linux only: where /proc can't tell, nothing is stopped.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def activity(pid: int) -> tuple[int, int] | None:
         try:
             for line in Path(f"/proc/{p}/io").read_text().splitlines():
                 name, _, value = line.partition(":")
-                if name in ("rchar", "wchar"):  # every read and write: sockets, pipes, files
+                if name in ("rchar", "wchar"):  # read(2)/write(2) on files and pipes (not send/recv)
                     moved += int(value)
         except (OSError, ValueError):
             pass
