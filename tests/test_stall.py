@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 
@@ -29,13 +31,14 @@ def spawn():
     def start(code: str) -> subprocess.Popen:
         # the child's work runs in a grandchild: the watch follows the whole tree
         proc = subprocess.Popen([sys.executable, "-c",
-                                 f"import subprocess, sys; subprocess.run([sys.executable, '-c', {code!r}])"])
+                                 f"import subprocess, sys; subprocess.run([sys.executable, '-c', {code!r}])"],
+                                start_new_session=True)
         started.append(proc)
         return proc
 
     yield start
     for proc in started:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)  # the grandchild too: it would outlive its parent
         proc.wait()
 
 
