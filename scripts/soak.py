@@ -13,6 +13,8 @@ Runs the Plex emulator in this process and the real mediasaged as a child (with
   and a full sync started: it must fail with the fault's cause, or survive it;
 * a sync's worker (or its reader) is killed with SIGKILL: the job must fail
   within 2 s with ``... died: signal 9``;
+* once, halfway, a sync's worker is stopped (SIGSTOP) and left so: the daemon must
+  find it stuck and fail the job (``sync.stalled_after``; here the floor, ~66 s);
 * the daemon is killed with SIGKILL mid-sync and started again: the interrupted
   job must say so and the library must be the one before.
 
@@ -50,6 +52,7 @@ from tests.emulator.generator import generate_library  # noqa: E402
 from tests.mirror import expected_library  # noqa: E402
 
 FAULTS = ("500", "drop", "truncate", "cut", "short", "slow")
+STUCK_WITHIN = 90  # seconds from a SIGSTOP to the failed job: the 66 s floor, a 13 s sample, slack
 CAUSE_WORDS = {"500": ["500"], "drop": ["connection", "closed", "aborted", "reset"], "truncate": ["xml", "parse"],
                "cut": ["connection", "incomplete", "xml", "closed", "read", "chunked"],
                "short": ["short", "fewer", "items", "count", "missing"], "slow": ["timed out", "timeout"]}
@@ -66,7 +69,8 @@ class Soak:
         self.config.write_text(json.dumps({
             "plex": {"url": self.emu.url, "token": "soak-token", "library": "Music", "timeout": 3},
             "cache": {"path": "cache.db"},
-            "sync": {"interval": "off", "stale_after": "off", "retries": 1, "page_size": 500, "plex_events": True},
+            "sync": {"interval": "off", "stale_after": "off", "retries": 1, "page_size": 500, "plex_events": True,
+                     "stalled_after": 1},  # the floor decides: (1 + 1) x 3 s + 60 s
             "daemon": {"socket": "d.sock", "log_level": "info"},
         }))
         self.config.chmod(0o600)
@@ -75,8 +79,8 @@ class Soak:
         self.proc: subprocess.Popen | None = None
         self.figures = {"syncs_started": 0, "syncs_succeeded": 0, "syncs_failed": 0, "syncs_cancelled": 0,
                         "faults_injected": 0, "faults_reported": 0, "faults_survived": 0, "library_edits": 0,
-                        "worker_kills": 0, "reader_kills": 0, "daemon_kills": 0, "resumes_refused": 0, "socket_drops": 0,
-                        "queries": 0,
+                        "worker_kills": 0, "worker_stops": 0, "reader_kills": 0, "daemon_kills": 0,
+                        "resumes_refused": 0, "socket_drops": 0, "queries": 0,
                         "query_errors": 0, "queries_refused_while_restarting": 0, "events_received": 0,
                         "problems": []}
         self.rss: list[tuple[float, int, int]] = []  # (seconds, VmRSS KiB, RssAnon KiB) of the daemon
@@ -219,7 +223,7 @@ class Soak:
             else:
                 self.figures["faults_reported"] += 1
 
-    def kill_sync_process(self, which: str) -> None:
+    def kill_sync_process(self, which: str, sig: int = signal.SIGKILL) -> None:
         self.emu.slow_seconds = 8.0
         self.emu.inject_fault("slow", page=self.rng.randrange(1, 4), times=1)
         # A spare worker alive now is not this job's: a full sync discards it (after sync.start has
@@ -242,12 +246,13 @@ class Soak:
             self.problem(f"no {which} process found")
             return
         try:
-            os.kill(victim, signal.SIGKILL)
+            os.kill(victim, sig)
         except ProcessLookupError:
             pass
         t0 = time.monotonic()
-        self.figures[f"{which}_kills"] += 1
-        job = self.wait_job(job_id, timeout=10)
+        stuck = sig == signal.SIGSTOP
+        self.figures["worker_stops" if stuck else f"{which}_kills"] += 1
+        job = self.wait_job(job_id, timeout=STUCK_WITHIN + 10 if stuck else 10)
         self.emu.clear_faults()
         self.count(job)
         if job["state"] == "succeeded":  # the process had done its part (a reader at its last page)
@@ -259,6 +264,10 @@ class Soak:
                 # deletion check could not tell which: it fails by design (README, "Recovering by
                 # itself"), here before the kill meant for it landed.
                 self.figures["resumes_refused"] += 1
+                return
+            if stuck:
+                if time.monotonic() - t0 > STUCK_WITHIN or not error.startswith("the sync worker did nothing"):
+                    self.problem(f"stopped {which}: after {time.monotonic() - t0:.1f}s, error {error!r}")
                 return
             if time.monotonic() - t0 > 2.5:
                 self.problem(f"{which} kill: the job took {time.monotonic() - t0:.1f}s to fail")
@@ -362,8 +371,11 @@ class Soak:
         actions = [(self.edit_library, 4), (self.drop_socket, 1), (self.fault, 3),
                    (lambda: self.kill_sync_process("worker"), 2),
                    (lambda: self.kill_sync_process("reader"), 1), (self.kill_daemon, 1)]
+        halfway = time.monotonic() + self.args.minutes * 30
         while time.monotonic() < t_end:
             action = self.rng.choices([a for a, _ in actions], [w for _, w in actions])[0]
+            if halfway is not None and time.monotonic() > halfway:  # once a run: it waits out the floor
+                action, halfway = (lambda: self.kill_sync_process("worker", signal.SIGSTOP)), None
             try:
                 action()
             except (OSError, RuntimeError, KeyError) as exc:
