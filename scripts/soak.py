@@ -268,6 +268,9 @@ class Soak:
             if stuck:
                 if time.monotonic() - t0 > STUCK_WITHIN or not error.startswith("the sync worker did nothing"):
                     self.problem(f"stopped {which}: after {time.monotonic() - t0:.1f}s, error {error!r}")
+                else:
+                    self.figures["stuck_workers_stopped"] = self.figures.get("stuck_workers_stopped", 0) + 1
+                    self.figures["stuck_worker_seconds"] = round(time.monotonic() - t0, 1)
                 return
             if time.monotonic() - t0 > 2.5:
                 self.problem(f"{which} kill: the job took {time.monotonic() - t0:.1f}s to fail")
