@@ -264,7 +264,8 @@ async def test_a_stuck_worker_is_stopped_and_the_next_sync_is_exact(watched, ple
     assert time.monotonic() - t0 < STALLED_AFTER + 3  # the limit, a sample, the kill
     await gone(worker, reader)
     assert await cached_library(daemon) == before
-    await next_sync_is_exact(daemon, plex_emulator)  # it resumes the stopped one's pages
+    await next_sync_is_exact(daemon, plex_emulator)
+    assert (await daemon.call("sync.status"))["resumed_from"] == job_id  # the stopped one's pages kept
 
 
 async def test_a_worker_waiting_on_a_slow_plex_answer_is_not_stopped(daemon_factory, plex_emulator):
