@@ -119,11 +119,12 @@ class WorkerProcess:
 
     async def kill_if_stuck(self, limit: float) -> None:
         """SIGKILL to the group once the worker has done nothing for ``limit`` seconds (`stall.py`):
-        stopped or blocked for good, no signal it could act on would end it."""
-        watch = StallWatch(self.pid, limit)
+        stopped or blocked for good, no signal it could act on would end it. The samples (a few
+        /proc files each) are read in a thread, off the event loop."""
+        watch = await asyncio.to_thread(StallWatch, self.pid, limit)
         while not self.exited:
             await asyncio.sleep(watch.interval)
-            if watch.stuck():
+            if await asyncio.to_thread(watch.stuck):
                 self.stuck_for = limit
                 self.signal_group(signal.SIGKILL)
                 return
