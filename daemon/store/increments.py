@@ -27,7 +27,7 @@ from ..track import KEY_COLUMNS, STORED_COLUMNS, RowEncoder
 from .connection import StoreError, Transaction, connect_worker, read_state
 from .files import storage_error
 from .schema import RANK_LIMIT, slot_tables
-from .stats import STATS_COLUMNS, StatsDelta
+from .stats import STATS_COLUMNS, StatsDelta, album_counts
 
 _COL = {name: i for i, name in enumerate(STORED_COLUMNS)}
 _CHUNK = 500  # keys per IN (...) lookup
@@ -49,10 +49,11 @@ class LiveSlot:
     `apply` must run inside the caller's write transaction.
     """
 
-    def __init__(self, conn: sqlite3.Connection, slot: str):
+    def __init__(self, conn: sqlite3.Connection, slot: str, *, stats: bool = True):
         self.c = conn
         self.slot = slot
         self.t = slot_tables(slot)
+        self._stats = stats  # its stats tables are built (not so in a resumed full sync's slot)
         self._encode = RowEncoder()
         self._fts_writes: list[tuple[int, int, tuple]] = []  # (rowid, 0 delete | 1 insert, key columns), see apply
         cols = ", ".join(STORED_COLUMNS)
@@ -79,9 +80,15 @@ class LiveSlot:
         return dict(self._where_in(f"SELECT rating_key, album_rating_key FROM {self.t['tracks']}", "rating_key", keys))
 
     def album_counts(self) -> dict[str | None, int]:
-        """album_rating_key -> how many tracks the slot holds of it (from its index)."""
-        return dict(self.c.execute(
-            f"SELECT album_rating_key, count(*) FROM {self.t['tracks']} GROUP BY album_rating_key"))
+        """album_rating_key -> how many tracks the slot holds of it (None: tracks without one).
+
+        From the stats' album rows of the whole library (genre key '', kind 'l': one row an
+        album, kept exact by every change, `stats.StatsDelta`) when the slot has its stats;
+        else counted from the tracks' album index (every track read: ~3x slower at 100k)."""
+        if not self._stats:
+            return dict(self.c.execute(
+                f"SELECT album_rating_key, count(*) FROM {self.t['tracks']} GROUP BY album_rating_key"))
+        return album_counts(self.c, self.t)
 
     # -- Plex's full key list against the slot's, without holding either in memory
 

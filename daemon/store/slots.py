@@ -162,9 +162,10 @@ class SlotWriter:
 
     def slot_view(self) -> LiveSlot:
         """Reads of this slot's tracks as an incremental sync reads the live one (`LiveSlot`: per-album
-        counts and keys, through this writer's connection), once its key index is built."""
+        counts and keys, through this writer's connection), once its key index is built; its
+        stats are not built yet."""
         self.index_keys()
-        return LiveSlot(self._conn, self.slot)
+        return LiveSlot(self._conn, self.slot, stats=False)
 
     def forget_progress(self) -> None:
         """Drop this slot's progress row: the next full sync starts afresh."""

@@ -77,6 +77,17 @@ def _album(v: dict) -> str:
     return f"n{v['album_artist_key']}\x1f{v['album_key']}"
 
 
+def album_counts(c: sqlite3.Connection, t: dict[str, str]) -> dict[str | None, int]:
+    """album_rating_key -> the slot's tracks of it (None: the tracks without one), from the
+    whole library's album rows (genre key '', kind 'l'; items as `_album` and ``ALBUM_SQL``
+    make them)."""
+    out: dict[str | None, int] = {}
+    for item, n in c.execute(f"SELECT item, n FROM {t['members']} WHERE genre_key = '' AND kind = 'l'"):
+        key = item[1:] if item[0] == "k" else None
+        out[key] = out.get(key, 0) + n
+    return out
+
+
 class StatsDelta:
     """Collects tracks leaving and joining the slot, then writes the net change (`flush`)."""
 

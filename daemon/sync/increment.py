@@ -56,6 +56,8 @@ class ChangeSet:
         self._raw: dict[str, dict] = {}  # the rows `ready` has yet to decorate
         self.deleted: set[str] = set()
         self.skipped: Counter = Counter()  # reason -> items Plex listed that could not be mirrored
+        self._cached: dict[str, Any] = {}  # rating key -> its album in the cache, for the keys it holds
+        self._looked_up: set[str] = set()  # the keys `cached_albums` asked the cache about
 
     def add(self, rows: list[dict]) -> None:
         for row in rows:
@@ -86,6 +88,15 @@ class ChangeSet:
         What Plex lists or looks up is the evidence; what led to the check is not."""
         self.deleted.difference_update(keys)
 
+    def cached_albums(self, live: Any) -> dict[str, Any]:
+        """rating key -> its album in the cache, for the changed and deleted keys the cache
+        (``live``, the same each call) holds; each key is looked up once."""
+        new = [k for k in (*self.rows, *self.deleted) if k not in self._looked_up]
+        if new:
+            self._cached.update(live.albums_of(new))
+            self._looked_up.update(new)
+        return self._cached
+
     def __len__(self) -> int:
         return len(self.rows) + len(self.deleted)
 
@@ -111,7 +122,7 @@ def read_changes(plex: Any, spec: dict, changes: ChangeSet, progress: Callable[[
 
 def count_after(live: Any, live_count: int, changes: ChangeSet) -> tuple[int, dict[str, Any]]:
     """(how many tracks the cache holds once ``changes`` are applied, rating key -> cached album)."""
-    present = live.albums_of(list(changes.rows) + list(changes.deleted))
+    present = changes.cached_albums(live)
     added = sum(1 for k in changes.rows if k not in present)
     removed = sum(1 for k in changes.deleted if k in present)
     return live_count + added - removed, present
