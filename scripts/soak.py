@@ -209,7 +209,8 @@ class Soak:
         self.emu.inject_fault(kind, page=self.rng.randrange(pages), times=self.rng.choice([1, 10]))
         self.figures["faults_injected"] += 1
         job_id = self.start_sync("full")
-        if job_id is None:
+        if job_id is None:  # a notified sync began first: the fault must not outlive this action
+            self.emu.clear_faults()
             return
         job = self.wait_job(job_id)
         self.emu.clear_faults()
@@ -231,6 +232,7 @@ class Soak:
         spares = set(self.worker_pids())
         job_id = self.start_sync("full")
         if job_id is None:
+            self.emu.clear_faults()
             return
         deadline = time.monotonic() + 10
         victim = None

@@ -11,7 +11,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from lxml import etree
 
+from mediasaged.plex.body import diagnose
+from mediasaged.plex.xml import strict_parser
 from tests.emulator.fixtures import CORPUS_TOKEN as TOKEN
 from tests.mirror import assert_mirror, cached_library, plexapi_library
 
@@ -177,6 +180,34 @@ async def test_a_truncated_page_fails_naming_page_and_offset(corpus, synced):
     daemon, before = synced
     corpus.inject_fault("truncate", page=2, times=None)
     await failed_sync_keeps_cache(daemon, before, "incomplete", "truncated", "page 3", "offset 10")
+
+
+def cut_after(name: str, extra: int):
+    """A rewrite that ends an answer holding ``name`` ``extra`` bytes after it (the rest unchanged)."""
+    def cut(body: bytes) -> bytes:
+        at = body.find(name.encode())
+        return body if at < 0 else body[:at + len(name.encode()) + extra]
+    return cut
+
+
+@pytest.mark.parametrize("extra", [2, -1], ids=["in a value after non-ASCII text", "inside a character"])
+async def test_a_page_cut_in_a_line_of_non_ascii_names_fails_as_truncated(corpus, synced, extra):
+    """lxml counts an error's column in characters, a line of 木小雅 holds more bytes: such a cut
+    read as "malformed XML" at a wrong byte; one inside a character as "not UTF-8"."""
+    daemon, before = synced
+    corpus.inject_fault("rewrite", path_contains="type=10", times=None, rewrite=cut_after("木小雅", extra))
+    job = await failed_sync_keeps_cache(daemon, before, "incomplete", "truncated")
+    assert re.search(r"page \d", job["error"]), job["error"]
+
+
+def test_malformed_xml_after_non_ascii_text_names_its_byte():
+    line = '<Track grandparentTitle="坂本龍一" originalTitle="Björk" ratingKey="2" ti<tle="x"/>'
+    body = ('<?xml version="1.0" encoding="UTF-8"?>\n<MediaContainer size="1">\n' + line
+            + "\n</MediaContainer>\n").encode()
+    with pytest.raises(etree.XMLSyntaxError) as caught:
+        etree.fromstring(body, strict_parser())
+    assert diagnose(body, "text/xml;charset=utf-8", caught.value).startswith(
+        f"malformed XML at byte {body.index(b'<tle')} ")
 
 
 async def test_a_truncated_page_that_comes_right_on_retry_syncs_exactly(corpus, synced):

@@ -51,9 +51,12 @@ def diagnose(body: bytes, content_type: str | None, error: BaseException | None)
                 f"is plex.url a proxy, a login page or another web server?")
     if not body.strip():
         return "an empty answer"
+    truncated = f"incomplete (truncated: the XML stops early, at byte {len(body)})"
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data":  # cut inside a character
+            return truncated
         bad = body[exc.start:exc.start + 1].hex()
         return (f"not UTF-8 (byte 0x{bad} at offset {exc.start} of {len(body)}): Plex answers "
                 f"UTF-8, so something between us and Plex changed the answer")
@@ -62,7 +65,7 @@ def diagnose(body: bytes, content_type: str | None, error: BaseException | None)
     line, column = position if isinstance(position, tuple) and len(position) == 2 else (None, None)
     offset = _byte_offset(body, line, column)
     if offset is not None and offset >= len(body.rstrip()) - 1 or _premature(message):
-        return f"incomplete (truncated: the XML stops early, at byte {len(body)})"
+        return truncated
     where = f" at byte {offset}" if offset is not None else ""
     return f"malformed XML{where} ({message or 'not a Plex MediaContainer'})"
 
@@ -72,7 +75,9 @@ def _premature(message: str) -> bool:
 
 
 def _byte_offset(body: bytes, line: int | None, column: int | None) -> int | None:
-    """The byte offset of (line, column) as lxml reports it (1-based line, 1-based column)."""
+    """The byte offset of (line, column) as lxml reports it (1-based line, 1-based column in
+    characters: a line of "坂本龍一" or "Björk" holds more bytes than characters) in ``body``, which
+    is UTF-8."""
     if not line or column is None:
         return None
     start = 0
@@ -81,4 +86,6 @@ def _byte_offset(body: bytes, line: int | None, column: int | None) -> int | Non
         if nl < 0:
             return None
         start = nl + 1
-    return start + max(0, column - 1)
+    end = body.find(b"\n", start)
+    text = body[start:end if end >= 0 else len(body)].decode("utf-8", "replace")
+    return start + len(text[:max(0, column - 1)].encode())
