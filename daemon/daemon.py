@@ -134,6 +134,8 @@ class Daemon:
         except StoreError as exc:
             raise StartupError(f"database unusable: {exc}") from None
         self.syncer.last_full_sync = await self.store.last_full_sync()
+        # whose notifications are the cache's from the start, not only once a sync has run
+        self.syncer.section_id = (await self.store.state()).plex_section_id
         interrupted = await self.store.fail_interrupted_jobs("interrupted: the daemon stopped during the sync")
         if interrupted:
             log.warning("marked %d sync job(s) left running by a previous daemon as failed", interrupted)

@@ -273,6 +273,8 @@ async def older_cache(db, version: int, *sql: str) -> None:
             conn.execute(statement)
         if version < 8:
             conn.execute("ALTER TABLE sync_state DROP COLUMN changes_through")
+        if version < 9:
+            conn.execute("ALTER TABLE sync_state DROP COLUMN plex_section_id")
         conn.execute(f"PRAGMA user_version = {version}")
         conn.commit()
 
@@ -304,6 +306,24 @@ async def test_migration_8_starts_incremental_syncs_where_they_started_before(tm
     try:
         assert (await s.state()).changes_through == 200
         assert await s.changes_since(60) == 140
+    finally:
+        await s.close()
+
+
+async def test_migration_9_keeps_the_library_and_records_its_section_at_the_next_sync(tmp_path):
+    """The section the live library was read from is not known for a cache of before v9: it stays
+    a library (no full sync is forced), and the next sync records its section."""
+    db = tmp_path / "cache.db"
+    await older_cache(db, 8, "UPDATE sync_state SET synced_at = 210, plex_server_id = 'srv', track_count = 0")
+    s = Store(db)
+    await s.open()
+    try:
+        state = await s.state()
+        assert (state.synced_at, state.plex_server_id, state.plex_section_id) == (210, "srv", None)
+        await s.record_sync(server_id="srv", server_name="n", duration_ms=1, sync_settings=None, section_id="3")
+        assert (await s.state()).plex_section_id == "3"
+        await s.record_sync(server_id="srv", server_name="n", duration_ms=1, sync_settings=None)  # no worker
+        assert (await s.state()).plex_section_id == "3"
     finally:
         await s.close()
 

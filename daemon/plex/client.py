@@ -39,6 +39,7 @@ from .errors import (PlexBadResponse, PlexError, PlexHTTPError, PlexUnauthorized
 from . import retry  # noqa: E402
 from .ledger import KeyLedger, PlexCountMismatch  # noqa: E402
 from .redact import redact, safe_url  # noqa: E402
+from .sections import MUSIC, music_section, same_name  # noqa: E402
 from .xml import strict_parser  # noqa: E402
 from .fetchers import Fetchers, plex_session  # noqa: E402
 
@@ -128,11 +129,10 @@ class PlexLibrary(TrackReads, AlbumReads):
         except PlexError:
             session.close()
             raise
-        want = library.strip().casefold()
-        matches = [s for s in sections if (s.title or "").strip().casefold() == want]
-        music = [s for s in matches if s.type == "artist"]
-        if not music:
-            listing = ", ".join(f"{s.title!r} ({'music' if s.type == 'artist' else s.type})"
+        key = music_section(((str(s.key), s.title, s.type) for s in sections), library)
+        if key is None:
+            matches = [s for s in sections if same_name(s.title, library)]
+            listing = ", ".join(f"{s.title!r} ({'music' if s.type == MUSIC else s.type})"
                                 for s in sections) or "none"
             why = (f"is a {matches[0].type} section, not a music section" if matches
                    else "was not found")
@@ -140,7 +140,8 @@ class PlexLibrary(TrackReads, AlbumReads):
             raise SectionNotFound(redact(
                 f"Library section {library!r} {why} on Plex server "
                 f"{server.friendlyName!r} at {safe}; sections: {listing} (plex.library)", token))
-        return cls(server, music[0], url=url, token=token, timeout=timeout, retries=retries,
+        section = next(s for s in sections if str(s.key) == key)
+        return cls(server, section, url=url, token=token, timeout=timeout, retries=retries,
                    backoff=backoff, sleep=sleep, concurrent_pages=concurrent_pages)
 
     @staticmethod

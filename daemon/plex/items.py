@@ -23,6 +23,7 @@ from .attrs import to_int
 from .redact import redact, safe_url
 from .body import clean_xml
 from .rows import GENRES_KEY, track_row
+from .sections import music_section
 
 BATCH = 100  # keys per /library/metadata request
 # bytes of one answer read in the daemon (100 tracks' metadata are ~0.5 MB, an album of 4,000
@@ -88,6 +89,11 @@ class ItemFetcher:
     def server_id(self) -> str:
         root = self._get("/identity")
         return root.get("machineIdentifier") or ""
+
+    def section_key(self, library: str) -> str | None:
+        """The key of the music section ``library`` names now (`sections.music_section`); None: none."""
+        root = self._get("/library/sections")
+        return music_section(((d.get("key"), d.get("title"), d.get("type")) for d in root.iter("Directory")), library)
 
     def _metadata(self, keys: list[str]) -> Iterator[tuple[list[str], ET.Element | None]]:
         """(keys asked, answer) of batched ``/library/metadata/k1,k2,...`` requests, ``BATCH`` keys

@@ -38,10 +38,13 @@ class State:
     # full sync, an incremental one reading Plex's listings or counts; not a change set applied
     # from notifications alone): where the next incremental sync starts reading
     changes_through: int | None = None
+    # the key of the Plex library section the live library was read from (`plex.library` names
+    # it): Plex's notifications name their section, and only this one's are the cache's
+    plex_section_id: str | None = None
 
 
 _STATE_SQL = ("SELECT live_slot, generation, synced_at, plex_server_id, plex_server_name, sync_duration_ms, "
-              "track_count, last_error, sync_settings, changes_through FROM sync_state WHERE id = 1")
+              "track_count, last_error, sync_settings, changes_through, plex_section_id FROM sync_state WHERE id = 1")
 
 
 def inactive_slot(state: State) -> str:

@@ -296,7 +296,8 @@ class Store:
 
     async def activate_slot(self, slot: str, *, server_id: str | None, server_name: str | None, synced_at: int,
                             duration_ms: int | None, track_count: int, changed: bool,
-                            sync_settings: str | None = None, changes_through: int | None = None) -> State:
+                            sync_settings: str | None = None, changes_through: int | None = None,
+                            section_id: str | None = None) -> State:
         """Make ``slot`` (finished by a SlotWriter) the live one, in one short transaction.
 
         ``slot`` may be the live one: an incremental sync that found nothing to
@@ -315,9 +316,9 @@ class Store:
                       "THEN 1 ELSE 0 END), live_slot = ?, synced_at = ?, "
                       "plex_server_id = coalesce(?, plex_server_id), plex_server_name = coalesce(?, plex_server_name), "
                       "sync_duration_ms = ?, track_count = ?, last_error = NULL, sync_settings = ?, "
-                      "changes_through = ? WHERE id = 1",
+                      "changes_through = ?, plex_section_id = coalesce(?, plex_section_id) WHERE id = 1",
                       (bool(changed), slot, synced_at, server_id, server_name, duration_ms, track_count,
-                       sync_settings, changes_through))
+                       sync_settings, changes_through, section_id))
             c.execute("DELETE FROM slot_progress WHERE slot = ?", (slot,))  # complete now: nothing to resume
             return read_state(c)
         return await self._write(tx)
@@ -383,7 +384,7 @@ class Store:
 
     async def record_sync(self, *, server_id: str | None, server_name: str | None, duration_ms: int | None,
                           sync_settings: str | None, synced_at: int | None = None,
-                          changes_through: int | None = None) -> State:
+                          changes_through: int | None = None, section_id: str | None = None) -> State:
         """Record an incremental sync that wrote the live slot itself (generation and synced_at
         included), or found nothing to change (``synced_at``: when it found that).
         ``changes_through``: its start, if it read every change since the last one (None
@@ -392,8 +393,9 @@ class Store:
             c.execute("UPDATE sync_state SET plex_server_id = coalesce(?, plex_server_id), "
                       "plex_server_name = coalesce(?, plex_server_name), sync_duration_ms = ?, last_error = NULL, "
                       "sync_settings = ?, synced_at = coalesce(?, synced_at), "
-                      "changes_through = coalesce(?, changes_through) WHERE id = 1",
-                      (server_id, server_name, duration_ms, sync_settings, synced_at, changes_through))
+                      "changes_through = coalesce(?, changes_through), plex_section_id = coalesce(?, plex_section_id) "
+                      "WHERE id = 1",
+                      (server_id, server_name, duration_ms, sync_settings, synced_at, changes_through, section_id))
             return read_state(c)
         return await self._write(tx)
 

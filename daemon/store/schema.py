@@ -218,8 +218,15 @@ def _migrate_v8(conn: Any) -> None:
                  "(SELECT max(started_at) FROM sync_jobs WHERE state = 'succeeded') WHERE id = 1")
 
 
+def _migrate_v9(conn: Any) -> None:
+    # The library section the live library was read from. Until now the daemon learnt it from
+    # each sync's worker and forgot it at exit: a daemon started on a current cache took the
+    # notifications of every section of the server for its library's until a sync ran.
+    conn.execute("ALTER TABLE sync_state ADD COLUMN plex_section_id TEXT")
+
+
 # Forward migrations: MIGRATIONS[i] takes user_version i to i + 1, inside one
 # write transaction. Adding one = appending one function.
 MIGRATIONS: list[Callable[[Any], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4, _migrate_v5, _migrate_v6,
-                                           _migrate_v7, _migrate_v8]
+                                           _migrate_v7, _migrate_v8, _migrate_v9]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -55,7 +55,9 @@ class Syncer:
         self._restart = False
         self._starting = asyncio.Lock()
         self.plex_reachable: bool | None = None
-        self.section_id: str | None = None  # the music section's key on Plex, once a sync has connected
+        # the music section's key on Plex: the live library's (`State.plex_section_id`, read at the
+        # daemon's startup), then what each sync's worker found `plex.library` to be
+        self.section_id: str | None = None
         # Tracks Plex notified as deleted: the next incremental sync removes them
         # without listing every key (its count check still has the last word).
         self.deleted_on_plex: set[str] = set()
@@ -197,7 +199,8 @@ class Syncer:
         it only records the sync. None: run the worker."""
         cfg = self._config()
         state = await self._store.state()
-        if job.mode != "incremental" or self.section_id is None or not self._can_apply_changes(state):
+        section_id = state.plex_section_id or self.section_id  # (a cache synced before it was kept has none)
+        if job.mode != "incremental" or section_id is None or not self._can_apply_changes(state):
             return None
         since = await self._store.changes_since(CHANGES_OVERLAP)
         if since is None:
@@ -205,8 +208,8 @@ class Syncer:
         job.phase = "checking"
         if not await asyncio.to_thread(
                 nothing_changed, url=cfg.plex.url, token=cfg.plex.token, timeout=cfg.plex.timeout,
-                verify_ssl=cfg.plex.verify_ssl, server_id=state.plex_server_id, section_id=self.section_id,
-                since=since, track_count=state.track_count):
+                verify_ssl=cfg.plex.verify_ssl, server_id=state.plex_server_id, library=cfg.plex.library,
+                section_id=section_id, since=since, track_count=state.track_count):
             job.phase = "starting"
             return None
         self.plex_reachable = True
@@ -247,10 +250,13 @@ class Syncer:
         """Whether the live library can be brought up to date incrementally.
 
         It needs a complete library built with today's settings: another
-        library section or another live rule needs every track read again.
+        library section or another live rule needs every track read again. So does a
+        `plex.library` that the last sync found to be another section than the cached one
+        (renamed on Plex, and another given its name).
         """
         return (state.synced_at is not None and bool(state.plex_server_id)
-                and state.sync_settings == sync_settings(self._config()))
+                and state.sync_settings == sync_settings(self._config())
+                and state.plex_section_id in (None, self.section_id))
 
     async def _run_worker(self, job: SyncJob, deleted: list[str]) -> dict:
         cfg = self._config()
@@ -354,6 +360,7 @@ class Syncer:
         job.current = job.total = done["track_count"]
         changed = bool(job.added or job.updated or job.removed)
         server_id, server_name = self._job_server or (None, None)
+        section_id = self.section_id if self._job_server else None  # what this job's worker read
         # A change set applied from notifications alone read only what Plex named: the next
         # incremental sync still reads every change since the last sync that read them all.
         through = None if done.get("notified_only") else job.started_at
@@ -361,7 +368,7 @@ class Syncer:
             state = await self._store.record_sync(
                 server_id=server_id, server_name=server_name, synced_at=done.get("synced_at"),
                 duration_ms=int((time.monotonic() - t0) * 1000), sync_settings=done["settings"],
-                changes_through=through)
+                changes_through=through, section_id=section_id)
         else:
             state = await self._store.activate_slot(
                 done["slot"],
@@ -373,6 +380,7 @@ class Syncer:
                 changed=changed,
                 sync_settings=done["settings"],
                 changes_through=through,
+                section_id=section_id,
             )
         job.phase = "done"
         if job.mode == "full":

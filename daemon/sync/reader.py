@@ -20,13 +20,15 @@ log = logging.getLogger("mediasaged.sync.reader")
 MAX_WAITING_PAGES = 3  # pages the reader holds while album genres are still loading
 
 
-def incremental_for(spec: dict, server_id: str) -> bool:
+def incremental_for(spec: dict, server_id: str, section_id: str | None = None) -> bool:
     """Apply changes to a copy of the live slot (True), or load every track (False).
 
-    An incremental job runs as a full one when Plex turns out to be
-    another server than the one cached (its full library then replaces the old one).
+    An incremental job runs as a full one when Plex turns out to be another server than
+    the one cached, or ``plex.library`` another section (renamed on Plex, and another given
+    its name): that full library then replaces the old one.
     """
-    return spec.get("mode") == "incremental" and bool(server_id) and server_id == spec.get("known_server_id")
+    return (spec.get("mode") == "incremental" and bool(server_id) and server_id == spec.get("known_server_id")
+            and spec.get("known_section_id") in (None, section_id))
 
 
 def resume_for(spec: dict, server_id: str) -> dict | None:

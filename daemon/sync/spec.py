@@ -31,6 +31,7 @@ def worker_spec(cfg: Any, state: Any, job: Any, deleted: list[str]) -> dict:
         "log_level": cfg.daemon.log_level,
         "mode": job.mode,
         "known_server_id": state.plex_server_id,
+        "known_section_id": state.plex_section_id,
         "live_count": state.track_count,
         "generation": state.generation,
         "since": None,

@@ -84,7 +84,10 @@ def run_in_place(spec: dict) -> dict | None:
     try:
         with connect(spec) as plex:
             emit("server", server_id=plex.server_id, server_name=plex.server_name, section_id=plex.section_id)
-            if not incremental_for(spec, plex.server_id):
+            if not incremental_for(spec, plex.server_id, plex.section_id):
+                if plex.server_id == spec.get("known_server_id"):
+                    log.info("library %r is section %s on Plex now, the cache's was section %s: a full sync "
+                             "replaces it", spec["plex"]["library"], plex.section_id, spec.get("known_section_id"))
                 return None
             return run_incremental(spec, plex, lambda genres: Decorate(spec, genres, plex), emit, rebuild,
                                    lambda: still_wanted(daemon_pid))

@@ -14,13 +14,14 @@ import re
 import socket
 import threading
 import uuid
+from typing import Iterable
 
 from aiohttp import WSMsgType, web
 
 from . import render
 from .faults import Fault, FaultSet, RequestInfo
 from .listing import ListingError, serve_listing
-from .model import MUSIC_SECTION_ID, STATE_CREATED, Library
+from .model import STATE_CREATED, Library
 
 CONTENT_TYPE = "text/xml;charset=utf-8"
 _SHORT = web.RequestKey("short_page", bool) if hasattr(web, "RequestKey") else "short_page"
@@ -54,8 +55,12 @@ def container_params(request: web.Request) -> tuple[int | None, int | None]:
 
 class PlexEmulator:
     def __init__(self, library: Library, *, token: str = "test-token", host: str = "127.0.0.1",
-                 port: int = 0, slow_seconds: float = 5.0, render_seconds_per_track: float = 0.0):
+                 port: int = 0, slow_seconds: float = 5.0, render_seconds_per_track: float = 0.0,
+                 other_music: Iterable[Library] = ()):
         self.library = library
+        # more music sections of the same server (another library, "Audiobooks" say), each a
+        # Library of its own section key and rating keys; ``library`` is the one tests sync
+        self.other_music = list(other_music)
         self.token = token
         self.host = host
         self.port = port
@@ -100,7 +105,8 @@ class PlexEmulator:
         self._ready.wait(30)
         if self._start_error:
             raise RuntimeError("emulator failed to start") from self._start_error
-        self.library.listeners.append(self._on_library_change)
+        for lib in self._libraries():
+            lib.listeners.append(self._on_library_change)
         return self
 
     def pin(self, cpus: set[int]) -> None:
@@ -152,9 +158,22 @@ class PlexEmulator:
         if self._runner:
             await self._runner.cleanup()
 
+    def _libraries(self) -> list[Library]:
+        return [self.library, *self.other_music]
+
+    def _section(self, sid: str) -> Library:
+        """The music library of section ``sid`` (``library`` for any other: it answers 404 or the
+        movie section)."""
+        return next((lib for lib in self.other_music if lib.section_key == sid), self.library)
+
+    def _owner(self, key: str) -> Library:
+        """The library holding item ``key`` (``library`` if none does: it answers 404)."""
+        return next((lib for lib in self.other_music if key in lib.albums or key in lib.artists), self.library)
+
     def stop(self) -> None:
-        if self._on_library_change in self.library.listeners:
-            self.library.listeners.remove(self._on_library_change)
+        for lib in self._libraries():
+            if self._on_library_change in lib.listeners:
+                lib.listeners.remove(self._on_library_change)
         if self._loop and self._thread and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
@@ -243,7 +262,7 @@ class PlexEmulator:
                 "event": "ended", "uuid": str(uuid.uuid4()), "Activity": {
                     "uuid": str(uuid.uuid4()), "type": "library.update.section",
                     "cancellable": False, "userID": 1, "title": f"Scanning {self.library.music_title}",
-                    "subtitle": "", "progress": 100, "Context": {"librarySectionID": MUSIC_SECTION_ID}}}]})
+                    "subtitle": "", "progress": 100, "Context": {"librarySectionID": entries[0]["sectionID"]}}}]})
         self.send_notification({"type": "timeline", "size": len(entries), "TimelineEntry": entries})
 
     async def _broadcast_loop(self) -> None:
@@ -318,12 +337,14 @@ class PlexEmulator:
 
     async def _sections(self, request):
         with self.library.lock:
-            return xml_response(render.sections(self.library))
+            return xml_response(render.sections(self.library, self.other_music))
 
-    def _listing(self, section: str, query, start, size, **kw) -> web.Response:
-        """One listing as Plex answers it, or the HTTP error it would give."""
+    def _listing(self, section: str, query, start, size, *, lib: Library | None = None, **kw) -> web.Response:
+        """One listing as Plex answers it (of section ``section``, or ``lib``'s), or the HTTP error
+        it would give."""
+        lib = lib or self._section(section)
         try:
-            return xml_response(serve_listing(self.library, section, query, start, size, **kw))
+            return xml_response(serve_listing(lib, section, query, start, size, **kw))
         except ListingError as e:
             return web.Response(text=str(e), status=e.status)
 
@@ -344,12 +365,13 @@ class PlexEmulator:
         return self._listing(request.match_info["sid"], request.query, None, None, what="genre")
 
     async def _metadata(self, request):
-        return self._listing(MUSIC_SECTION_ID, request.query, None, None, what="metadata",
-                             keys=request.match_info["keys"])
+        return self._listing(self.library.section_key, request.query, None, None, what="metadata",
+                             keys=request.match_info["keys"], others=self.other_music)
 
     async def _children(self, request):
         start, size = container_params(request)
-        return self._listing(MUSIC_SECTION_ID, request.query, start, size, what="children",
+        lib = self._owner(request.match_info["key"])
+        return self._listing(lib.section_key, request.query, start, size, lib=lib, what="children",
                              keys=request.match_info["key"])
 
     async def _websocket(self, request):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Sequence
 
 from . import render
-from .model import MOVIE_SECTION_ID, MUSIC_SECTION_ID, Library
+from .model import MOVIE_SECTION_ID, Library
 
 # query parameters that are not filters
 _PLAIN = {"type", "includeGuids", "includeCollections", "includeMeta", "includeAdvanced",
@@ -149,15 +150,17 @@ def _listing_attrs(lib: Library, size: int, total: int, offset: int, title2: str
                    view_group: str | None) -> dict:
     return {"size": size, "totalSize": total, "offset": offset, "allowSync": 1,
             "art": "/:/resources/artist-fanart.jpg", "identifier": "com.plexapp.plugins.library",
-            "librarySectionID": MUSIC_SECTION_ID, "librarySectionTitle": lib.music_title,
+            "librarySectionID": lib.section_key, "librarySectionTitle": lib.music_title,
             "librarySectionUUID": "33333333-3333-3333-3333-333333333333",
             "mediaTagPrefix": "/system/bundle/media/flags/", "mediaTagVersion": 1700000000,
             "nocache": 1, "title1": lib.music_title, "title2": title2, "viewGroup": view_group}
 
 
 def serve_listing(lib: Library, sid: str, query, start: int | None, size: int | None, *,
-                  what: str, keys: str | None = None) -> bytes:
-    if sid not in (MUSIC_SECTION_ID, MOVIE_SECTION_ID):
+                  what: str, keys: str | None = None, others: Sequence[Library] = ()) -> bytes:
+    """``others``: the server's other music sections, whose items ``/library/metadata`` also
+    answers (rating keys are unique across sections)."""
+    if sid not in (lib.section_key, MOVIE_SECTION_ID):
         raise ListingError(404, f"no section {sid}")
     meta = query.get("includeMeta") == "1"
     with lib.lock:
@@ -165,7 +168,7 @@ def serve_listing(lib: Library, sid: str, query, start: int | None, size: int | 
             return render.container({"size": 0, "totalSize": 0, "offset": start or 0,
                                      "title1": lib.movie_title})
         if what == "collections":
-            body = render.collections_meta() if meta else b""
+            body = render.collections_meta(sid) if meta else b""
             return render.container({"size": 0, "totalSize": 0, "offset": start or 0,
                                      "title1": lib.music_title}, body)
         if what == "genre":
@@ -177,7 +180,7 @@ def serve_listing(lib: Library, sid: str, query, start: int | None, size: int | 
             return render.container({"size": len(choices), "allowSync": 0,
                                      "title1": lib.music_title, "title2": "By Genre"}, body)
         if what == "metadata":
-            return _metadata(lib, keys or "")
+            return _metadata(lib, keys or "", others)
         if what == "children":
             return _children(lib, keys or "", start, size)
         # section "all"
@@ -212,25 +215,27 @@ def serve_listing(lib: Library, sid: str, query, start: int | None, size: int | 
         if row_type == 10 and "Media" in query.get("excludeElements", "").split(","):
             body = render.without_media(body)  # like Plex: the listing without <Media>/<Part>
         if meta:
-            body = render.filter_meta() + body
+            body = render.filter_meta(sid) + body
         return render.container(_listing_attrs(lib, len(page), len(items), offset, title2, vg),
                                 body)
 
 
-def _metadata(lib: Library, keys: str) -> bytes:
+def _metadata(lib: Library, keys: str, others: Sequence[Library] = ()) -> bytes:
     parts = []
     for k in keys.split(","):
-        if k in lib.tracks:
-            parts.append(lib.raw_full_xml.get(k) or render.track_fragment(lib, k))
-        elif k in lib.albums:
-            parts.append(render.album_full(lib, k))
-        elif k in lib.artists:
-            parts.append(render.artist_fragment(lib, k))
+        holder = next((x for x in (lib, *others) if k in x.tracks or k in x.albums or k in x.artists), lib)
+        with holder.lock:
+            if k in holder.tracks:
+                parts.append(holder.raw_full_xml.get(k) or render.track_fragment(holder, k))
+            elif k in holder.albums:
+                parts.append(render.album_full(holder, k))
+            elif k in holder.artists:
+                parts.append(render.artist_fragment(holder, k))
     if not parts:
         raise ListingError(404, f"no metadata item {keys}")
     return render.container({"size": len(parts), "allowSync": 1,
                              "identifier": "com.plexapp.plugins.library",
-                             "librarySectionID": MUSIC_SECTION_ID,
+                             "librarySectionID": lib.section_key,
                              "librarySectionTitle": lib.music_title,
                              "librarySectionUUID": "33333333-3333-3333-3333-333333333333",
                              "mediaTagPrefix": "/system/bundle/media/flags/",

@@ -85,19 +85,24 @@ class Library:
     def __init__(self, *, machine_identifier: str = "emu0000000000000000000000000000000000001",
                  friendly_name: str = "Emulated Plex", version: str = "1.40.2.8395-c67dce28e",
                  music_title: str = "Music", movie_title: str = "Movies",
-                 clock: Callable[[], int] | None = None):
+                 clock: Callable[[], int] | None = None, section_key: str = MUSIC_SECTION_ID,
+                 first_key: int = 1000):
         self.lock = threading.RLock()
         self.machine_identifier = machine_identifier
         self.friendly_name = friendly_name
         self.version = version
         self.music_title = music_title
+        # the music section's key; another music section of the same server (`PlexEmulator`'s
+        # ``other_music``) has its own, and rating keys from its own ``first_key`` on (Plex's keys
+        # are unique across sections)
+        self.section_key = section_key
         self.movie_title = movie_title
         self.clock = clock or (lambda: int(time.time()))
         self.artists: dict[str, Artist] = {}
         self.albums: dict[str, Album] = {}
         self.tracks: dict[str, Track] = {}
         self.album_tracks: dict[str, list[str]] = {}
-        self._next_key = 1000
+        self._next_key = first_key
         now = self.clock()
         self.server_updated_at = now
         self.section = _Section(now, now, 1000)
@@ -348,7 +353,7 @@ class Library:
             cb(entries)
 
     def _entry(self, item_id: str, typ: int, state: int, updated_at: int | None) -> dict:
-        e = {"identifier": "com.plexapp.plugins.library", "sectionID": MUSIC_SECTION_ID,
+        e = {"identifier": "com.plexapp.plugins.library", "sectionID": self.section_key,
              "itemID": item_id, "type": typ, "state": state, "title": "",
              "updatedAt": updated_at if updated_at is not None else self.clock(),
              "mediaState": "analyzing" if state == STATE_CREATED else "",

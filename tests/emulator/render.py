@@ -6,8 +6,9 @@ mutations), so a 1000-track page is one ``b"".join`` of cached fragments.
 from __future__ import annotations
 
 import re
+from typing import Iterable
 
-from .model import MOVIE_SECTION_ID, MUSIC_SECTION_ID, Album, Library
+from .model import MOVIE_SECTION_ID, Album, Library
 
 _ESC = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
                       "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
@@ -49,7 +50,7 @@ def _render_track(lib: Library, rk: str) -> str:
     t = lib.tracks[rk]
     al = lib.albums[t.album_key]
     ar = lib.artists[al.artist_key]
-    sid = MUSIC_SECTION_ID
+    sid = lib.section_key
     ak, gk = al.rating_key, ar.rating_key
     at, gt = esc(al.title), esc(ar.title)
     dur = t.duration or 0
@@ -87,7 +88,7 @@ def album_attrs(lib: Library, al: Album, *, counts: bool = True) -> dict:
     """An album's attributes; ``counts``: with its ``leafCount`` and ``viewedLeafCount`` (metadata
     answers always; listings only as older servers wrote them, `Library.listing_leaf_counts`)."""
     ar = lib.artists[al.artist_key]
-    sid = MUSIC_SECTION_ID
+    sid = lib.section_key
     n = len(lib.album_tracks.get(al.rating_key, [])) if counts else None
     return {
         "ratingKey": al.rating_key, "key": f"/library/metadata/{al.rating_key}/children",
@@ -131,7 +132,7 @@ def album_full(lib: Library, key: str) -> bytes:
 
 def artist_fragment(lib: Library, key: str) -> bytes:
     ar = lib.artists[key]
-    sid = MUSIC_SECTION_ID
+    sid = lib.section_key
     a = {"ratingKey": key, "key": f"/library/metadata/{key}/children", "type": "artist",
          "guid": f"plex://artist/emu{key}", "title": ar.title, "summary": "", "index": 1,
          "librarySectionTitle": lib.music_title, "librarySectionID": sid,
@@ -174,8 +175,9 @@ def library_root() -> bytes:
                       "mediaTagVersion": 1700000000, "title1": "Plex Library"}, body)
 
 
-def sections(lib: Library) -> bytes:
-    s = lib.section
+def sections(lib: Library, others: Iterable[Library] = ()) -> bytes:
+    """``/library/sections``: a movie section, ``lib``'s music section and the ``others`` (more
+    music sections of the same server), in key order as Plex lists them."""
     movie_t = lib.server_updated_at - (lib.server_updated_at % 86400)
     entries = [
         {"allowSync": 1, "art": "/:/resources/movie-fanart.jpg", "composite": "", "filters": 1,
@@ -185,26 +187,31 @@ def sections(lib: Library) -> bytes:
          "uuid": "11111111-1111-1111-1111-111111111111", "updatedAt": movie_t,
          "createdAt": 1400000000, "scannedAt": movie_t, "content": 1, "directory": 1,
          "contentChangedAt": 17, "hidden": 0},
-        {"allowSync": 1, "art": "/:/resources/artist-fanart.jpg", "composite": "", "filters": 1,
-         "refreshing": 0, "thumb": "/:/resources/artist.png", "key": MUSIC_SECTION_ID,
-         "type": "artist", "title": lib.music_title, "agent": "tv.plex.agents.music",
-         "scanner": "Plex Music", "language": "en-US",
-         "uuid": "33333333-3333-3333-3333-333333333333", "updatedAt": s.updated_at,
-         "createdAt": 1400000000, "scannedAt": s.scanned_at, "content": 1, "directory": 1,
-         "contentChangedAt": s.content_changed_at, "hidden": 0},
-    ]
-    paths = {MOVIE_SECTION_ID: "/data/movies", MUSIC_SECTION_ID: "/data/music"}
-    body = "".join(f'<Directory {attrs(e)}><Location id="{e["key"]}" path="{paths[e["key"]]}"/>'
+    ] + [_music_section(m) for m in (lib, *others)]
+    entries.sort(key=lambda e: int(e["key"]))
+    body = "".join(f'<Directory {attrs(e)}><Location id="{e["key"]}" path="/data/{e["title"].lower()}"/>'
                    f"</Directory>\n" for e in entries).encode()
-    return container({"size": 2, "allowSync": 0, "title1": "Plex Library"}, body)
+    return container({"size": len(entries), "allowSync": 0, "title1": "Plex Library"}, body)
 
 
-def _type_xml(key: str, typ: str, title: str, fields: list[tuple[str, str, str]],
+def _music_section(lib: Library) -> dict:
+    s = lib.section
+    return {"allowSync": 1, "art": "/:/resources/artist-fanart.jpg", "composite": "", "filters": 1,
+            "refreshing": 0, "thumb": "/:/resources/artist.png", "key": lib.section_key,
+            "type": "artist", "title": lib.music_title, "agent": "tv.plex.agents.music",
+            "scanner": "Plex Music", "language": "en-US",
+            "uuid": f"33333333-3333-3333-3333-{(lib.section_key * 12)[:12]}", "updatedAt": s.updated_at,
+            "createdAt": 1400000000, "scannedAt": s.scanned_at, "content": 1, "directory": 1,
+            "contentChangedAt": s.content_changed_at, "hidden": 0}
+
+
+def _type_xml(sid: str, typ: str, title: str, fields: list[tuple[str, str, str]],
               filters: list[tuple[str, str, str]], active: int = 0) -> str:
+    key = f"/library/sections/{sid}/all?type={_TYPE_IDS[typ]}"
     out = [f'<Type key="{esc(key)}" type="{typ}" title="{title}" active="{active}">']
     for flt, ftype, ftitle in filters:
         out.append(f'<Filter filter="{flt}" filterType="{ftype}" key="/library/sections/'
-                   f'{MUSIC_SECTION_ID}/{flt.split(".")[-1]}?type={_TYPE_IDS[typ]}" '
+                   f'{sid}/{flt.split(".")[-1]}?type={_TYPE_IDS[typ]}" '
                    f'title="{ftitle}" type="filter"/>')
     out.append('<Sort default="asc" defaultDirection="asc" descKey="titleSort:desc" '
                'key="titleSort" title="Title"/>')
@@ -216,7 +223,7 @@ def _type_xml(key: str, typ: str, title: str, fields: list[tuple[str, str, str]]
     return "".join(out)
 
 
-_TYPE_IDS = {"artist": 8, "album": 9, "track": 10}
+_TYPE_IDS = {"artist": 8, "album": 9, "track": 10, "collection": 18}
 
 _FIELD_TYPES = """<FieldType type="tag"><Operator key="=" title="is"/><Operator key="!=" title="is not"/></FieldType>
 <FieldType type="integer"><Operator key="=" title="is"/><Operator key="!=" title="is not"/><Operator key="&gt;&gt;=" title="is greater than"/><Operator key="&lt;&lt;=" title="is less than"/></FieldType>
@@ -226,20 +233,19 @@ _FIELD_TYPES = """<FieldType type="tag"><Operator key="=" title="is"/><Operator 
 """
 
 
-def filter_meta() -> bytes:
-    """The <Meta> block plexapi reads before building a filtered search."""
-    sid = MUSIC_SECTION_ID
+def filter_meta(sid: str) -> bytes:
+    """The <Meta> block plexapi reads before building a filtered search (of section ``sid``)."""
     types = [
-        _type_xml(f"/library/sections/{sid}/all?type=8", "artist", "Artists",
+        _type_xml(sid, "artist", "Artists",
                   [("artist.title", "string", "Artist Title"), ("artist.genre", "tag", "Genre"),
                    ("artist.addedAt", "date", "Date Artist Added")],
                   [("genre", "string", "Genre")], active=1),
-        _type_xml(f"/library/sections/{sid}/all?type=9", "album", "Albums",
+        _type_xml(sid, "album", "Albums",
                   [("album.title", "string", "Album Title"), ("album.genre", "tag", "Genre"),
                    ("album.year", "integer", "Year"), ("album.addedAt", "date", "Date Added"),
                    ("album.viewCount", "integer", "Plays")],
                   [("genre", "string", "Genre"), ("year", "integer", "Year")]),
-        _type_xml(f"/library/sections/{sid}/all?type=10", "track", "Tracks",
+        _type_xml(sid, "track", "Tracks",
                   [("track.title", "string", "Track Title"),
                    ("track.userRating", "integer", "Track Rating"),
                    ("track.viewCount", "integer", "Track Plays"),
@@ -252,9 +258,8 @@ def filter_meta() -> bytes:
     return body
 
 
-def collections_meta() -> bytes:
-    sid = MUSIC_SECTION_ID
-    return ("<Meta>" + _type_xml(f"/library/sections/{sid}/all?type=18", "collection",
+def collections_meta(sid: str) -> bytes:
+    return ("<Meta>" + _type_xml(sid, "collection",
                                  "Collections", [("collection.title", "string", "Title")], [])
             + _FIELD_TYPES + "</Meta>\n").encode()
 
