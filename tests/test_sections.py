@@ -26,13 +26,18 @@ pytestmark = pytest.mark.timeout(120)
 CAPTURES = Path(__file__).parent / "fixtures" / "plex" / "captures"
 
 
+def sections(music: int, audiobooks: int) -> tuple[PlexEmulator, Library]:
+    """(the emulator, not started; its second music section's library): "Music" and "Audiobooks"."""
+    other = generate_library(audiobooks, seed=11, library=Library(section_key="7", first_key=500_000,
+                                                                music_title="Audiobooks"))
+    return PlexEmulator(generate_library(music, seed=7), token=EMULATOR_TOKEN, slow_seconds=3.0,
+                        other_music=[other]), other
+
+
 @pytest.fixture
 def two_sections():
-    """(the emulator, its second music section's library): "Music" and "Audiobooks"."""
-    other = generate_library(300, seed=11, library=Library(section_key="7", first_key=500_000,
-                                                         music_title="Audiobooks"))
-    with PlexEmulator(generate_library(1500, seed=7), token=EMULATOR_TOKEN, slow_seconds=3.0,
-                      other_music=[other]) as emu:
+    emu, other = sections(1500, 300)
+    with emu:
         yield emu, other
 
 
@@ -78,6 +83,24 @@ async def test_a_library_renamed_on_plex_and_another_given_its_name_is_synced_af
     again = await daemon.sync("auto")  # and from then on that section is the cached one
     assert (again["state"], again["mode"], again["added"], again["removed"]) == ("succeeded", "incremental", 0, 0)
     assert_mirror(await cached_library(daemon), expected(other))
+
+
+async def test_a_full_sync_cut_short_resumes_only_in_the_same_section(daemon_factory):
+    """A partial slot read from "Music" is not continued once "Music" names another section: the
+    rest of that one's listing would have filled it up to its count, a mixed library."""
+    emu, other = sections(3000, 3000)
+    with emu:
+        daemon = await daemon_factory(plex_url=emu.url, token=emu.token, sync={"page_size": 200, "retries": 1})
+        emu.inject_fault("500", page=12, times=None)
+        cut = await daemon.sync()
+        emu.clear_faults()
+        assert cut["state"] == "failed" and cut["current"] >= 1600, cut
+        emu.library.music_title, other.music_title = "Music (2019)", "Music"
+
+        job = await daemon.sync()
+
+        assert (job["state"], job["resumed_from"]) == ("succeeded", None), job
+        assert_mirror(await cached_library(daemon), expected(other))
 
 
 async def test_of_two_music_sections_of_that_name_the_first_plex_lists_is_the_library(daemon_factory, two_sections):

@@ -275,6 +275,7 @@ async def older_cache(db, version: int, *sql: str) -> None:
             conn.execute("ALTER TABLE sync_state DROP COLUMN changes_through")
         if version < 9:
             conn.execute("ALTER TABLE sync_state DROP COLUMN plex_section_id")
+            conn.execute("ALTER TABLE slot_progress DROP COLUMN section_id")
         conn.execute(f"PRAGMA user_version = {version}")
         conn.commit()
 
@@ -283,7 +284,8 @@ async def test_migration_7_forgets_partial_slots_of_the_old_shape(tmp_path):
     """Before v7 a slot's rating keys were unique by a constraint of its table, which a resumed
     load (appending, with one page of overlap) cannot write into: such progress is dropped."""
     db = tmp_path / "cache.db"
-    await older_cache(db, 6, "INSERT INTO slot_progress VALUES ('b', 1, 1, 'srv', '{}', 1000, 5000, 1)")
+    await older_cache(db, 6, "INSERT INTO slot_progress (slot, job_id, first_started_at, server_id, settings, "
+                             "plex_offset, plex_total, updated_at) VALUES ('b', 1, 1, 'srv', '{}', 1000, 5000, 1)")
     s = Store(db)
     await s.open()
     await s.close()

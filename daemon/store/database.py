@@ -247,7 +247,8 @@ class Store:
 
     async def partial_slot(self) -> dict | None:
         """What a full sync cut short left in the inactive slot (its progress row), or None."""
-        cols = ("job_id", "first_started_at", "server_id", "settings", "plex_offset", "plex_total", "updated_at")
+        cols = ("job_id", "first_started_at", "server_id", "settings", "plex_offset", "plex_total", "updated_at",
+                "section_id")
 
         def partial(ctx: ReadContext) -> dict | None:
             slot = "b" if ctx.state.live_slot == "a" else "a"

@@ -221,8 +221,10 @@ def _migrate_v8(conn: Any) -> None:
 def _migrate_v9(conn: Any) -> None:
     # The library section the live library was read from. Until now the daemon learnt it from
     # each sync's worker and forgot it at exit: a daemon started on a current cache took the
-    # notifications of every section of the server for its library's until a sync ran.
+    # notifications of every section of the server for its library's until a sync ran. And the
+    # one a partial slot was read from: a full sync continues it only in the same section.
     conn.execute("ALTER TABLE sync_state ADD COLUMN plex_section_id TEXT")
+    conn.execute("ALTER TABLE slot_progress ADD COLUMN section_id TEXT")
 
 
 # Forward migrations: MIGRATIONS[i] takes user_version i to i + 1, inside one

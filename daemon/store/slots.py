@@ -83,7 +83,7 @@ class SlotWriter:
     def write_tracks(self, rows: list[dict], progress: dict | None = None) -> None:
         """Upsert ``rows`` (CONTRACT track fields, unix-second times, genres: list[str]) in one transaction.
 
-        ``progress`` (a full sync's: job_id, first_started_at, server_id, settings,
+        ``progress`` (a full sync's: job_id, first_started_at, server_id, section_id, settings,
         plex_offset, plex_total) is committed with the rows, so a sync cut short
         can resume exactly after them (`Store.partial_slot`).
         """
@@ -100,10 +100,11 @@ class SlotWriter:
                 c.executemany(self._upsert if self._keyed else self._insert, batch.values())
                 if progress is not None:
                     c.execute("INSERT OR REPLACE INTO slot_progress (slot, job_id, first_started_at, server_id, "
-                              "settings, plex_offset, plex_total, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                              "settings, plex_offset, plex_total, updated_at, section_id) "
+                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                               (self.slot, progress["job_id"], progress["first_started_at"], progress["server_id"],
                                progress["settings"], progress["plex_offset"], progress.get("plex_total"),
-                               int(time.time())))
+                               int(time.time()), progress.get("section_id")))
         except sqlite3.Error as exc:
             raise storage_error(exc, self.path, f"writing tracks to slot {self.slot}") from None
 

@@ -31,10 +31,12 @@ def incremental_for(spec: dict, server_id: str, section_id: str | None = None) -
             and spec.get("known_section_id") in (None, section_id))
 
 
-def resume_for(spec: dict, server_id: str) -> dict | None:
-    """The partial slot this full sync continues (``spec["resume"]``), if it may: the same server."""
+def resume_for(spec: dict, server_id: str, section_id: str | None = None) -> dict | None:
+    """The partial slot this full sync continues (``spec["resume"]``), if it may: the same server
+    and section (one cut before the section was kept with it: the same server)."""
     resume = spec.get("resume")
-    if resume and not incremental_for(spec, server_id) and server_id and resume["server_id"] == server_id:
+    if resume and not incremental_for(spec, server_id) and server_id and resume["server_id"] == server_id \
+            and resume.get("section_id") in (None, section_id):
         return resume
     return None
 
@@ -71,7 +73,7 @@ def read_plex(spec: dict, out: Any, theirs: Any, worker_pid: int) -> None:
         with connect(spec) as plex:
             out.send(("server", plex.server_id, plex.server_name, plex.section_id))
             out.send(("total", plex.track_count()))
-            resume = resume_for(spec, plex.server_id)
+            resume = resume_for(spec, plex.server_id, plex.section_id)
             if resume:  # the rest, from one page before the cut, then what changed meanwhile
                 skipped = read_all(plex, spec, out, start=max(0, resume["plex_offset"] - spec["page_size"]))
                 for reason, n in read_changes_since(plex, spec, resume["since"], out).items():

@@ -159,8 +159,9 @@ def run(spec: dict) -> dict:
             elif kind == "server":
                 emit("server", server_id=message[1], server_name=message[2], section_id=message[3])
                 if spec.get("job_id") is not None:
-                    resume = resume_for(spec, message[1])
-                    progress = {"job_id": spec["job_id"], "server_id": message[1], "settings": spec["settings"],
+                    resume = resume_for(spec, message[1], message[3])
+                    progress = {"job_id": spec["job_id"], "server_id": message[1], "section_id": message[3],
+                                "settings": spec["settings"],
                                 "first_started_at": resume["first_started_at"] if resume else spec["started_at"]}
                 if resume:
                     writer = slot_writer()
