@@ -93,7 +93,8 @@ class ItemFetcher:
     def section_key(self, library: str) -> str | None:
         """The key of the music section ``library`` names now (`sections.music_section`); None: none."""
         root = self._get("/library/sections")
-        return music_section(((d.get("key"), d.get("title"), d.get("type")) for d in root.iter("Directory")), library)
+        sections = ((d.get("key"), d.get("title"), d.get("type")) for d in root.iter("Directory"))
+        return music_section(sections, library)
 
     def _metadata(self, keys: list[str]) -> Iterator[tuple[list[str], ET.Element | None]]:
         """(keys asked, answer) of batched ``/library/metadata/k1,k2,...`` requests, ``BATCH`` keys
