@@ -189,7 +189,8 @@ class Daemon:
             on_change=lambda entries: loop.call_soon_threadsafe(self._plex_changed, entries),
             section_id=lambda: self.syncer.section_id,
             on_connect=lambda: loop.call_soon_threadsafe(self._plex_answered, listener),
-            on_rejected=lambda: loop.call_soon_threadsafe(self._plex_rejected_token, listener))
+            on_rejected=lambda: loop.call_soon_threadsafe(self._plex_rejected_token, listener),
+            on_refused=lambda: loop.call_soon_threadsafe(self._plex_refused_notifications, listener))
         if self._startup_listener_due:
             self._startup_listener, self._startup_listener_due = listener, False
         listener.start()
@@ -223,6 +224,12 @@ class Daemon:
         if self.syncs_on_its_own() and not self.syncer.running:
             self.retry.failed("Plex rejected the token (HTTP 401)", now(), self.config.sync.interval,
                               unauthorized=True)
+
+    def _plex_refused_notifications(self, listener: NotificationListener) -> None:
+        """Plex serves the token the library but not its notifications (not the owner's token):
+        syncs go on as scheduled; following Plex waits for a reload (which may change the token)."""
+        if listener is self._listener:
+            self._listener = None
 
     def _plex_changed(self, entries: list[dict]) -> None:
         """Plex notified changes: they are applied once Plex has been quiet for PLEX_QUIET."""

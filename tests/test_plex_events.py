@@ -387,3 +387,24 @@ async def test_past_ten_thousand_notified_changes_the_sync_reads_every_change(da
     assert not any(p.startswith("/library/metadata/") and "," in p for p in emu.request_log), "no item fetched"
     assert "the next sync reads every change instead" in daemon.log()
     assert_mirror(await cached_library(daemon), expected_library(emu))
+
+
+async def test_a_token_plex_serves_the_library_but_not_its_notifications_is_not_taken_for_rejected(
+        daemon_factory, plex_emulator_factory):
+    """Plex refuses its notification websocket to a user the owner shared the server with (HTTP 401)
+    and serves that user the library. The daemon syncs on with such a token and says why it does
+    not follow Plex; before, it took the 401 for a rejected token: `library.status` said a sync
+    was owed because "Plex rejected the token", and syncs waited for the interval."""
+    emu = plex_emulator_factory(300)
+    emu.shared_tokens.add("a-shared-users-token")
+    daemon = await daemon_factory(plex_url=emu.url, token="a-shared-users-token",
+                                  sync={"plex_events": True, "interval": "24h"})
+
+    async def answered():  # the listener's first connection, at startup
+        return "Plex notifications at" in daemon.log() and "(HTTP 401)" in daemon.log()
+    await wait_until(answered)
+
+    assert (await daemon.call("library.status"))["sync_owed"] is None
+    assert "refuses them to this token" in daemon.log() and "rejected the token" not in daemon.log()
+    job = await daemon.sync("auto")
+    assert (job["state"], job["added"]) == ("succeeded", 300), job

@@ -33,6 +33,7 @@ from typing import Callable
 import websocket
 
 from .frames import UNKNOWN_KIND, notifications_url, timeline_entries
+from .items import FetchFailed, ItemFetcher
 from .redact import redact, safe_url
 from .retry import Backoff, retry_after
 
@@ -56,7 +57,7 @@ class NotificationListener:
     def __init__(self, url: str, token: str, *, verify_ssl: bool, timeout: float,
                  on_change: Callable[[list[dict]], None], section_id: Callable[[], str | None] = lambda: None,
                  on_connect: Callable[[], None] = lambda: None, on_rejected: Callable[[], None] = lambda: None,
-                 ping_after: float = PING_AFTER, pong_within: float = PONG_WITHIN, max_message: int = MAX_MESSAGE):
+                 on_refused: Callable[[], None] = lambda: None, ping_after: float = PING_AFTER, pong_within: float = PONG_WITHIN, max_message: int = MAX_MESSAGE):
         self._url = url
         self._token = token
         self._verify_ssl = verify_ssl
@@ -65,6 +66,7 @@ class NotificationListener:
         self._section_id = section_id
         self._on_connect = on_connect
         self._on_rejected = on_rejected
+        self._on_refused = on_refused
         self._ping_after, self._pong_within, self._max_message = ping_after, pong_within, max_message
         self._stop = threading.Event()
         self._backoff = Backoff(1.0, MAX_BACKOFF, sleep=self._stop.wait)  # a stop ends the wait
@@ -94,10 +96,17 @@ class NotificationListener:
                 reason = "the connection closed"
             except websocket.WebSocketBadStatusException as exc:  # its text carries headers and body
                 if exc.status_code == 401:
-                    log.warning("Plex notifications at %s: Plex rejected the token (HTTP 401); not "
-                                "asking again until the token changes or a sync succeeds", where)
                     self.connected.clear()
-                    self._on_rejected()
+                    if self._serves_library():
+                        log.warning("Plex notifications at %s: Plex refuses them to this token (HTTP 401) but "
+                                    "serves it the library: a token of a user the owner shared the server "
+                                    "with? Following Plex stays off until the token changes; syncs run as "
+                                    "scheduled", where)
+                        self._on_refused()
+                    else:
+                        log.warning("Plex notifications at %s: Plex rejected the token (HTTP 401); not "
+                                    "asking again until the token changes or a sync succeeds", where)
+                        self._on_rejected()
                     return
                 reason = f"HTTP {exc.status_code}"
                 asked = retry_after(exc.status_code, exc.resp_headers)
@@ -112,6 +121,15 @@ class NotificationListener:
             log.warning("Plex notifications at %s: %s; reconnecting in %.0f s", where, reason, delay)
             self._backoff.sleep(delay)
             attempt += 1
+
+    def _serves_library(self) -> bool:
+        """Whether Plex answers a library request with this token (a 401 on the websocket alone
+        is a user Plex serves the library but not its notifications: not the owner)."""
+        try:
+            ItemFetcher(self._url, self._token, timeout=self._timeout, verify_ssl=self._verify_ssl).sections()
+        except FetchFailed:
+            return False
+        return True
 
     def _follow(self, where: str) -> None:
         """Connect and read frames until the connection ends or stop() is called."""

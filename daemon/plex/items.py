@@ -90,11 +90,14 @@ class ItemFetcher:
         root = self._get("/identity")
         return root.get("machineIdentifier") or ""
 
+    def sections(self) -> list[tuple[str | None, str | None, str | None]]:
+        """(key, title, type) of the server's library sections, in Plex's order."""
+        root = self._get("/library/sections")
+        return [(d.get("key"), d.get("title"), d.get("type")) for d in root.iter("Directory")]
+
     def section_key(self, library: str) -> str | None:
         """The key of the music section ``library`` names now (`sections.music_section`); None: none."""
-        root = self._get("/library/sections")
-        sections = ((d.get("key"), d.get("title"), d.get("type")) for d in root.iter("Directory"))
-        return music_section(sections, library)
+        return music_section(self.sections(), library)
 
     def _metadata(self, keys: list[str]) -> Iterator[tuple[list[str], ET.Element | None]]:
         """(keys asked, answer) of batched ``/library/metadata/k1,k2,...`` requests, ``BATCH`` keys

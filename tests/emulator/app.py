@@ -56,8 +56,12 @@ def container_params(request: web.Request) -> tuple[int | None, int | None]:
 class PlexEmulator:
     def __init__(self, library: Library, *, token: str = "test-token", host: str = "127.0.0.1",
                  port: int = 0, slow_seconds: float = 5.0, render_seconds_per_track: float = 0.0,
-                 other_music: Iterable[Library] = ()):
+                 other_music: Iterable[Library] = (), shared_tokens: Iterable[str] = ()):
         self.library = library
+        # tokens of users the owner shared the library with: Plex serves them the library but
+        # refuses them its notification websocket (HTTP 401; PlexKodiConnect#97's server log:
+        # "authenticating user as guest", then 401 for /:/websockets/notifications)
+        self.shared_tokens = set(shared_tokens)
         # more music sections of the same server (another library, "Audiobooks" say), each a
         # Library of its own section key and rating keys; ``library`` is the one tests sync
         self.other_music = list(other_music)
@@ -277,7 +281,7 @@ class PlexEmulator:
     # ---- middleware: auth, faults, logging ------------------------------------------
     def _authorized(self, request: web.Request) -> bool:
         tok = request.headers.get("X-Plex-Token") or request.query.get("X-Plex-Token")
-        return tok == self.token
+        return tok == self.token or tok in self.shared_tokens and request.path != "/:/websockets/notifications"
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler):
