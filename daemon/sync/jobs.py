@@ -47,7 +47,8 @@ class Syncer:
         self._config = config  # current Config (SIGHUP may replace it)
         self._publish = publish
         self.job: SyncJob | None = None
-        self._job_server: tuple[str, str] | None = None  # (machineIdentifier, friendlyName) once the job knows
+        # (machineIdentifier, friendlyName, music section key) once the job's worker knows
+        self._job_server: tuple[str, str, str | None] | None = None
         self._task: asyncio.Task | None = None
         self._worker: WorkerProcess | None = None
         self._spare = Spare(worker_env)  # a worker started ahead, for the next incremental job
@@ -199,8 +200,7 @@ class Syncer:
         it only records the sync. None: run the worker."""
         cfg = self._config()
         state = await self._store.state()
-        section_id = state.plex_section_id or self.section_id  # (a cache synced before it was kept has none)
-        if job.mode != "incremental" or section_id is None or not self._can_apply_changes(state):
+        if job.mode != "incremental" or self.section_id is None or not self._can_apply_changes(state):
             return None
         since = await self._store.changes_since(CHANGES_OVERLAP)
         if since is None:
@@ -209,7 +209,7 @@ class Syncer:
         if not await asyncio.to_thread(
                 nothing_changed, url=cfg.plex.url, token=cfg.plex.token, timeout=cfg.plex.timeout,
                 verify_ssl=cfg.plex.verify_ssl, server_id=state.plex_server_id, library=cfg.plex.library,
-                section_id=section_id, since=since, track_count=state.track_count):
+                section_id=self.section_id, since=since, track_count=state.track_count):
             job.phase = "starting"
             return None
         self.plex_reachable = True
@@ -350,7 +350,7 @@ class Syncer:
                 job.trigger = "server_change"
         elif known:
             self.server_changed = False
-        self._job_server = (msg["server_id"], msg["server_name"])
+        self._job_server = (msg["server_id"], msg["server_name"], msg.get("section_id"))
 
     async def _swap(self, job: SyncJob, done: dict, t0: float) -> None:
         job.phase = "swapping"
@@ -359,8 +359,7 @@ class Syncer:
         job.skipped = dict(done.get("skipped") or {})
         job.current = job.total = done["track_count"]
         changed = bool(job.added or job.updated or job.removed)
-        server_id, server_name = self._job_server or (None, None)
-        section_id = self.section_id if self._job_server else None  # what this job's worker read
+        server_id, server_name, section_id = self._job_server or (None, None, None)
         # A change set applied from notifications alone read only what Plex named: the next
         # incremental sync still reads every change since the last sync that read them all.
         through = None if done.get("notified_only") else job.started_at

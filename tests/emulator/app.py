@@ -172,7 +172,7 @@ class PlexEmulator:
 
     def _owner(self, key: str) -> Library:
         """The library holding item ``key`` (``library`` if none does: it answers 404)."""
-        return next((lib for lib in self.other_music if key in lib.albums or key in lib.artists), self.library)
+        return next((lib for lib in self.other_music if lib.holds(key)), self.library)
 
     def stop(self) -> None:
         for lib in self._libraries():

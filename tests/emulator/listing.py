@@ -223,7 +223,7 @@ def serve_listing(lib: Library, sid: str, query, start: int | None, size: int | 
 def _metadata(lib: Library, keys: str, others: Sequence[Library] = ()) -> bytes:
     parts = []
     for k in keys.split(","):
-        holder = next((x for x in (lib, *others) if k in x.tracks or k in x.albums or k in x.artists), lib)
+        holder = next((x for x in (lib, *others) if x.holds(k)), lib)
         with holder.lock:
             if k in holder.tracks:
                 parts.append(holder.raw_full_xml.get(k) or render.track_fragment(holder, k))

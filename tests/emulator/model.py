@@ -166,6 +166,10 @@ class Library:
             self._next_key += 1
             return str(self._next_key)
 
+    def holds(self, key: str) -> bool:
+        """Whether ``key`` is an item of this section (a track, an album or an artist)."""
+        return key in self.tracks or key in self.albums or key in self.artists
+
     def put_artist(self, a: Artist) -> None:
         self.artists[a.rating_key] = a
         self._artist_order = self._artists_by_updated = None
