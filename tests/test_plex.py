@@ -90,8 +90,8 @@ def test_unreachable_names_the_url():
 
 @pytest.mark.parametrize("bypass", [False, True])
 def test_the_proxy_variables_are_honoured_on_every_connection(plex_emulator, monkeypatch, bypass):
-    """The sessions read the environment once (plex/fetchers.py, ``plex_session``, which makes the
-    concurrent requests' sessions too), not for each request as requests does: ``http_proxy``
+    """The session reads the environment once (plex/transport.py, ``plex_session``; the urllib3 pool of
+    the requests after connecting takes its settings), not for each request as requests does: ``http_proxy``
     must still take the requests there, and ``no_proxy`` must still exempt Plex's host."""
     with socket.socket() as s:  # a proxy nobody runs
         s.bind(("127.0.0.1", 0))

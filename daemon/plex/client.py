@@ -1,9 +1,9 @@
 """The daemon's only door to Plex (and its only importer of plexapi).
 
 plexapi is used for what it is good at — connecting, server identity, finding the
-music section. Bulk data (track pages, album genres) is fetched as raw XML through
-the same ``requests`` session with explicit ``X-Plex-Container-Start/Size`` headers
-and read with lxml: no plexapi objects (slow, and they auto-reload on ``None``
+music section. Bulk data (track pages, album genres) is fetched as raw XML, over
+urllib3 with the connecting session's proxy and TLS settings (`transport.Transport`),
+with explicit ``X-Plex-Container-Start/Size`` headers, and read with lxml: no plexapi objects (slow, and they auto-reload on ``None``
 attributes), no plexapi paging loop (it skips items when a page comes back short).
 
 Every failure surfaces as a :class:`PlexError` subclass whose message is meant for
@@ -27,6 +27,7 @@ from typing import Callable, Iterator  # noqa: E402
 import plexapi  # noqa: E402
 import plexapi.exceptions as plex_exc  # noqa: E402
 import requests  # noqa: E402
+import urllib3  # noqa: E402
 from lxml import etree  # noqa: E402
 from plexapi.server import PlexServer  # noqa: E402
 
@@ -41,7 +42,8 @@ from .ledger import KeyLedger, PlexCountMismatch  # noqa: E402
 from .redact import redact, safe_url  # noqa: E402
 from .sections import MUSIC, music_section, same_name  # noqa: E402
 from .xml import strict_parser  # noqa: E402
-from .fetchers import Fetchers, plex_session  # noqa: E402
+from .fetchers import Fetchers  # noqa: E402
+from .transport import Transport, plex_session  # noqa: E402
 
 plexapi.CONFIG.data = {}  # in case plexapi was imported before us with a user config
 
@@ -71,6 +73,10 @@ class PlexLibrary(TrackReads, AlbumReads):
                  concurrent_pages: int = 1):
         self._server = server
         self._session: requests.Session = server._session
+        self.concurrent_pages = max(1, int(concurrent_pages))
+        # every request after connecting, from any thread (a listing's fetch threads, a reader's
+        # genre thread and its prefetch beside the main thread): a connection each, kept alive
+        self._transport = Transport.like(self._session, url, connections=2 * self.concurrent_pages + 2)
         self._base = url.rstrip("/")
         self._token = token
         self.url = safe_url(url)
@@ -82,7 +88,6 @@ class PlexLibrary(TrackReads, AlbumReads):
         self._parsers = threading.local()
         self._last_total: int | None = None
         self.ledger = KeyLedger()  # the last track listing's accounting
-        self.concurrent_pages = max(1, int(concurrent_pages))
         self._slim = True  # False once a server refused the slim listing parameters
         self._pool: Fetchers | None = None  # `_fetch_each`'s threads, made at first use
         self._pool_lock = threading.Lock()
@@ -176,10 +181,11 @@ class PlexLibrary(TrackReads, AlbumReads):
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
-        try:
-            self._session.close()
-        except Exception:  # noqa: BLE001
-            pass
+        for closing in (self._session, self._transport):
+            try:
+                closing.close()
+            except Exception:  # noqa: BLE001
+                pass
 
     def __enter__(self) -> "PlexLibrary":
         return self
@@ -189,8 +195,7 @@ class PlexLibrary(TrackReads, AlbumReads):
 
     # ---- raw requests with retries ------------------------------------------------------
     def _fetch(self, path: str, *, what: str, headers: dict | None = None,
-               params: dict | None = None, parse: Callable | None = None,
-               session: requests.Session | None = None):
+               params: dict | None = None, parse: Callable | None = None):
         """GET path; return the parsed MediaContainer (or ``parse(body)``). Retries
         5xx/408/429, timeouts, dropped connections and unparseable bodies
         ``self.retries`` times with backoff (`retry`: a 429/503's Retry-After is honoured).
@@ -203,12 +208,12 @@ class PlexLibrary(TrackReads, AlbumReads):
         def attempt():
             self.request_count += 1
             try:
-                resp = (session or self._session).get(url, headers=hdrs, params=params, timeout=self.timeout)
-                body = resp.content
+                resp = self._transport.get(url, headers=hdrs, params=params, timeout=self.timeout)
+                body = resp.body
                 self.bytes_received += len(body)
-            except requests.exceptions.RequestException as exc:
+            except urllib3.exceptions.HTTPError as exc:
                 raise _Retryable("net", connection_reason(exc, self.timeout)) from None
-            status = resp.status_code
+            status = resp.status
             if status == 401:
                 raise PlexUnauthorized(
                     f"Plex at {self.url} rejected the token (HTTP 401 Unauthorized) for "

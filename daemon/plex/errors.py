@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import requests
+import urllib3
 
 
 class PlexError(Exception):
@@ -34,21 +35,25 @@ class PlexBadResponse(PlexError):
 
 
 def connection_reason(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, requests.exceptions.SSLError):
-        if "WRONG_VERSION_NUMBER" in str(exc) or "wrong version number" in str(exc):
-            return "the server does not speak TLS on this port (try http:// in plex.url)"
-        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-            return ("TLS certificate verification failed (for a self-signed certificate set "
-                    "plex.verify_ssl: false)")
-        return ("TLS handshake or certificate verification failed (for a self-signed "
-                "certificate set plex.verify_ssl: false)")
-    if isinstance(exc, requests.exceptions.Timeout):
-        return f"timed out after {timeout:g}s"
+    """A short reason for a failed request: requests' errors (plexapi's connection) and urllib3's
+    (every request after it, `transport.Transport`), which wrap the cause (a retry's MaxRetryError
+    holds the refused connection or the timeout)."""
     chain, e = [], exc
     while e is not None and len(chain) < 10:
         chain.append(e)
         e = e.__cause__ or e.__context__ or (e.args[0] if e.args and isinstance(e.args[0], BaseException) else None)
     text = " ".join(f"{type(c).__name__} {c}" for c in chain)
+    if any(isinstance(c, (requests.exceptions.SSLError, urllib3.exceptions.SSLError)) for c in chain):
+        if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
+            return "the server does not speak TLS on this port (try http:// in plex.url)"
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            return ("TLS certificate verification failed (for a self-signed certificate set "
+                    "plex.verify_ssl: false)")
+        return ("TLS handshake or certificate verification failed (for a self-signed "
+                "certificate set plex.verify_ssl: false)")
+    if any(isinstance(c, (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError))
+           and not isinstance(c, urllib3.exceptions.NewConnectionError) for c in chain):  # (one of urllib3's)
+        return f"timed out after {timeout:g}s"
     if any(isinstance(c, ConnectionRefusedError) for c in chain) or "refused" in text.lower():
         return "connection refused"
     if "Name or service not known" in text or "nodename nor servname" in text \

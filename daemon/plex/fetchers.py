@@ -1,4 +1,4 @@
-"""Requests of one Plex library on several threads at once, each thread with its own connection.
+"""Requests of one Plex library on several threads at once.
 
 One rule for every kind of request that can overlap: ``sync.concurrent_pages``
 requests in flight while the caller parses the answers that arrived (Plex's
@@ -8,12 +8,8 @@ of paths (album tracks, batched metadata).
 """
 from __future__ import annotations
 
-import os
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable
-
-import requests
 
 if TYPE_CHECKING:
     from .client import PlexLibrary
@@ -23,26 +19,8 @@ def _raw(body: bytes) -> bytes:
     return body
 
 
-def plex_session(url: str, verify: bool | str) -> requests.Session:
-    """A ``requests`` session for the Plex server at ``url``, the environment read once.
-
-    requests reads the proxy variables (``*_proxy``, ``no_proxy``) and the CA-bundle ones
-    (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``) again for every request: ~0.3 ms of a
-    request's ~0.9 ms here, a third of each of the small batched requests an incremental sync
-    makes (docs/PERFORMANCE.md). Every request goes to this one server, so they are read here
-    as requests reads them for its URL, and the session is told not to read them again.
-    ``~/.netrc`` is not read: Plex authenticates by token, in a header."""
-    session = requests.Session()
-    session.trust_env = False
-    session.proxies.update(requests.utils.get_environ_proxies(url))  # no_proxy honoured
-    if verify is True:
-        verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-    session.verify = verify
-    return session
-
-
 class Fetchers:
-    """Requests of one `PlexLibrary` on ``n`` threads, each thread with its own connection.
+    """Requests of one `PlexLibrary` on ``n`` threads (their connections from its `Transport`'s pool).
 
     ``submit`` returns a future of the raw body; HTTP errors and retries are
     `PlexLibrary._fetch`'s, in the fetching thread. The caller parses.
@@ -51,30 +29,15 @@ class Fetchers:
     def __init__(self, lib: "PlexLibrary", n: int):
         self._lib = lib
         self._pool = ThreadPoolExecutor(n, thread_name_prefix="plex-pages")
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._sessions: list[requests.Session] = []
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = plex_session(self._lib._base, self._lib._session.verify)
-            with self._lock:
-                self._sessions.append(session)
-        return session
 
     def _get(self, path: str, what: str, params: dict | None, headers: dict | None) -> bytes:
-        return self._lib._fetch(path, params=params, what=what, parse=_raw, session=self._session(),
-                                headers=headers)
+        return self._lib._fetch(path, params=params, what=what, parse=_raw, headers=headers)
 
     def submit(self, path: str, what: str, params: dict | None = None, headers: dict | None = None) -> Future:
         return self._pool.submit(self._get, path, what, params, headers)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        with self._lock:
-            for session in self._sessions:
-                session.close()
 
 
 class Prefetch(Fetchers):

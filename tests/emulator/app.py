@@ -12,6 +12,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import threading
 import uuid
 from typing import Iterable
@@ -56,8 +57,10 @@ def container_params(request: web.Request) -> tuple[int | None, int | None]:
 class PlexEmulator:
     def __init__(self, library: Library, *, token: str = "test-token", host: str = "127.0.0.1",
                  port: int = 0, slow_seconds: float = 5.0, render_seconds_per_track: float = 0.0,
-                 other_music: Iterable[Library] = (), shared_tokens: Iterable[str] = ()):
+                 other_music: Iterable[Library] = (), shared_tokens: Iterable[str] = (),
+                 tls: ssl.SSLContext | None = None):
         self.library = library
+        self.tls = tls  # served over https (and wss) with this server context
         # tokens of users the owner shared the library with: Plex serves them the library but
         # refuses them its notification websocket (HTTP 401; PlexKodiConnect#97's server log:
         # "authenticating user as guest", then 401 for /:/websockets/notifications)
@@ -92,11 +95,11 @@ class PlexEmulator:
     # ---- lifecycle ----------------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}/:/websockets/notifications?X-Plex-Token={self.token}"
+        return f"{'wss' if self.tls else 'ws'}://{self.host}:{self.port}/:/websockets/notifications?X-Plex-Token={self.token}"
 
     def start(self) -> "PlexEmulator":
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -150,7 +153,7 @@ class PlexEmulator:
         app.router.add_get("/:/websockets/notifications", self._websocket)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        await web.SockSite(self._runner, sock, ssl_context=self.tls).start()
         self._outbox = asyncio.Queue()
         self._broadcaster = asyncio.ensure_future(self._broadcast_loop())
 

@@ -1,0 +1,125 @@
+"""The requests after connecting (plex/transport.py: urllib3, not requests) over TLS and through a
+proxy, as plexapi's connection goes: a real TLS server (the emulator with a self-signed certificate,
+tests/fixtures/tls) and a real forwarding proxy on a socket."""
+from __future__ import annotations
+
+import contextlib
+import ssl
+import threading
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import urllib3
+
+from mediasaged.plex.client import PlexLibrary
+from mediasaged.plex.errors import PlexUnreachable, connection_reason
+from mediasaged.plex.transport import Transport, plex_session
+from tests.emulator import PlexEmulator, generate_library
+from tests.emulator.fixtures import EMULATOR_TOKEN
+
+pytestmark = pytest.mark.timeout(30)
+TLS = Path(__file__).parent / "fixtures" / "tls"  # CN 127.0.0.1, valid until 2126 (README there)
+
+
+@pytest.fixture
+def tls_emulator():
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(TLS / "cert.pem", TLS / "key.pem")
+    with PlexEmulator(generate_library(300, seed=3), token=EMULATOR_TOKEN, tls=context) as emu:
+        yield emu
+
+
+def read_through(emu: PlexEmulator, **kw) -> None:
+    """Connect (plexapi, requests), then one request in sequence and four on fetch threads (the transport)."""
+    with PlexLibrary.connect(emu.url, emu.token, "Music", timeout=5, retries=0, concurrent_pages=3, **kw) as p:
+        assert p.track_count() == len(emu.library.tracks)
+        p.COUNT_BATCH = 10
+        keys = sorted(emu.library.tracks, key=int)[:40]
+        assert sorted(p.tracks_present(keys), key=int) == keys
+
+
+def test_https_without_verification(tls_emulator):
+    read_through(tls_emulator, verify_ssl=False)
+    assert sum("/library/metadata/" in line for line in tls_emulator.request_log) == 4
+
+
+def test_https_verified_against_a_ca_bundle_from_the_environment(tls_emulator, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(TLS / "cert.pem"))
+    read_through(tls_emulator, verify_ssl=True)
+    assert sum("/library/metadata/" in line for line in tls_emulator.request_log) == 4
+
+
+def test_https_with_an_unknown_certificate_says_how_to_accept_it(tls_emulator, monkeypatch):
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    with pytest.raises(PlexUnreachable) as ei:
+        read_through(tls_emulator, verify_ssl=True)
+    assert "certificate verification failed" in str(ei.value) and "plex.verify_ssl: false" in str(ei.value)
+
+
+class _Forward(BaseHTTPRequestHandler):
+    """A forwarding HTTP proxy: the absolute URI of each GET is fetched (directly) and answered back."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.server.seen.append(self.path)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "proxy-connection")}
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with direct.open(urllib.request.Request(self.path, headers=headers), timeout=5) as resp:
+                status, answer_headers, body = resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as exc:
+            status, answer_headers, body = exc.code, exc.headers, exc.read()
+        self.send_response(status)
+        for name, value in answer_headers.items():
+            if name.lower() not in ("connection", "transfer-encoding", "content-length"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def forwarding_proxy():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Forward)
+    server.seen = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", server.seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_every_request_goes_through_the_proxy_of_the_environment(plex_emulator, monkeypatch):
+    with forwarding_proxy() as (proxy, seen):
+        monkeypatch.setenv("http_proxy", proxy)
+        monkeypatch.setenv("no_proxy", "")
+        read_through(plex_emulator)
+    paths = [urlsplit(uri).path for uri in seen]
+    assert "/library/sections" in paths  # plexapi's connection
+    assert paths.count(f"/library/sections/{plex_emulator.library.section_key}/all") == 1  # the count, in sequence
+    assert sum(p.startswith("/library/metadata/") for p in paths) == 4  # the fetch threads'
+    assert len(seen) == plex_emulator.request_count
+
+
+def test_the_transport_itself_refuses_an_unknown_certificate(tls_emulator, monkeypatch):
+    """Its own verification, not only plexapi's connection's: a transport made like a verifying session."""
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    transport = Transport.like(plex_session(tls_emulator.url, True), tls_emulator.url, connections=1)
+    with pytest.raises(urllib3.exceptions.HTTPError) as ei:
+        transport.get(tls_emulator.url + "/identity", headers={}, params=None, timeout=5)
+    assert "certificate verification failed" in connection_reason(ei.value, 5)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(TLS / "cert.pem"))
+    transport = Transport.like(plex_session(tls_emulator.url, True), tls_emulator.url, connections=1)
+    assert transport.get(tls_emulator.url + "/identity", headers={}, params=None, timeout=5).status == 200
