@@ -38,24 +38,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import Rpc, daemon, wait_job  # noqa: E402
+from benchlib import Rpc, daemon, timed_job  # noqa: E402
 
 from mediasaged.daemon import PLEX_QUIET  # noqa: E402
 from tests.emulator import PlexEmulator, generate_library  # noqa: E402
 from tests.emulator.render import prerender  # noqa: E402
 
 
-def timed_sync(rpc: Rpc, mode: str, emu: PlexEmulator) -> tuple[float, int]:
-    """(seconds from sync.start to the job's end, requests the emulator served meanwhile).
+def timed_sync(rpc: Rpc, path: Path, mode: str, emu: PlexEmulator) -> tuple[float, int]:
+    """(seconds from sync.start to the job's ``sync.finished`` event, requests the emulator served
+    meanwhile).
 
     What the case's edits changed is rendered first, as the whole library was before the
     full sync: the emulator then answers every case at the same pace (only
     ``--render-us-per-track`` stands for the time a server takes to render a track)."""
     prerender(emu.library)
     emu.request_log.clear()
-    t0 = time.perf_counter()
-    job = wait_job(rpc, rpc.call("sync.start", mode=mode)["job_id"], interval=0.005)
-    elapsed = time.perf_counter() - t0
+    elapsed, job = timed_job(rpc, path, mode)
     if job["state"] != "succeeded":
         raise SystemExit(f"sync failed: {job}")
     return elapsed, len(emu.request_log)
@@ -99,15 +98,15 @@ def run(tracks: int, cases: set[str], render_us: float = 0.0, listing_counts: bo
     with PlexEmulator(lib, token="bench-token", render_seconds_per_track=render_us / 1e6) as emu, \
             daemon(emu.url, "bench-token", plex_events=False) as (proc, path):
         rpc = Rpc(path)
-        out["full"], requests["full"] = timed_sync(rpc, "full", emu)
+        out["full"], requests["full"] = timed_sync(rpc, path, "full", emu)
         os.sync()  # the full sync's last gigabytes (at 1M) reach the disk now, not during the next case
         keys = sorted(lib.tracks, key=int)
         albums = sorted(lib.albums, key=int)
         if "unchanged" in cases:
-            out["unchanged"], requests["unchanged"] = timed_sync(rpc, "incremental", emu)
+            out["unchanged"], requests["unchanged"] = timed_sync(rpc, path, "incremental", emu)
         for k in rng.sample(keys, 10):
             emu.edit_track(k, title=f"Edited {k}")
-        out["10 edited"], requests["10 edited"] = timed_sync(rpc, "incremental", emu)
+        out["10 edited"], requests["10 edited"] = timed_sync(rpc, path, "incremental", emu)
         if "1%" in cases:
             edit = rng.sample(keys, tracks // 100)
             for k in edit:
@@ -117,10 +116,10 @@ def run(tracks: int, cases: set[str], render_us: float = 0.0, listing_counts: bo
             for i in range(tracks // 1000):
                 emu.add_track(title=f"Added {i}", album_key=rng.choice(albums))
             case = "1% edited, 0.1% added, 0.1% deleted"
-            out[case], requests[case] = timed_sync(rpc, "incremental", emu)
+            out[case], requests[case] = timed_sync(rpc, path, "incremental", emu)
         if "album genres" in cases:
             emu.set_album_genres(rng.choice(albums), ["Krautrock", "Ambient", "Drone"])
-            out["one album's genres"], requests["one album's genres"] = timed_sync(rpc, "incremental", emu)
+            out["one album's genres"], requests["one album's genres"] = timed_sync(rpc, path, "incremental", emu)
         # follow Plex's notifications from here on
         config = path.parent / "config.yaml"
         config.write_text(config.read_text().replace("plex_events: false", "plex_events: true"))

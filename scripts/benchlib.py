@@ -91,6 +91,23 @@ def daemon(url: str, token: str, work: Path | None = None, log_level: str = "war
             subprocess.run(["rm", "-rf", str(work)])
 
 
+def timed_job(rpc: Rpc, path: Path, mode: str) -> tuple[float, dict]:
+    """Start a sync and wait for its ``sync.finished`` event (on a connection of its own): (seconds
+    from the call to the event, the job). The daemon pushes the event once the outcome is recorded,
+    so the time carries no polling interval (`wait_job` adds up to its ``interval``)."""
+    events = Rpc(path)
+    try:
+        events.call("events.subscribe", events=["sync.finished"])
+        t0 = time.perf_counter()
+        job_id = rpc.call("sync.start", mode=mode)["job_id"]
+        while True:
+            msg = json.loads(events.file.readline())
+            if msg.get("method") == "sync.finished" and msg["params"]["job_id"] == job_id:
+                return time.perf_counter() - t0, msg["params"]
+    finally:
+        events.close()
+
+
 def tree_rss_kib(pid: int) -> int:
     """Resident memory of a process and all its descendants, in KiB."""
     total = 0

@@ -129,8 +129,9 @@ class AlbumReads:
             yield key, rows
 
     def genres_of_albums(self, keys: list[str]) -> dict[str, list[str]]:
-        """Album ratingKey -> its full genre list (empty lists included) for ``keys``."""
-        return self._genres_from_metadata(keys, keep_empty=True)
+        """Album ratingKey -> its full genre list (empty lists included) for ``keys`` (the albums of an
+        incremental sync's changed tracks: ``COUNT_BATCH`` a request, ~1,000 albums in 4 requests)."""
+        return self._genres_from_metadata(keys, self.COUNT_BATCH, keep_empty=True)
 
     def _genre_choices(self) -> list[tuple[str, str]]:
         root = self._fetch(f"/library/sections/{self.section_id}/genre", params={"type": "9"},

@@ -22,7 +22,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from collections import deque  # noqa: E402
 import urllib.parse  # noqa: E402
-from typing import Callable, Iterator  # noqa: E402
+from typing import Callable, Iterator, NamedTuple  # noqa: E402
 
 import plexapi  # noqa: E402
 import plexapi.exceptions as plex_exc  # noqa: E402
@@ -55,6 +55,14 @@ __all__ = ["PlexError", "PlexUnauthorized", "PlexUnreachable", "SectionNotFound"
 
 MAX_BACKOFF = 30.0  # seconds: the longest wait between retries of our own choosing
 _NOT_FOUND_FAILS = object()  # `_fetch_each`: an HTTP 404 is an error
+
+
+class Section(NamedTuple):
+    """A library section as ``/library/sections`` lists it."""
+
+    key: str
+    title: str
+    type: str | None
 
 
 class _Retryable(retry.Retryable):
@@ -117,10 +125,13 @@ class PlexLibrary(TrackReads, AlbumReads):
             import urllib3
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
-        def attempt() -> tuple[PlexServer, list]:
+        def attempt() -> tuple[PlexServer, list[Section]]:
             try:
                 server = PlexServer(url, token, session=session, timeout=timeout)
-                return server, server.library.sections()
+                # the sections straight from their list (plexapi's `library.sections()` asks
+                # `/library` first: a request more before the sync's first)
+                return server, [Section(str(d.get("key")), d.get("title") or "", d.get("type"))
+                                for d in server.query("/library/sections").iter("Directory")]
             except Exception as exc:  # noqa: BLE001 - translated
                 raise cls._translate(exc, safe, token, timeout) from None
 
@@ -134,7 +145,7 @@ class PlexLibrary(TrackReads, AlbumReads):
         except PlexError:
             session.close()
             raise
-        key = music_section(((str(s.key), s.title, s.type) for s in sections), library)
+        key = music_section(sections, library)
         if key is None:
             matches = [s for s in sections if same_name(s.title, library)]
             listing = ", ".join(f"{s.title!r} ({'music' if s.type == MUSIC else s.type})"
@@ -145,7 +156,7 @@ class PlexLibrary(TrackReads, AlbumReads):
             raise SectionNotFound(redact(
                 f"Library section {library!r} {why} on Plex server "
                 f"{server.friendlyName!r} at {safe}; sections: {listing} (plex.library)", token))
-        section = next(s for s in sections if str(s.key) == key)
+        section = next(s for s in sections if s.key == key)
         return cls(server, section, url=url, token=token, timeout=timeout, retries=retries,
                    backoff=backoff, sleep=sleep, concurrent_pages=concurrent_pages)
 
