@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from mediasaged.plex.body import clean_xml
-from mediasaged.plex.xml import ItemParser, NumberScan
+from mediasaged.plex.xml import ItemParser, NumberScan, _single_quoted
 from tests.emulator.model import MUSIC_SECTION_ID
 
 WANTED = ("ratingKey", "leafCount")
@@ -164,3 +164,12 @@ def test_generated_pages_give_what_lxml_gives(albums, seed, raw_gt):
         assert scanned is not None
     assert scanned in (None, lxml_answer(body))
     assert scan(body) == lxml_answer(body)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([b"=", b"'", b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c", b"a", b'"']),
+                max_size=40).map(b"".join))
+def test_single_quotes_are_told_as_the_regex_tells_them(body):
+    """The scan's own test for a single-quoted attribute (one look at each ``'``) says what
+    ``=\\s*'`` says, on any mix of ``=``, quotes and XML's (and the regex's) whitespace."""
+    assert _single_quoted(body) == (re.search(rb"=\s*'", body) is not None)

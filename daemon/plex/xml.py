@@ -143,7 +143,7 @@ class NumberScan:
 
     def _scan(self, body: bytes) -> tuple[dict, list[tuple]] | None:
         head = body.find(b"<MediaContainer")
-        if head < 0 or _SINGLE_QUOTED.search(body) or not body.rstrip().endswith(b"</MediaContainer>"):
+        if head < 0 or _single_quoted(body) or not body.rstrip().endswith(b"</MediaContainer>"):
             return None
         head_end = body.find(b"<", head + 1)
         container = {}
@@ -179,6 +179,21 @@ def _tag_end(body: bytes, start: int, end: int) -> int:
     return close
 
 
+def _single_quoted(body: bytes) -> bool:
+    """Whether an attribute value in ``body`` is single-quoted (``name='…'``, whitespace allowed after
+    the ``=``): each ``'`` is looked at (titles hold a few), where one regex over the whole answer
+    took ~0.12 ms of a 160 KB answer's ~0.7 ms scan."""
+    at = body.find(b"'")
+    while at >= 0:
+        i = at - 1
+        while i >= 0 and body[i] in _XML_SPACE_OR_VT:
+            i -= 1
+        if i >= 0 and body[i] == 0x3D:  # =
+            return True
+        at = body.find(b"'", at + 1)
+    return False
+
+
 def _number_pattern(name: str) -> re.Pattern[bytes]:
     return re.compile(re.escape(name.encode()) + rb'="([0-9]*)"')
 
@@ -195,7 +210,7 @@ def _number(body: bytes, pattern: re.Pattern[bytes], start: int, end: int) -> st
 _CONTAINER_NUMBERS = [(name, _number_pattern(name)) for name in ("size", "totalSize", "offset")]
 _SPACE = b" \t\n\r"  # XML's whitespace (``in`` tests one byte, as an int)
 _AFTER_NAME = _SPACE + b">/"
-_SINGLE_QUOTED = re.compile(rb"=\s*'")
+_XML_SPACE_OR_VT = b" \t\n\r\x0b\x0c"  # what a bytes regex's \s is
 
 
 def strict_parser() -> etree.XMLParser:
