@@ -111,7 +111,7 @@ async def test_a_refused_played_since_listing_leaves_the_rest_of_the_sync_standi
 
 async def test_the_genres_of_a_change_set_are_read_in_one_batched_pass(synced_daemon, plex_emulator):
     """The albums' genres that changed tracks inherit are asked once for the whole change set
-    (100 albums a request), not once per page of the "changed since" listing."""
+    (250 albums a request), not once per page of the "changed since" listing."""
     emu = plex_emulator
     before = expected_library(emu)
     # albums with a year: their tracks' listing has parentYear, so no album year is fetched either
@@ -129,6 +129,28 @@ async def test_the_genres_of_a_change_set_are_read_in_one_batched_pass(synced_da
     assert_mirror(await cached_library(synced_daemon), expected_library(emu))
     metadata = [p for p in emu.request_log if p.startswith("/library/metadata/") and "/children" not in p]
     assert len(metadata) == 1, metadata
+
+
+async def test_the_years_of_albums_without_one_come_with_their_genres(synced_daemon, plex_emulator):
+    """A track of an album without a year has no year in a listing (no ``parentYear``), the form
+    older servers write for every track; its album's year is read where its genres are, in the
+    change set's one batched pass, not asked again."""
+    emu = plex_emulator
+    before = expected_library(emu)
+    album = next(a for a in sorted(emu.library.albums, key=int) if emu.library.albums[a].year is None
+                 and any(row["album_rating_key"] == a for row in before.values()))
+    edited = [k for k, row in before.items() if row["album_rating_key"] == album]
+    for key in edited:
+        emu.edit_track(key, title=f"Edited {key}")
+    emu.request_log.clear()
+
+    job = await incremental(synced_daemon)
+
+    assert job["updated"] == len(edited)
+    assert_mirror(await cached_library(synced_daemon), expected_library(emu))
+    asked = [p for p in emu.request_log if p.startswith("/library/metadata/") and album in p.split("?")[0]
+             .removeprefix("/library/metadata/").split(",")]
+    assert len(asked) == 1, asked
 
 
 async def test_an_artist_rename_reaches_all_its_tracks(synced_daemon, plex_emulator):

@@ -1,8 +1,8 @@
 """Album reads of a Plex music section: full genre lists, years, changed albums and artists, track counts
 (and which tracks still exist, for the deletion check).
 
-A mixin of `PlexLibrary` (client.py): it only calls ``self._fetch`` and
-``self._page_headers``. Album listings truncate ``Genre`` at about two tags; the full
+A mixin of `PlexLibrary` (client.py): it calls ``self._fetch`` and ``self._page_headers``,
+and keeps the years the last `genres_of_albums` read (``self._years_read``). Album listings truncate ``Genre`` at about two tags; the full
 list is in ``/library/metadata/{album}`` or behind the genre filter (PLEX_API.md).
 """
 from __future__ import annotations
@@ -130,8 +130,11 @@ class AlbumReads:
 
     def genres_of_albums(self, keys: list[str]) -> dict[str, list[str]]:
         """Album ratingKey -> its full genre list (empty lists included) for ``keys`` (the albums of an
-        incremental sync's changed tracks: ``COUNT_BATCH`` a request, ~1,000 albums in 4 requests)."""
-        return self._genres_from_metadata(keys, self.COUNT_BATCH, keep_empty=True)
+        incremental sync's changed tracks: ``COUNT_BATCH`` a request, ~1,000 albums in 4 requests).
+        Their years come in the same answers: `album_years` asks Plex only for other albums after it
+        (tracks of an album without a year have none in a listing either)."""
+        self._years_read = {}
+        return self._genres_from_metadata(keys, self.COUNT_BATCH, keep_empty=True, years=self._years_read)
 
     def _genre_choices(self) -> list[tuple[str, str]]:
         root = self._fetch(f"/library/sections/{self.section_id}/genre", params={"type": "9"},
@@ -212,8 +215,10 @@ class AlbumReads:
         out.update(full)
         return {k: v for k, v in out.items() if v}
 
-    def _genres_from_metadata(self, keys: list[str], batch: int | None = None, *,
-                              keep_empty: bool = False) -> dict[str, list[str]]:
+    def _genres_from_metadata(self, keys: list[str], batch: int | None = None, *, keep_empty: bool = False,
+                              years: dict[str, int | None] | None = None) -> dict[str, list[str]]:
+        """Album ratingKey -> its full genre list, from batched metadata; ``years``, if given, gets
+        each album's ``year`` (None: it has none)."""
         batch = batch or self.METADATA_BATCH
         out: dict[str, list[str]] = {}
         for root in self._fetch_each(_batches(keys, batch, "album metadata")):
@@ -221,13 +226,18 @@ class AlbumReads:
                 genres = [g.get("tag") or "" for g in el.iterchildren("Genre")]
                 if genres or keep_empty:
                     out[el.get("ratingKey")] = sorted(genres, key=str.casefold)
+                if years is not None:
+                    years[el.get("ratingKey")] = to_int(el.get("year"))
         return out
 
     def album_years(self, keys: list[str]) -> dict[str, int]:
         """Album ratingKey -> its ``year`` (albums without one are absent), from batched
         ``/library/metadata/k1,k2,...``: the fallback for track listings without
-        ``parentYear`` (servers of 2014-2017)."""
-        out: dict[str, int] = {}
+        ``parentYear`` (servers of 2014-2017). Albums whose metadata `genres_of_albums` read last are
+        answered from it."""
+        read = self._years_read
+        out: dict[str, int] = {k: read[k] for k in keys if read.get(k) is not None}  # type: ignore[misc]
+        keys = [k for k in keys if k not in read]
         for root in self._fetch_each(_batches(keys, self.METADATA_BATCH, "album years")):
             for el in root.iterchildren("Directory"):
                 year = to_int(el.get("year"))

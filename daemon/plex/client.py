@@ -97,6 +97,7 @@ class PlexLibrary(TrackReads, AlbumReads):
         self._last_total: int | None = None
         self.ledger = KeyLedger()  # the last track listing's accounting
         self._slim = True  # False once a server refused the slim listing parameters
+        self._years_read: dict[str, int | None] = {}  # album -> year, of the last `genres_of_albums`
         self._pool: Fetchers | None = None  # `_fetch_each`'s threads, made at first use
         self._pool_lock = threading.Lock()
         self.request_count = 0
