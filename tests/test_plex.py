@@ -401,6 +401,26 @@ def test_a_changed_since_listing_comes_in_pages_of_its_own_size_and_skips_nothin
     assert all(f.fired for f in faults)
 
 
+@pytest.mark.parametrize("fault", ["truncate", "cut", "500"])
+def test_a_changed_since_listings_first_page_that_fails_once_is_read_again(plex_emulator, fault):
+    """With pages in flight, a filtered listing's next pages are asked for as soon as the first
+    page's bytes tell its total, before that page is parsed. A first page that is cut, does not
+    parse or fails is fetched again; every change comes once."""
+    lib = plex_emulator.library
+    since = max(t.updated_at for t in lib.tracks.values()) + 1
+    edited = sorted(lib.tracks, key=int)[:700]
+    for rk in edited:
+        plex_emulator.edit_track(rk, user_rating=7.0)
+    broken = plex_emulator.inject_fault(fault, path_contains="updatedAt", page=0, times=1)
+    plex_emulator.page_log.clear()
+    with connect(plex_emulator, concurrent_pages=3, retries=2) as p:
+        changed = all_rows(p, 1000, changed_since=since)
+    assert sorted(r["rating_key"] for r in changed) == sorted(edited)
+    assert broken.fired == 1
+    starts = sorted(start for path, start, _ in plex_emulator.page_log if "updatedAt" in path)
+    assert starts == [0, 0, 250, 500] or starts == [0, 0, 250, 250, 500, 500], starts
+
+
 def _changes_with_deletions(plex_emulator, deletions: int | None):
     """700 tracks edited; while page 1 (from 0) of a "changed since" listing is served, Plex
     deletes a changed track of page 0 (``deletions`` times; None: every time). Returns

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from .client import PlexLibrary
 
 
-def _raw(body: bytes) -> bytes:
+def raw(body: bytes) -> bytes:
+    """`PlexLibrary._fetch`'s ``parse`` for an answer its caller parses."""
     return body
 
 
@@ -31,7 +32,7 @@ class Fetchers:
         self._pool = ThreadPoolExecutor(n, thread_name_prefix="plex-pages")
 
     def _get(self, path: str, what: str, params: dict | None, headers: dict | None) -> bytes:
-        return self._lib._fetch(path, params=params, what=what, parse=_raw, headers=headers)
+        return self._lib._fetch(path, params=params, what=what, parse=raw, headers=headers)
 
     def submit(self, path: str, what: str, params: dict | None = None, headers: dict | None = None) -> Future:
         return self._pool.submit(self._get, path, what, params, headers)
@@ -54,6 +55,11 @@ class Prefetch(Fetchers):
         self._pending: dict[int, Future] = {}
 
     def take(self, start: int, total: int, what: Callable[[int], str]) -> bytes:
+        self.keep(start, total, what)
+        return self._pending.pop(start).result()
+
+    def keep(self, start: int, total: int, what: Callable[[int], str]) -> None:
+        """Have the page at ``start`` and the ``n`` after it (those below ``total``) in flight."""
         wanted = [at for at in range(start, start + (self._n + 1) * self._size, self._size) if at < total]
         for at in [at for at in self._pending if at not in wanted]:
             self._pending.pop(at).cancel()
@@ -61,7 +67,6 @@ class Prefetch(Fetchers):
             if at not in self._pending:
                 self._pending[at] = self.submit(self._path, what(at), self.params,
                                                 self._lib._page_headers(at, self._size))
-        return self._pending.pop(start).result()
 
     def close(self) -> None:
         for future in self._pending.values():

@@ -15,9 +15,9 @@ from lxml import etree
 
 from .attrs import to_int
 from .errors import PlexHTTPError
-from .fetchers import Prefetch
+from .fetchers import Prefetch, raw
 from .ledger import KeyLedger, ShrinkWatch
-from .xml import TrackPageParser
+from .xml import TrackPageParser, container_total
 
 log = logging.getLogger("mediasaged.plex")
 
@@ -122,6 +122,19 @@ class TrackReads:
                         try:
                             container, rows = parse_page(ahead.take(start, total, what))
                         except (etree.XMLSyntaxError, ValueError):  # refetched in sequence, with retries
+                            container, rows = self._fetch(path, params=query, what=what(start), parse=parse_page,
+                                                          headers=self._page_headers(start, page_size))
+                    elif self.concurrent_pages > 1:  # a filtered listing's first page: its total comes with it
+                        body = self._fetch(path, params=query, what=what(start), parse=raw,
+                                           headers=self._page_headers(start, page_size))
+                        hint = container_total(body)
+                        if hint is not None and hint > start + page_size:
+                            # the next pages are asked for while this one is parsed
+                            ahead = Prefetch(self, path, query, page_size, self.concurrent_pages)
+                            ahead.keep(start + page_size, hint, what)
+                        try:
+                            container, rows = parse_page(body)
+                        except (etree.XMLSyntaxError, ValueError):  # fetched again, with retries
                             container, rows = self._fetch(path, params=query, what=what(start), parse=parse_page,
                                                           headers=self._page_headers(start, page_size))
                     else:

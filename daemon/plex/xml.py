@@ -170,6 +170,18 @@ class NumberScan:
         return container, items
 
 
+def container_total(body: bytes) -> int | None:
+    """The ``totalSize`` in an answer's ``<MediaContainer`` tag, read from the bytes (None unless plainly
+    there): a hint that lets a listing's next pages be asked for while this one is parsed; the parse
+    has the last word."""
+    head = body.find(b"<MediaContainer")
+    if head < 0:
+        return None
+    end = body.find(b"<", head + 1)
+    value = _number(body, _CONTAINER_NUMBERS[1][1], head, end if end >= 0 else len(body))
+    return int(value) if value else None
+
+
 def _tag_end(body: bytes, start: int, end: int) -> int:
     """Where the tag that ``start`` is in ends, before ``end`` (the next ``<``): its first ``>``
     outside quotes; -1 if there is none."""
