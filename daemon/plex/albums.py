@@ -2,8 +2,9 @@
 (and which tracks still exist, for the deletion check).
 
 A mixin of `PlexLibrary` (client.py): it calls ``self._fetch`` and ``self._page_headers``,
-and keeps the years the last `genres_of_albums` read (``self._years_read``). Album listings truncate ``Genre`` at about two tags; the full
-list is in ``/library/metadata/{album}`` or behind the genre filter (PLEX_API.md).
+and keeps the years the last `genres_of_albums` read (``self._years_read``). Album listings
+truncate ``Genre`` at about two tags; the full list is in ``/library/metadata/{album}`` or
+behind the genre filter (PLEX_API.md).
 """
 from __future__ import annotations
 

@@ -3,8 +3,9 @@
 plexapi is used for what it is good at — connecting, server identity, finding the
 music section. Bulk data (track pages, album genres) is fetched as raw XML, over
 urllib3 with the connecting session's proxy and TLS settings (`transport.Transport`),
-with explicit ``X-Plex-Container-Start/Size`` headers, and read with lxml: no plexapi objects (slow, and they auto-reload on ``None``
-attributes), no plexapi paging loop (it skips items when a page comes back short).
+with explicit ``X-Plex-Container-Start/Size`` headers, and read with lxml: no plexapi
+objects (slow, and they auto-reload on ``None`` attributes), no plexapi paging loop (it
+skips items when a page comes back short).
 
 Every failure surfaces as a :class:`PlexError` subclass whose message is meant for
 the user and never contains the token (see ``redact``).
@@ -123,7 +124,6 @@ class PlexLibrary(TrackReads, AlbumReads):
         url = safe  # no userinfo, query or fragment: the token travels in a header only
         session = plex_session(url, verify_ssl)
         if not verify_ssl:
-            import urllib3
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
         def attempt() -> tuple[PlexServer, list[Section]]:

@@ -178,7 +178,7 @@ def container_total(body: bytes) -> int | None:
     if head < 0:
         return None
     end = body.find(b"<", head + 1)
-    value = _number(body, _CONTAINER_NUMBERS[1][1], head, end if end >= 0 else len(body))
+    value = _number(body, _TOTAL_SIZE, head, end if end >= 0 else len(body))
     return int(value) if value else None
 
 
@@ -220,6 +220,7 @@ def _number(body: bytes, pattern: re.Pattern[bytes], start: int, end: int) -> st
 
 
 _CONTAINER_NUMBERS = [(name, _number_pattern(name)) for name in ("size", "totalSize", "offset")]
+_TOTAL_SIZE = dict(_CONTAINER_NUMBERS)["totalSize"]
 _SPACE = b" \t\n\r"  # XML's whitespace (``in`` tests one byte, as an int)
 _AFTER_NAME = _SPACE + b">/"
 _XML_SPACE_OR_VT = b" \t\n\r\x0b\x0c"  # what a bytes regex's \s is
