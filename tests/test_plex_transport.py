@@ -3,6 +3,7 @@ proxy, as plexapi's connection goes: a real TLS server (the emulator with a self
 tests/fixtures/tls) and a real forwarding proxy on a socket."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 import threading
@@ -20,6 +21,7 @@ from mediasaged.plex.errors import PlexUnreachable, connection_reason
 from mediasaged.plex.transport import Transport, plex_session
 from tests.emulator import PlexEmulator, generate_library
 from tests.emulator.fixtures import EMULATOR_TOKEN
+from tests.test_plex_events import finished_event_job
 
 pytestmark = pytest.mark.timeout(30)
 TLS = Path(__file__).parent / "fixtures" / "tls"  # CN 127.0.0.1, valid until 2126 (README there)
@@ -123,3 +125,24 @@ def test_the_transport_itself_refuses_an_unknown_certificate(tls_emulator, monke
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(TLS / "cert.pem"))
     transport = Transport.like(plex_session(tls_emulator.url, True), tls_emulator.url, connections=1)
     assert transport.get(tls_emulator.url + "/identity", headers={}, params=None, timeout=5).status == 200
+
+
+async def test_the_daemon_trusts_a_ca_bundle_of_the_environment_in_every_client(tls_emulator, daemon_factory):
+    """A Plex behind a private CA, named by ``$REQUESTS_CA_BUNDLE``: the sync worker (plexapi, the
+    transport), the notification socket (wss) and the notified items' fetch (urllib) all verify
+    against it (plex/cabundle.py). A notified edit is then applied item by item, no listing read."""
+    emu = tls_emulator
+    daemon = await daemon_factory(plex_url=emu.url, token=emu.token, sync={"plex_events": True},
+                                  env={"REQUESTS_CA_BUNDLE": str(TLS / "cert.pem"), "CURL_CA_BUNDLE": ""})
+    job = await daemon.sync()
+    assert job["state"] == "succeeded", (job, daemon.log())
+    assert await asyncio.to_thread(emu.wait_for_ws_clients, 1, 20), daemon.log()
+    emu.request_log.clear()
+    key = sorted(emu.library.tracks, key=int)[0]
+    emu.edit_track(key, title="Edited over TLS")
+
+    job = await finished_event_job(daemon)
+
+    assert (job["state"], job["updated"]) == ("succeeded", 1), (job, daemon.log())
+    assert not [p for p in emu.request_log if "/all" in p], "fetched item by item, not by a fallback sync"
+    assert (await daemon.call("tracks.get", rating_keys=[key]))["tracks"][0]["title"] == "Edited over TLS"

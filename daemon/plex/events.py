@@ -32,6 +32,7 @@ from typing import Callable
 
 import websocket
 
+from .cabundle import websocket_sslopt
 from .frames import UNKNOWN_KIND, notifications_url, timeline_entries
 from .items import FetchFailed, ItemFetcher
 from .redact import redact, safe_url
@@ -133,7 +134,7 @@ class NotificationListener:
 
     def _follow(self, where: str) -> None:
         """Connect and read frames until the connection ends or stop() is called."""
-        sslopt = None if self._verify_ssl else {"cert_reqs": 0}
+        sslopt = websocket_sslopt(self._verify_ssl)
         ws = websocket.create_connection(notifications_url(self._url, self._token), timeout=self._timeout,
                                          sslopt=sslopt, enable_multithread=True)
         try:

@@ -12,7 +12,6 @@ the caller then falls back to an incremental sync.
 
 from __future__ import annotations
 
-import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,6 +21,7 @@ from typing import Iterator
 from .attrs import to_int
 from .redact import redact, safe_url
 from .body import clean_xml
+from .cabundle import ssl_context
 from .rows import GENRES_KEY, track_row
 from .sections import music_section
 
@@ -42,7 +42,7 @@ class ItemFetcher:
         self._base = safe_url(url)
         self._token = token
         self._timeout = timeout
-        self._context = None if verify_ssl else ssl._create_unverified_context()  # noqa: SLF001 - as configured
+        self._context = ssl_context(verify_ssl) if self._base.startswith("https:") else None
         self.requests = 0
         self.album_genres: dict[str, list[str]] = {}
         self._years: dict[str, int] = {}

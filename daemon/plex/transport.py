@@ -20,6 +20,8 @@ from urllib.parse import urlencode, urlsplit
 import requests
 import urllib3
 
+from .cabundle import ca_bundle
+
 # Like requests: a compressed answer is asked for and decoded (a remote server's XML shrinks ~10x).
 _HEADERS = {"Accept-Encoding": "gzip, deflate", "Accept": "*/*"}
 # No retries of its own (`PlexLibrary._fetch` retries what is worth it); redirects followed as
@@ -41,7 +43,7 @@ def plex_session(url: str, verify: bool | str) -> requests.Session:
     session.trust_env = False
     session.proxies.update(requests.utils.get_environ_proxies(url))  # no_proxy honoured
     if verify is True:
-        verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        verify = ca_bundle() or True  # (the rule every client of ours follows, `cabundle.py`)
     session.verify = verify
     return session
 
