@@ -21,6 +21,7 @@ from mediasaged.plex.errors import PlexUnreachable, connection_reason
 from mediasaged.plex.transport import Transport, plex_session
 from tests.emulator import PlexEmulator, generate_library
 from tests.emulator.fixtures import EMULATOR_TOKEN
+from tests.mirror import assert_mirror, cached_library, expected_library
 from tests.test_plex_events import finished_event_job
 
 pytestmark = pytest.mark.timeout(30)
@@ -146,3 +147,21 @@ async def test_the_daemon_trusts_a_ca_bundle_of_the_environment_in_every_client(
     assert (job["state"], job["updated"]) == ("succeeded", 1), (job, daemon.log())
     assert not [p for p in emu.request_log if "/all" in p], "fetched item by item, not by a fallback sync"
     assert (await daemon.call("tracks.get", rating_keys=[key]))["tracks"][0]["title"] == "Edited over TLS"
+
+
+async def test_a_server_that_compresses_its_answers_is_read_exactly(daemon_factory):
+    """Plex compresses an answer for a client that accepts it (PlexConnect#293), and the sync
+    worker does (as requests did): a full and an incremental sync of a compressing server are
+    exact, and the answers really came compressed."""
+    with PlexEmulator(generate_library(600, seed=5), token=EMULATOR_TOKEN, gzip=True) as emu:
+        answer = urllib3.PoolManager().request(
+            "GET", f"{emu.url}/library/sections/{emu.library.section_key}/all?type=10",
+            headers={"X-Plex-Token": emu.token, "Accept-Encoding": "gzip, deflate"}, decode_content=False)
+        assert answer.headers.get("Content-Encoding") in ("gzip", "deflate")
+        daemon = await daemon_factory(plex_url=emu.url, token=emu.token)
+        assert (await daemon.sync())["state"] == "succeeded", daemon.log()
+        for key in sorted(emu.library.tracks, key=int)[:30]:
+            emu.edit_track(key, title=f"Compressed {key}")
+        job = await daemon.sync(mode="incremental")
+        assert (job["state"], job["updated"]) == ("succeeded", 30), (job, daemon.log())
+        assert_mirror(await cached_library(daemon), expected_library(emu))

@@ -58,9 +58,12 @@ class PlexEmulator:
     def __init__(self, library: Library, *, token: str = "test-token", host: str = "127.0.0.1",
                  port: int = 0, slow_seconds: float = 5.0, render_seconds_per_track: float = 0.0,
                  other_music: Iterable[Library] = (), shared_tokens: Iterable[str] = (),
-                 tls: ssl.SSLContext | None = None):
+                 tls: ssl.SSLContext | None = None, gzip: bool = False):
         self.library = library
         self.tls = tls  # served over https (and wss) with this server context
+        # answers compressed for a client that accepts it, as Plex Media Server compresses them
+        # (PlexConnect#293: "allow PMS to gzip files requested by PlexConnect")
+        self.gzip = gzip
         # tokens of users the owner shared the library with: Plex serves them the library but
         # refuses them its notification websocket (HTTP 401; PlexKodiConnect#97's server log:
         # "authenticating user as guest", then 401 for /:/websockets/notifications)
@@ -300,7 +303,10 @@ class PlexEmulator:
             libtype = None
         fault = self.faults.match(RequestInfo(request.path_qs, start, size, libtype))
         if fault is None:
-            return await handler(request)
+            resp = await handler(request)
+            if self.gzip and type(resp) is web.Response:
+                resp.enable_compression()  # (by the request's Accept-Encoding)
+            return resp
         kind = fault.kind
         if kind == "short":
             request[_SHORT] = True
