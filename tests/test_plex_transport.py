@@ -4,10 +4,12 @@ tests/fixtures/tls) and a real forwarding proxy on a socket."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ssl
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -70,6 +72,12 @@ class _Forward(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):  # noqa: N802 - http.server's name
+        if self.server.credentials and self.headers.get("Proxy-Authorization") != self.server.credentials:
+            self.send_response(407)
+            self.send_header("Proxy-Authenticate", 'Basic realm="proxy"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.server.seen.append(self.path)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "proxy-connection")}
         direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -91,20 +99,27 @@ class _Forward(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def forwarding_proxy():
+def forwarding_proxy(user: str | None = None, password: str = ""):
+    """A proxy on a socket: yields (its URL, with the credentials if any; the URIs it forwarded).
+    With ``user``, a request without their Basic Proxy-Authorization is answered 407."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Forward)
     server.seen = []
+    server.credentials = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode() if user else None
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    login = f"{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password, safe='')}@" if user else ""
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", server.seen
+        yield f"http://{login}127.0.0.1:{server.server_address[1]}", server.seen
     finally:
         server.shutdown()
         server.server_close()
 
 
-def test_every_request_goes_through_the_proxy_of_the_environment(plex_emulator, monkeypatch):
-    with forwarding_proxy() as (proxy, seen):
+@pytest.mark.parametrize("login", [None, ("mediasage", "p@ss:w0rd")])
+def test_every_request_goes_through_the_proxy_of_the_environment(plex_emulator, monkeypatch, login):
+    """``http_proxy`` takes every request there, plexapi's and the transport's; credentials in
+    its URL are sent to the proxy (Basic, as requests sends them), by both."""
+    with forwarding_proxy(*(login or ())) as (proxy, seen):
         monkeypatch.setenv("http_proxy", proxy)
         monkeypatch.setenv("no_proxy", "")
         read_through(plex_emulator)

@@ -79,7 +79,13 @@ class Transport:
                 where = "ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"
                 tls = {"cert_reqs": "CERT_REQUIRED", where: bundle}
         options = dict(num_pools=2, maxsize=max(1, connections), block=False, retries=_RETRIES, **tls)
-        return cls(urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options))
+        if not proxy:
+            return cls(urllib3.PoolManager(**options))
+        # a proxy's credentials in its URL go as Proxy-Authorization, as requests sends them
+        user, password = requests.utils.get_auth_from_url(proxy)
+        if user:
+            options["proxy_headers"] = urllib3.make_headers(proxy_basic_auth=f"{user}:{password}")
+        return cls(urllib3.ProxyManager(proxy, **options))
 
     def get(self, url: str, *, headers: Mapping[str, str], params: Mapping[str, str] | None,
             timeout: float) -> Answer:
