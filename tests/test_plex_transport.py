@@ -19,7 +19,7 @@ import pytest
 import urllib3
 
 from mediasaged.plex.client import PlexLibrary
-from mediasaged.plex.errors import PlexUnreachable, connection_reason
+from mediasaged.plex.errors import PlexError, PlexUnreachable, connection_reason
 from mediasaged.plex.transport import Transport, plex_session
 from tests.emulator import PlexEmulator, generate_library
 from tests.emulator.fixtures import EMULATOR_TOKEN
@@ -180,3 +180,13 @@ async def test_a_server_that_compresses_its_answers_is_read_exactly(daemon_facto
         job = await daemon.sync(mode="incremental")
         assert (job["state"], job["updated"]) == ("succeeded", 30), (job, daemon.log())
         assert_mirror(await cached_library(daemon), expected_library(emu))
+
+
+def test_a_socks_proxy_is_refused_by_name():
+    """urllib3 speaks to http and https proxies only: a SOCKS one in the environment fails the sync
+    with a message naming it, not with an internal error."""
+    session = plex_session("http://127.0.0.1:32400", True)
+    session.proxies = {"http": "socks5://someone:secret@127.0.0.1:1080"}
+    with pytest.raises(PlexError) as ei:
+        Transport.like(session, "http://127.0.0.1:32400", connections=1)
+    assert "socks5 proxy" in str(ei.value) and "secret" not in str(ei.value)

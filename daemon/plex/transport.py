@@ -21,6 +21,8 @@ import requests
 import urllib3
 
 from .cabundle import ca_bundle
+from .errors import PlexError
+from .redact import safe_url
 
 # Like requests: a compressed answer is asked for and decoded (a remote server's XML shrinks ~10x).
 _HEADERS = {"Accept-Encoding": "gzip, deflate", "Accept": "*/*"}
@@ -81,6 +83,9 @@ class Transport:
         options = dict(num_pools=2, maxsize=max(1, connections), block=False, retries=_RETRIES, **tls)
         if not proxy:
             return cls(urllib3.PoolManager(**options))
+        if urlsplit(proxy).scheme not in ("http", "https"):
+            raise PlexError(f"the proxy {safe_url(proxy)} (http_proxy, https_proxy or all_proxy) is a "
+                            f"{urlsplit(proxy).scheme} proxy: only http and https proxies are supported")
         # a proxy's credentials in its URL go as Proxy-Authorization, as requests sends them
         user, password = requests.utils.get_auth_from_url(proxy)
         if user:
