@@ -115,12 +115,13 @@ def forwarding_proxy(user: str | None = None, password: str = ""):
         server.server_close()
 
 
-@pytest.mark.parametrize("login", [None, ("mediasage", "p@ss:w0rd")])
-def test_every_request_goes_through_the_proxy_of_the_environment(plex_emulator, monkeypatch, login):
-    """``http_proxy`` takes every request there, plexapi's and the transport's; credentials in
-    its URL are sent to the proxy (Basic, as requests sends them), by both."""
-    with forwarding_proxy(*(login or ())) as (proxy, seen):
-        monkeypatch.setenv("http_proxy", proxy)
+@pytest.mark.parametrize("form", ["plain", "login", "no scheme"])
+def test_every_request_goes_through_the_proxy_of_the_environment(plex_emulator, monkeypatch, form):
+    """``http_proxy`` takes every request there, plexapi's and the transport's: credentials in its
+    URL are sent to the proxy (Basic, as requests sends them), and ``host:port`` without a scheme
+    is an http proxy, for both."""
+    with forwarding_proxy(*(("mediasage", "p@ss:w0rd") if form == "login" else ())) as (proxy, seen):
+        monkeypatch.setenv("http_proxy", proxy.removeprefix("http://") if form == "no scheme" else proxy)
         monkeypatch.setenv("no_proxy", "")
         read_through(plex_emulator)
     paths = [urlsplit(uri).path for uri in seen]

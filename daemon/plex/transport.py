@@ -83,6 +83,7 @@ class Transport:
         options = dict(num_pools=2, maxsize=max(1, connections), block=False, retries=_RETRIES, **tls)
         if not proxy:
             return cls(urllib3.PoolManager(**options))
+        proxy = requests.utils.prepend_scheme_if_needed(proxy, "http")  # http_proxy=host:port, as requests
         if urlsplit(proxy).scheme not in ("http", "https"):
             raise PlexError(f"the proxy {safe_url(proxy)} (http_proxy, https_proxy or all_proxy) is a "
                             f"{urlsplit(proxy).scheme} proxy: only http and https proxies are supported")
