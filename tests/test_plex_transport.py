@@ -1,6 +1,8 @@
-"""The requests after connecting (plex/transport.py: urllib3, not requests) over TLS and through a
-proxy, as plexapi's connection goes: a real TLS server (the emulator with a self-signed certificate,
-tests/fixtures/tls) and a real forwarding proxy on a socket."""
+"""How we reach Plex, against real parts: the requests after connecting (plex/transport.py: urllib3,
+not requests) over TLS, through a proxy and from a compressing server, as plexapi's connection
+goes; and one CA bundle for every client of the daemon (plex/cabundle.py). The emulator serves
+https with a self-signed certificate (tests/fixtures/tls); the proxy is a forwarding one on a
+socket."""
 from __future__ import annotations
 
 import asyncio
