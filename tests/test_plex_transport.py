@@ -22,7 +22,7 @@ import urllib3
 
 from mediasaged.plex.client import PlexLibrary
 from mediasaged.plex.errors import PlexError, PlexUnreachable, connection_reason
-from mediasaged.plex.transport import Transport, plex_session
+from mediasaged.plex.transport import Transport, on_this_machine, plex_session
 from tests.emulator import PlexEmulator, generate_library
 from tests.emulator.fixtures import EMULATOR_TOKEN
 from tests.mirror import assert_mirror, cached_library, expected_library
@@ -167,15 +167,19 @@ async def test_the_daemon_trusts_a_ca_bundle_of_the_environment_in_every_client(
     assert (await daemon.call("tracks.get", rating_keys=[key]))["tracks"][0]["title"] == "Edited over TLS"
 
 
-async def test_a_server_that_compresses_its_answers_is_read_exactly(daemon_factory):
-    """Plex compresses an answer for a client that accepts it (PlexConnect#293), and the sync
-    worker does (as requests did): a full and an incremental sync of a compressing server are
-    exact, and the answers really came compressed."""
+async def test_a_compressing_server_is_read_exactly_and_asked_to_compress_unless_on_this_machine(daemon_factory):
+    """Plex compresses an answer for a client that asks (PlexConnect#293). The transport asks unless
+    Plex is on this machine (bytes cost nothing there; compressing and decompressing them cost CPU
+    on both sides), and decodes what comes compressed. A full and an incremental sync of a
+    compressing server are exact."""
     with PlexEmulator(generate_library(600, seed=5), token=EMULATOR_TOKEN, gzip=True) as emu:
-        answer = urllib3.PoolManager().request(
-            "GET", f"{emu.url}/library/sections/{emu.library.section_key}/all?type=10",
-            headers={"X-Plex-Token": emu.token, "Accept-Encoding": "gzip, deflate"}, decode_content=False)
-        assert answer.headers.get("Content-Encoding") in ("gzip", "deflate")
+        listing = f"{emu.url}/library/sections/{emu.library.section_key}/all?type=10"
+        session = plex_session(emu.url, True)
+        for compressed, encodings in ((None, {None}), (False, {None}), (True, {"gzip", "deflate"})):
+            answer = Transport.like(session, emu.url, connections=1, compressed=compressed).get(
+                listing, headers={"X-Plex-Token": emu.token}, params=None, timeout=5)
+            assert answer.headers.get("Content-Encoding") in encodings, compressed
+            assert answer.body.startswith(b"<?xml") and b"</MediaContainer>" in answer.body
         daemon = await daemon_factory(plex_url=emu.url, token=emu.token)
         assert (await daemon.sync())["state"] == "succeeded", daemon.log()
         for key in sorted(emu.library.tracks, key=int)[:30]:
@@ -183,6 +187,14 @@ async def test_a_server_that_compresses_its_answers_is_read_exactly(daemon_facto
         job = await daemon.sync(mode="incremental")
         assert (job["state"], job["updated"]) == ("succeeded", 30), (job, daemon.log())
         assert_mirror(await cached_library(daemon), expected_library(emu))
+
+
+@pytest.mark.parametrize("url, here", [
+    ("http://127.0.0.1:32400", True), ("http://127.8.9.10:32400", True), ("http://[::1]:32400", True),
+    ("http://localhost:32400", True), ("https://LocalHost", True), ("http://192.168.1.20:32400", False),
+    ("https://192-168-1-20.0123456789abcdef.plex.direct:32400", False), ("http://plex:32400", False)])
+def test_which_servers_are_on_this_machine(url, here):
+    assert on_this_machine(url) is here
 
 
 def test_a_socks_proxy_is_refused_by_name():
