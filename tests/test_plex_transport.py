@@ -146,13 +146,17 @@ def test_the_transport_itself_refuses_an_unknown_certificate(tls_emulator, monke
     assert transport.get(tls_emulator.url + "/identity", headers={}, params=None, timeout=5).status == 200
 
 
-async def test_the_daemon_trusts_a_ca_bundle_of_the_environment_in_every_client(tls_emulator, daemon_factory):
-    """A Plex behind a private CA, named by ``$REQUESTS_CA_BUNDLE``: the sync worker (plexapi, the
-    transport), the notification socket (wss) and the notified items' fetch (urllib) all verify
-    against it (plex/cabundle.py). A notified edit is then applied item by item, no listing read."""
+@pytest.mark.parametrize("where", ["REQUESTS_CA_BUNDLE", "system store"])
+async def test_the_daemon_trusts_a_private_ca_in_every_client(tls_emulator, daemon_factory, tmp_path, where):
+    """A Plex behind a private CA, named by ``$REQUESTS_CA_BUNDLE`` or installed in the system's store
+    (here ``$SSL_CERT_FILE``, OpenSSL's own variable): the sync worker (plexapi, the transport), the
+    notification socket (wss) and the notified items' fetch (urllib) all verify against it
+    (plex/cabundle.py). A notified edit is then applied item by item, no listing read."""
     emu = tls_emulator
-    daemon = await daemon_factory(plex_url=emu.url, token=emu.token, sync={"plex_events": True},
-                                  env={"REQUESTS_CA_BUNDLE": str(TLS / "cert.pem"), "CURL_CA_BUNDLE": ""})
+    cert = str(TLS / "cert.pem")
+    env = ({"REQUESTS_CA_BUNDLE": cert, "CURL_CA_BUNDLE": ""} if where == "REQUESTS_CA_BUNDLE" else
+           {"REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": "", "SSL_CERT_FILE": cert, "SSL_CERT_DIR": str(tmp_path)})
+    daemon = await daemon_factory(plex_url=emu.url, token=emu.token, sync={"plex_events": True}, env=env)
     job = await daemon.sync()
     assert job["state"] == "succeeded", (job, daemon.log())
     assert await asyncio.to_thread(emu.wait_for_ws_clients, 1, 20), daemon.log()

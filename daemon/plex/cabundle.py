@@ -2,11 +2,13 @@
 
 Three clients talk to Plex: the sync worker (plexapi's requests session and the urllib3 pool
 after it, `transport.py`), the daemon's targeted fetches (urllib, `items.ItemFetcher`) and its
-notification socket (websocket-client, `events.py`). Each verifies against its library's
-default store unless the environment names a CA bundle the way requests reads one:
-``$REQUESTS_CA_BUNDLE``, else ``$CURL_CA_BUNDLE`` (a file, or a directory of hashed
-certificates). Then all three use it: a Plex behind a private CA is trusted, or not, by all of
-them alike. Standard library only (the daemon process imports it).
+notification socket (websocket-client, `events.py`). All three verify against the CA bundle the
+environment names the way requests reads one (``$REQUESTS_CA_BUNDLE``, else
+``$CURL_CA_BUNDLE``: a file, or a directory of hashed certificates); else against the store
+Python's own clients use, OpenSSL's default (``$SSL_CERT_FILE`` and ``$SSL_CERT_DIR`` honoured:
+where a private CA installed on the system is). Only where the system has no store at all does
+the worker fall back to certifi's, requests' default. So a Plex behind a private CA is trusted,
+or not, by all of them alike. Standard library only (the daemon process imports it).
 """
 from __future__ import annotations
 
@@ -17,6 +19,21 @@ import ssl
 def ca_bundle() -> str | None:
     """The CA bundle the environment names (a file or a directory), or None: the client's default."""
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+
+
+def worker_store() -> str | bool:
+    """What the sync worker verifies against (requests' and urllib3's ``verify``): the bundle the
+    environment names; else the system's store as Python finds it (its default file, else its
+    directory); else True: certifi's."""
+    bundle = ca_bundle()
+    if bundle is not None:
+        return bundle
+    paths = ssl.get_default_verify_paths()
+    if paths.cafile and os.path.isfile(paths.cafile):
+        return paths.cafile
+    if paths.capath and os.path.isdir(paths.capath):
+        return paths.capath
+    return True
 
 
 def _locations(bundle: str) -> dict[str, str]:

@@ -21,7 +21,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 import urllib3
 
-from .cabundle import ca_bundle
+from .cabundle import worker_store
 from .errors import PlexError
 from .redact import safe_url
 
@@ -41,7 +41,8 @@ def plex_session(url: str, verify: bool | str) -> requests.Session:
     read once.
 
     requests reads the proxy variables (``*_proxy``, ``no_proxy``) and the CA-bundle ones
-    (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``) again for every request: ~0.3 ms of a
+    (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``; the store is chosen by `cabundle.worker_store`)
+    again for every request: ~0.3 ms of a
     request's ~0.9 ms here. Every request goes to this one server, so they are read here
     as requests reads them for its URL, and the session is told not to read them again
     (`Transport.like` takes them from it). ``~/.netrc`` is not read: Plex authenticates by
@@ -50,7 +51,7 @@ def plex_session(url: str, verify: bool | str) -> requests.Session:
     session.trust_env = False
     session.proxies.update(requests.utils.get_environ_proxies(url))  # no_proxy honoured
     if verify is True:
-        verify = ca_bundle() or True  # (the rule every client of ours follows, `cabundle.py`)
+        verify = worker_store()  # (the rule every client of ours follows, `cabundle.py`)
     session.verify = verify
     return session
 
