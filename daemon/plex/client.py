@@ -23,7 +23,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from collections import deque  # noqa: E402
 import urllib.parse  # noqa: E402
-from typing import Callable, Iterator, NamedTuple  # noqa: E402
+from typing import Callable, Iterator  # noqa: E402
 
 import plexapi  # noqa: E402
 import plexapi.exceptions as plex_exc  # noqa: E402
@@ -41,7 +41,7 @@ from .errors import (PlexBadResponse, PlexError, PlexHTTPError, PlexUnauthorized
 from . import retry  # noqa: E402
 from .ledger import KeyLedger, PlexCountMismatch  # noqa: E402
 from .redact import redact, safe_url  # noqa: E402
-from .sections import MUSIC, music_section, same_name  # noqa: E402
+from .sections import MUSIC, Section, listed, music_section, same_name  # noqa: E402
 from .xml import strict_parser  # noqa: E402
 from .fetchers import Fetchers  # noqa: E402
 from .transport import Transport, plex_session  # noqa: E402
@@ -56,14 +56,6 @@ __all__ = ["PlexError", "PlexUnauthorized", "PlexUnreachable", "SectionNotFound"
 
 MAX_BACKOFF = 30.0  # seconds: the longest wait between retries of our own choosing
 _NOT_FOUND_FAILS = object()  # `_fetch_each`: an HTTP 404 is an error
-
-
-class Section(NamedTuple):
-    """A library section as ``/library/sections`` lists it."""
-
-    key: str
-    title: str
-    type: str | None
 
 
 class _Retryable(retry.Retryable):
@@ -131,8 +123,7 @@ class PlexLibrary(TrackReads, AlbumReads):
                 server = PlexServer(url, token, session=session, timeout=timeout)
                 # the sections straight from their list (plexapi's `library.sections()` asks
                 # `/library` first: a request more before the sync's first)
-                return server, [Section(str(d.get("key")), d.get("title") or "", d.get("type"))
-                                for d in server.query("/library/sections").iter("Directory")]
+                return server, listed(server.query("/library/sections"))
             except Exception as exc:  # noqa: BLE001 - translated
                 raise cls._translate(exc, safe, token, timeout) from None
 

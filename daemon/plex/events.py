@@ -58,7 +58,8 @@ class NotificationListener:
     def __init__(self, url: str, token: str, *, verify_ssl: bool, timeout: float,
                  on_change: Callable[[list[dict]], None], section_id: Callable[[], str | None] = lambda: None,
                  on_connect: Callable[[], None] = lambda: None, on_rejected: Callable[[], None] = lambda: None,
-                 on_refused: Callable[[], None] = lambda: None, ping_after: float = PING_AFTER, pong_within: float = PONG_WITHIN, max_message: int = MAX_MESSAGE):
+                 on_refused: Callable[[], None] = lambda: None, ping_after: float = PING_AFTER,
+                 pong_within: float = PONG_WITHIN, max_message: int = MAX_MESSAGE):
         self._url = url
         self._token = token
         self._verify_ssl = verify_ssl

@@ -23,7 +23,7 @@ from .redact import redact, safe_url
 from .body import clean_xml
 from .cabundle import ssl_context
 from .rows import GENRES_KEY, track_row
-from .sections import music_section
+from .sections import Section, listed, music_section
 
 BATCH = 100  # keys per /library/metadata request
 # bytes of one answer read in the daemon (100 tracks' metadata are ~0.5 MB, an album of 4,000
@@ -90,10 +90,9 @@ class ItemFetcher:
         root = self._get("/identity")
         return root.get("machineIdentifier") or ""
 
-    def sections(self) -> list[tuple[str | None, str | None, str | None]]:
-        """(key, title, type) of the server's library sections, in Plex's order."""
-        root = self._get("/library/sections")
-        return [(d.get("key"), d.get("title"), d.get("type")) for d in root.iter("Directory")]
+    def sections(self) -> list[Section]:
+        """The server's library sections, in Plex's order."""
+        return listed(self._get("/library/sections"))
 
     def section_key(self, library: str) -> str | None:
         """The key of the music section ``library`` names now (`sections.music_section`); None: none."""

@@ -1,5 +1,6 @@
-"""Which library section ``plex.library`` names: one rule for the sync worker (plexapi's sections)
-and the daemon's checks (``/library/sections`` read with the standard library).
+"""Which library section ``plex.library`` names: one rule, and one reading of ``/library/sections``,
+for the sync worker (the answer as plexapi parses it) and the daemon's checks (the standard
+library's parser).
 
 A music section is one of type ``artist``; the name is compared without case and surrounding
 blanks; of several music sections of that name, the first Plex lists is the one.
@@ -7,9 +8,22 @@ blanks; of several music sections of that name, the first Plex lists is the one.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable, NamedTuple
 
 MUSIC = "artist"  # a music section's type
+
+
+class Section(NamedTuple):
+    """A library section as ``/library/sections`` lists it."""
+
+    key: str | None
+    title: str
+    type: str | None
+
+
+def listed(root: Any) -> list[Section]:
+    """The sections of a ``/library/sections`` answer (an ElementTree element), in Plex's order."""
+    return [Section(d.get("key"), d.get("title") or "", d.get("type")) for d in root.iter("Directory")]
 
 
 def same_name(title: str | None, library: str) -> bool:

@@ -114,30 +114,29 @@ class TrackReads:
             while total is None or start < total:
                 query = self._listing_params(params)
                 try:
-                    if total and self.concurrent_pages > 1:  # (a filtered listing's total: from its first page)
-                        if ahead is None or ahead.params != query:
-                            if ahead is not None:
-                                ahead.close()
-                            ahead = Prefetch(self, path, query, page_size, self.concurrent_pages)
-                        try:
-                            container, rows = parse_page(ahead.take(start, total, what))
-                        except (etree.XMLSyntaxError, ValueError):  # refetched in sequence, with retries
-                            container, rows = self._fetch(path, params=query, what=what(start), parse=parse_page,
-                                                          headers=self._page_headers(start, page_size))
-                    elif self.concurrent_pages > 1:  # a filtered listing's first page: its total comes with it
-                        body = self._fetch(path, params=query, what=what(start), parse=raw,
-                                           headers=self._page_headers(start, page_size))
-                        hint = container_total(body)
-                        if hint is not None and hint > start + page_size:
-                            # the next pages are asked for while this one is parsed
-                            ahead = Prefetch(self, path, query, page_size, self.concurrent_pages)
-                            ahead.keep(start + page_size, hint, what)
+                    body: bytes | None = None  # None: the page comes in sequence, with retries
+                    if self.concurrent_pages > 1:
+                        if total:  # (a filtered listing's total: from its first page)
+                            if ahead is None or ahead.params != query:
+                                if ahead is not None:
+                                    ahead.close()
+                                ahead = Prefetch(self, path, query, page_size, self.concurrent_pages)
+                            body = ahead.take(start, total, what)
+                        else:  # a filtered listing's first page: the total comes with it
+                            body = self._fetch(path, params=query, what=what(start), parse=raw,
+                                               headers=self._page_headers(start, page_size))
+                            hint = container_total(body)
+                            if hint is not None and hint > start + page_size:
+                                # the next pages are asked for while this one is parsed
+                                if ahead is not None:
+                                    ahead.close()
+                                ahead = Prefetch(self, path, query, page_size, self.concurrent_pages)
+                                ahead.keep(start + page_size, hint, what)
                         try:
                             container, rows = parse_page(body)
-                        except (etree.XMLSyntaxError, ValueError):  # fetched again, with retries
-                            container, rows = self._fetch(path, params=query, what=what(start), parse=parse_page,
-                                                          headers=self._page_headers(start, page_size))
-                    else:
+                        except (etree.XMLSyntaxError, ValueError):  # fetched again
+                            body = None
+                    if body is None:
                         container, rows = self._fetch(path, params=query, what=what(start), parse=parse_page,
                                                       headers=self._page_headers(start, page_size))
                 except PlexHTTPError as exc:

@@ -102,7 +102,8 @@ class PlexEmulator:
 
     @property
     def ws_url(self) -> str:
-        return f"{'wss' if self.tls else 'ws'}://{self.host}:{self.port}/:/websockets/notifications?X-Plex-Token={self.token}"
+        scheme = "wss" if self.tls else "ws"
+        return f"{scheme}://{self.host}:{self.port}/:/websockets/notifications?X-Plex-Token={self.token}"
 
     def start(self) -> "PlexEmulator":
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
